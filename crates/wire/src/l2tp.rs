@@ -1,0 +1,1 @@
+//! TODO(helper): l2tp view.
