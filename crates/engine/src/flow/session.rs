@@ -1,0 +1,136 @@
+//! One NAT session: a LAN endpoint talking to one remote endpoint through one mapping
+//! (RFC 4787 §4.1 terms), with the TCP state RFC 7857 §2.1 asks for.
+
+use crate::verdict::Side;
+
+/// Transport protocols the NAPT engine translates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP (ports).
+    Tcp = 0,
+    /// UDP (ports).
+    Udp = 1,
+    /// ICMP query messages (the identifier stands in for the port, RFC 5508 §3.1).
+    Icmp = 2,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+            Self::Icmp => 1,
+        }
+    }
+
+    /// From an IP protocol number.
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Self::Tcp),
+            17 => Some(Self::Udp),
+            1 => Some(Self::Icmp),
+            _ => None,
+        }
+    }
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Icmp => "icmp",
+        }
+    }
+
+    /// Every protocol.
+    pub const ALL: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Icmp];
+}
+
+/// Session state flags.
+pub(crate) mod state {
+    /// A packet went out (LAN → WAN).
+    pub(crate) const SEEN_OUT: u8 = 0x01;
+    /// A packet came in (WAN → LAN): the session is replied.
+    pub(crate) const SEEN_IN: u8 = 0x02;
+    /// FIN seen from the LAN side.
+    pub(crate) const FIN_OUT: u8 = 0x04;
+    /// FIN seen from the WAN side.
+    pub(crate) const FIN_IN: u8 = 0x08;
+    /// The last segment seen was a RST (RFC 7857 §2.1: keep the session 4 minutes).
+    pub(crate) const RST: u8 = 0x10;
+    /// A SYN was seen from the LAN side.
+    pub(crate) const SYN_OUT: u8 = 0x20;
+    /// A SYN was seen from the WAN side.
+    pub(crate) const SYN_IN: u8 = 0x40;
+}
+
+/// A session, 72 bytes. Fields are packed by hand to keep the table within the memory bar.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Session {
+    pub(crate) lan_ip: u32,
+    pub(crate) remote_ip: u32,
+    pub(crate) ext_ip: u32,
+    pub(crate) lan_port: u16,
+    pub(crate) remote_port: u16,
+    pub(crate) ext_port: u16,
+    pub(crate) slot: u16,
+    pub(crate) proto: u8,
+    pub(crate) flags: u8,
+    /// Which wheel holds it (see `Table::wheel_for`).
+    pub(crate) wheel: u8,
+    pub(crate) mapping: u32,
+    pub(crate) last_seen: u64,
+    pub(crate) wheel_prev: u32,
+    pub(crate) wheel_next: u32,
+    pub(crate) map_prev: u32,
+    pub(crate) map_next: u32,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
+}
+
+impl Session {
+    pub(crate) fn proto(&self) -> Proto {
+        match self.proto {
+            0 => Proto::Tcp,
+            1 => Proto::Udp,
+            _ => Proto::Icmp,
+        }
+    }
+
+    /// Established: replied, and for TCP not closing nor reset. Everything else is evicted first.
+    pub(crate) fn is_established(&self) -> bool {
+        let both = state::SEEN_OUT | state::SEEN_IN;
+        if self.flags & both != both {
+            return false;
+        }
+        if self.proto == Proto::Tcp as u8 {
+            let fins = state::FIN_OUT | state::FIN_IN;
+            return self.flags & state::RST == 0 && self.flags & fins != fins;
+        }
+        true
+    }
+
+    /// Applies the TCP flags of a segment seen from `side` (RFC 7857 §2.1, RFC 6146 §3.5.2).
+    pub(crate) fn track_tcp(&mut self, side: Side, tcp_flags: u8) {
+        use natpass_wire::tcp::flags::{FIN, RST, SYN};
+        if tcp_flags & RST != 0 {
+            self.flags |= state::RST;
+            return;
+        }
+        // Any other segment after a RST means the connection lives on (RFC 7857 §2.1).
+        self.flags &= !state::RST;
+        let (syn, fin) = match side {
+            Side::Lan => (state::SYN_OUT, state::FIN_OUT),
+            Side::Wan => (state::SYN_IN, state::FIN_IN),
+        };
+        if tcp_flags & SYN != 0 {
+            self.flags |= syn;
+            // A new SYN reopens a closed 4-tuple.
+            self.flags &= !(state::FIN_OUT | state::FIN_IN);
+        }
+        if tcp_flags & FIN != 0 {
+            self.flags |= fin;
+        }
+    }
+}

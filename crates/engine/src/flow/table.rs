@@ -1,0 +1,678 @@
+//! The session table: a slab of sessions with two hash indexes (LAN view and WAN view), the
+//! endpoint-independent mappings they share (RFC 4787 REQ-1, RFC 5382 REQ-1), paired address
+//! pooling (RFC 4787 REQ-2), port allocation (REQ-3), per-host limits (RFC 6888 REQ-4) and
+//! expiry on two timing wheels (RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-2).
+//!
+//! Memory is bounded: at most `max_sessions` sessions; every index is sized for that at start,
+//! so the established path never allocates.
+
+use core::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::{HashMap, HashTable};
+
+use super::ports::PortMap;
+use super::session::{Proto, Session, state};
+use super::wheel::{NIL, SLOTS, Wheel};
+use crate::config::{EngineConfig, Filtering};
+use crate::time::Instant;
+use crate::verdict::DropReason;
+
+/// The wheel of sessions evicted first: unreplied, opening, closing, reset.
+const EVICTABLE: u8 = 0;
+/// The wheel of established sessions.
+const ESTABLISHED: u8 = 1;
+const NS: u64 = 1_000_000_000;
+
+/// An endpoint-independent mapping: (LAN address, LAN port, protocol) → (public address, port).
+#[derive(Clone, Debug, Default)]
+struct Mapping {
+    lan_ip: u32,
+    lan_port: u16,
+    ext_port: u16,
+    ext_idx: u16,
+    proto: u8,
+    sessions: u32,
+    head: u32,
+}
+
+/// What the table knows of a LAN host: its paired public address and its session count.
+#[derive(Clone, Copy, Debug)]
+struct Host {
+    ext_idx: u16,
+    sessions: u32,
+}
+
+/// A read-only summary of one session, for listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The protocol.
+    pub proto: Proto,
+    /// LAN address and port (ICMP: identifier).
+    pub lan: (u32, u16),
+    /// Public address and port.
+    pub ext: (u32, u16),
+    /// Remote address and port (ICMP: 0).
+    pub remote: (u32, u16),
+    /// Established (replied and, for TCP, open), as opposed to opening/closing/unreplied.
+    pub established: bool,
+    /// When the last packet was seen.
+    pub last_seen: Instant,
+    /// Bytes LAN → WAN.
+    pub bytes_out: u64,
+    /// Bytes WAN → LAN.
+    pub bytes_in: u64,
+}
+
+/// Session timeouts in nanoseconds, by class.
+#[derive(Clone, Copy, Debug)]
+struct TimeoutsNs {
+    udp: u64,
+    tcp_est: u64,
+    tcp_trans: u64,
+    icmp: u64,
+    port_reuse_secs: u64,
+}
+
+pub(crate) struct Table {
+    pub(crate) sessions: Vec<Session>,
+    free: Vec<u32>,
+    live: u32,
+    in2out: HashTable<u32>,
+    out2in: HashTable<u32>,
+    mappings: Vec<Mapping>,
+    map_free: Vec<u32>,
+    map_index: HashTable<u32>,
+    ports: Vec<[PortMap; 3]>,
+    pub(crate) public: Vec<u32>,
+    hosts: HashMap<u32, Host, FixedState>,
+    hosts_per_ext: Vec<u32>,
+    wheels: [Wheel; 2],
+    hasher: FixedState,
+    rng: u64,
+    swept_to: u64,
+    max_sessions: u32,
+    max_per_host: u32,
+    timeouts: TimeoutsNs,
+    pub(crate) evicted: u64,
+    pub(crate) expired: u64,
+    pub(crate) created: u64,
+}
+
+#[inline]
+fn key(proto: u8, a_ip: u32, a_port: u16, b_ip: u32, b_port: u16) -> u128 {
+    (u128::from(a_ip) << 96)
+        | (u128::from(b_ip) << 64)
+        | (u128::from(a_port) << 48)
+        | (u128::from(b_port) << 32)
+        | u128::from(proto)
+}
+
+impl Session {
+    #[inline]
+    fn in_key(&self) -> u128 {
+        key(
+            self.proto,
+            self.lan_ip,
+            self.lan_port,
+            self.remote_ip,
+            self.remote_port,
+        )
+    }
+
+    #[inline]
+    fn out_key(&self) -> u128 {
+        key(
+            self.proto,
+            self.ext_ip,
+            self.ext_port,
+            self.remote_ip,
+            self.remote_port,
+        )
+    }
+}
+
+impl Table {
+    pub(crate) fn new(config: &EngineConfig, now: Instant) -> Self {
+        let hasher = FixedState::with_seed(config.seed);
+        let cap = config.max_sessions as usize;
+        let t = &config.timeouts;
+        let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            sessions: Vec::with_capacity(cap),
+            free: Vec::new(),
+            live: 0,
+            in2out: HashTable::with_capacity(cap),
+            out2in: HashTable::with_capacity(cap),
+            mappings: Vec::new(),
+            map_free: Vec::new(),
+            map_index: HashTable::new(),
+            ports: config
+                .public_addrs
+                .iter()
+                .map(|_| [PortMap::new(), PortMap::new(), PortMap::new()])
+                .collect(),
+            public: config.public_addrs.iter().map(|&a| u32::from(a)).collect(),
+            hosts: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x5bd1e995)),
+            hosts_per_ext: vec![0; config.public_addrs.len()],
+            wheels: [Wheel::new(), Wheel::new()],
+            hasher,
+            rng: config.seed | 1,
+            swept_to: now.secs(),
+            max_sessions: config.max_sessions,
+            max_per_host: config.max_sessions_per_host,
+            timeouts: TimeoutsNs {
+                udp: ns(t.udp),
+                tcp_est: ns(t.tcp_established),
+                tcp_trans: ns(t.tcp_transitory),
+                icmp: ns(t.icmp),
+                port_reuse_secs: t.port_reuse_delay.as_secs(),
+            },
+            evicted: 0,
+            expired: 0,
+            created: 0,
+        }
+    }
+
+    /// Sessions alive now.
+    pub(crate) fn len(&self) -> u32 {
+        self.live
+    }
+
+    /// Mappings alive now.
+    pub(crate) fn mapping_count(&self) -> usize {
+        self.mappings.len() - self.map_free.len()
+    }
+
+    /// Public ports in use, by public address and protocol.
+    pub(crate) fn ports_used(&self, ext_idx: usize, proto: Proto) -> u32 {
+        self.ports
+            .get(ext_idx)
+            .map_or(0, |p| p[proto as usize].used())
+    }
+
+    /// The index of public address `ip`, if it is one of ours.
+    #[inline]
+    pub(crate) fn ext_index(&self, ip: u32) -> Option<usize> {
+        self.public.iter().position(|&p| p == ip)
+    }
+
+    #[inline]
+    fn hash(&self, k: u128) -> u64 {
+        self.hasher.hash_one(k)
+    }
+
+    /// The session a LAN → WAN packet belongs to.
+    #[inline]
+    pub(crate) fn find_out(
+        &self,
+        proto: Proto,
+        lan_ip: u32,
+        lan_port: u16,
+        rem_ip: u32,
+        rem_port: u16,
+    ) -> Option<u32> {
+        let k = key(proto as u8, lan_ip, lan_port, rem_ip, rem_port);
+        let s = &self.sessions;
+        self.in2out
+            .find(self.hash(k), |&i| s[i as usize].in_key() == k)
+            .copied()
+    }
+
+    /// The session a WAN → LAN packet belongs to.
+    #[inline]
+    pub(crate) fn find_in(
+        &self,
+        proto: Proto,
+        ext_ip: u32,
+        ext_port: u16,
+        rem_ip: u32,
+        rem_port: u16,
+    ) -> Option<u32> {
+        let k = key(proto as u8, ext_ip, ext_port, rem_ip, rem_port);
+        let s = &self.sessions;
+        self.out2in
+            .find(self.hash(k), |&i| s[i as usize].out_key() == k)
+            .copied()
+    }
+
+    /// True when a mapping owns public `ext_ip:port` for `proto`.
+    pub(crate) fn find_in_port(&self, proto: Proto, ext_ip: u32, port: u16) -> bool {
+        self.ext_index(ext_ip)
+            .and_then(|i| self.ports[i][proto as usize].owner(port))
+            .is_some()
+    }
+
+    /// Marks a packet seen on session `idx`, moving it between wheels when its class changes.
+    #[inline]
+    pub(crate) fn touch(
+        &mut self,
+        idx: u32,
+        now: Instant,
+        from_lan: bool,
+        bytes: usize,
+        tcp_flags: Option<u8>,
+    ) {
+        let s = &mut self.sessions[idx as usize];
+        s.last_seen = now.as_nanos();
+        let before = s.flags;
+        if from_lan {
+            s.bytes_out += bytes as u64;
+            s.flags |= state::SEEN_OUT;
+        } else {
+            s.bytes_in += bytes as u64;
+            s.flags |= state::SEEN_IN;
+        }
+        if let Some(f) = tcp_flags {
+            s.track_tcp(
+                if from_lan {
+                    crate::Side::Lan
+                } else {
+                    crate::Side::Wan
+                },
+                f,
+            );
+        }
+        if s.flags != before {
+            let want = if s.is_established() {
+                ESTABLISHED
+            } else {
+                EVICTABLE
+            };
+            if want != s.wheel {
+                self.refile(idx, now);
+            }
+        }
+    }
+
+    fn timeout_of(&self, s: &Session) -> u64 {
+        match s.proto() {
+            Proto::Udp => self.timeouts.udp,
+            Proto::Icmp => self.timeouts.icmp,
+            Proto::Tcp if s.is_established() => self.timeouts.tcp_est,
+            Proto::Tcp => self.timeouts.tcp_trans,
+        }
+    }
+
+    /// The wheel second a session must next be looked at: its expiry, rounded up, within reach.
+    fn due_second(&self, s: &Session) -> u64 {
+        let exp = s.last_seen.saturating_add(self.timeout_of(s));
+        exp.div_ceil(NS)
+            .clamp(self.swept_to + 1, self.swept_to + SLOTS)
+    }
+
+    fn file(&mut self, idx: u32) {
+        let s = &self.sessions[idx as usize];
+        let wheel = if s.is_established() {
+            ESTABLISHED
+        } else {
+            EVICTABLE
+        };
+        let at = self.due_second(s);
+        self.sessions[idx as usize].wheel = wheel;
+        self.wheels[usize::from(wheel)].link(&mut self.sessions, idx, at);
+    }
+
+    fn refile(&mut self, idx: u32, _now: Instant) {
+        let w = self.sessions[idx as usize].wheel;
+        self.wheels[usize::from(w)].unlink(&mut self.sessions, idx);
+        self.file(idx);
+    }
+
+    fn next_rand(&mut self) -> u32 {
+        // xorshift64*: port randomisation only, seeded by the driver.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+
+    /// Makes room for one session: evicts an unreplied or transitory session first, the
+    /// established session closest to expiry only when there is none.
+    fn make_room(&mut self) -> Result<(), DropReason> {
+        if self.live < self.max_sessions {
+            return Ok(());
+        }
+        let from = self.swept_to + 1;
+        let victim = self.wheels[usize::from(EVICTABLE)]
+            .first_from(from)
+            .or_else(|| self.wheels[usize::from(ESTABLISHED)].first_from(from))
+            .ok_or(DropReason::SessionTableFull)?;
+        self.remove(victim);
+        self.evicted += 1;
+        Ok(())
+    }
+
+    /// The host entry for `lan_ip`, created with the least-used public address (paired pooling).
+    fn host_for(&mut self, lan_ip: u32) -> Result<Host, DropReason> {
+        if let Some(h) = self.hosts.get(&lan_ip) {
+            if h.sessions >= self.max_per_host {
+                return Err(DropReason::HostSessionLimit);
+            }
+            return Ok(*h);
+        }
+        let ext_idx = self
+            .hosts_per_ext
+            .iter()
+            .enumerate()
+            .min_by_key(|&(_, n)| *n)
+            .map_or(0, |(i, _)| i);
+        Ok(Host {
+            ext_idx: ext_idx as u16,
+            sessions: 0,
+        })
+    }
+
+    fn find_mapping(&self, proto: Proto, lan_ip: u32, lan_port: u16) -> Option<u32> {
+        let k = key(proto as u8, lan_ip, lan_port, 0, 0);
+        let m = &self.mappings;
+        self.map_index
+            .find(self.hash(k), |&i| {
+                let x = &m[i as usize];
+                key(x.proto, x.lan_ip, x.lan_port, 0, 0) == k
+            })
+            .copied()
+    }
+
+    /// The EIM mapping for a LAN endpoint, created when absent.
+    fn mapping_for(
+        &mut self,
+        now: Instant,
+        proto: Proto,
+        lan_ip: u32,
+        lan_port: u16,
+        ext_idx: u16,
+    ) -> Result<u32, DropReason> {
+        if let Some(m) = self.find_mapping(proto, lan_ip, lan_port) {
+            return Ok(m);
+        }
+        let idx = match self.map_free.pop() {
+            Some(i) => i,
+            None => {
+                self.mappings.push(Mapping::default());
+                (self.mappings.len() - 1) as u32
+            }
+        };
+        let rand = self.next_rand();
+        let Some(ext_port) = self.ports[usize::from(ext_idx)][proto as usize].allocate(
+            lan_port,
+            rand,
+            now.secs(),
+            idx,
+        ) else {
+            self.map_free.push(idx);
+            return Err(DropReason::PortsExhausted);
+        };
+        self.mappings[idx as usize] = Mapping {
+            lan_ip,
+            lan_port,
+            ext_port,
+            ext_idx,
+            proto: proto as u8,
+            sessions: 0,
+            head: NIL,
+        };
+        let h = self.hash(key(proto as u8, lan_ip, lan_port, 0, 0));
+        let m = &self.mappings;
+        self.map_index.insert_unique(h, idx, |&i| {
+            let x = &m[i as usize];
+            self.hasher
+                .hash_one(key(x.proto, x.lan_ip, x.lan_port, 0, 0))
+        });
+        Ok(idx)
+    }
+
+    /// Opens a session for a LAN → WAN packet that matched none.
+    pub(crate) fn create_outbound(
+        &mut self,
+        now: Instant,
+        proto: Proto,
+        lan_ip: u32,
+        lan_port: u16,
+        rem_ip: u32,
+        rem_port: u16,
+    ) -> Result<u32, DropReason> {
+        self.make_room()?;
+        let host = self.host_for(lan_ip)?;
+        let m = self.mapping_for(now, proto, lan_ip, lan_port, host.ext_idx)?;
+        Ok(self.insert(now, m, rem_ip, rem_port))
+    }
+
+    /// Opens a session for a WAN → LAN packet to public `ext_ip:ext_port` that matched none,
+    /// if a mapping owns that port and the filtering policy lets `rem_ip:rem_port` in
+    /// (RFC 4787 §5 REQ-8).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create_inbound(
+        &mut self,
+        now: Instant,
+        proto: Proto,
+        ext_idx: usize,
+        ext_port: u16,
+        rem_ip: u32,
+        rem_port: u16,
+        filtering: Filtering,
+    ) -> Result<u32, DropReason> {
+        let m = self.ports[ext_idx][proto as usize]
+            .owner(ext_port)
+            .ok_or(DropReason::NoMapping)?;
+        match filtering {
+            Filtering::EndpointIndependent => {}
+            Filtering::AddressDependent => {
+                let mut n = self.mappings[m as usize].head;
+                let mut known = false;
+                while n != NIL {
+                    let s = &self.sessions[n as usize];
+                    if s.remote_ip == rem_ip {
+                        known = true;
+                        break;
+                    }
+                    n = s.map_next;
+                }
+                if !known {
+                    return Err(DropReason::Filtered);
+                }
+            }
+            Filtering::AddressAndPortDependent => return Err(DropReason::Filtered),
+        }
+        let lan_ip = self.mappings[m as usize].lan_ip;
+        if self
+            .hosts
+            .get(&lan_ip)
+            .is_some_and(|h| h.sessions >= self.max_per_host)
+        {
+            return Err(DropReason::HostSessionLimit);
+        }
+        // Eviction may free this very mapping if its only session goes: check it still stands.
+        self.make_room()?;
+        let m = self.ports[ext_idx][proto as usize]
+            .owner(ext_port)
+            .ok_or(DropReason::NoMapping)?;
+        Ok(self.insert(now, m, rem_ip, rem_port))
+    }
+
+    fn insert(&mut self, now: Instant, m: u32, rem_ip: u32, rem_port: u16) -> u32 {
+        let map = self.mappings[m as usize].clone();
+        let s = Session {
+            lan_ip: map.lan_ip,
+            remote_ip: rem_ip,
+            ext_ip: self.public[usize::from(map.ext_idx)],
+            lan_port: map.lan_port,
+            remote_port: rem_port,
+            ext_port: map.ext_port,
+            proto: map.proto,
+            mapping: m,
+            last_seen: now.as_nanos(),
+            map_prev: NIL,
+            map_next: map.head,
+            wheel_prev: NIL,
+            wheel_next: NIL,
+            ..Default::default()
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.sessions[i as usize] = s;
+                i
+            }
+            None => {
+                self.sessions.push(s);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        if map.head != NIL {
+            self.sessions[map.head as usize].map_prev = idx;
+        }
+        let mm = &mut self.mappings[m as usize];
+        mm.head = idx;
+        mm.sessions += 1;
+        let host = self.hosts.entry(map.lan_ip).or_insert_with(|| {
+            self.hosts_per_ext[usize::from(map.ext_idx)] += 1;
+            Host {
+                ext_idx: map.ext_idx,
+                sessions: 0,
+            }
+        });
+        host.sessions += 1;
+        let (ik, ok) = (
+            self.sessions[idx as usize].in_key(),
+            self.sessions[idx as usize].out_key(),
+        );
+        let (hi, ho) = (self.hash(ik), self.hash(ok));
+        let sessions = &self.sessions;
+        let hasher = &self.hasher;
+        self.in2out
+            .insert_unique(hi, idx, |&i| hasher.hash_one(sessions[i as usize].in_key()));
+        self.out2in.insert_unique(ho, idx, |&i| {
+            hasher.hash_one(sessions[i as usize].out_key())
+        });
+        self.file(idx);
+        self.live += 1;
+        self.created += 1;
+        idx
+    }
+
+    /// Removes session `idx` from the wheel it is in, then from everything else.
+    pub(crate) fn remove(&mut self, idx: u32) {
+        let w = self.sessions[idx as usize].wheel;
+        self.wheels[usize::from(w)].unlink(&mut self.sessions, idx);
+        self.forget(idx);
+    }
+
+    /// Removes a session already taken out of its wheel.
+    fn forget(&mut self, idx: u32) {
+        let s = self.sessions[idx as usize].clone();
+        let (hi, ho) = (self.hash(s.in_key()), self.hash(s.out_key()));
+        if let Ok(e) = self.in2out.find_entry(hi, |&i| i == idx) {
+            e.remove();
+        }
+        if let Ok(e) = self.out2in.find_entry(ho, |&i| i == idx) {
+            e.remove();
+        }
+        if s.map_prev == NIL {
+            self.mappings[s.mapping as usize].head = s.map_next;
+        } else {
+            self.sessions[s.map_prev as usize].map_next = s.map_next;
+        }
+        if s.map_next != NIL {
+            self.sessions[s.map_next as usize].map_prev = s.map_prev;
+        }
+        let m = &mut self.mappings[s.mapping as usize];
+        m.sessions -= 1;
+        if m.sessions == 0 {
+            let m = m.clone();
+            let until = self.swept_to.max(s.last_seen / NS) + self.timeouts.port_reuse_secs;
+            self.ports[usize::from(m.ext_idx)][usize::from(m.proto)].release(m.ext_port, until);
+            let h = self.hash(key(m.proto, m.lan_ip, m.lan_port, 0, 0));
+            if let Ok(e) = self.map_index.find_entry(h, |&i| i == s.mapping) {
+                e.remove();
+            }
+            self.map_free.push(s.mapping);
+        }
+        if let Some(h) = self.hosts.get_mut(&s.lan_ip) {
+            h.sessions -= 1;
+            if h.sessions == 0 {
+                let ext = usize::from(h.ext_idx);
+                self.hosts.remove(&s.lan_ip);
+                self.hosts_per_ext[ext] -= 1;
+            }
+        }
+        self.free.push(idx);
+        self.live -= 1;
+    }
+
+    /// Expires every session idle past its timer, up to `now`. Returns how many went.
+    pub(crate) fn sweep(&mut self, now: Instant) -> u64 {
+        let target = now.secs();
+        if target <= self.swept_to {
+            return 0;
+        }
+        let from = self.swept_to + 1;
+        let to = target.min(self.swept_to + SLOTS);
+        let mut gone = 0;
+        // Re-filed sessions must land after `target`.
+        let old_swept = self.swept_to;
+        self.swept_to = target;
+        for sec in from..=to {
+            for w in [EVICTABLE, ESTABLISHED] {
+                let mut n = self.wheels[usize::from(w)].take_slot(&self.sessions, sec);
+                while n != NIL {
+                    let next = self.sessions[n as usize].wheel_next;
+                    let s = &self.sessions[n as usize];
+                    if s.last_seen.saturating_add(self.timeout_of(s)) <= now.as_nanos() {
+                        self.forget(n);
+                        gone += 1;
+                    } else {
+                        self.file(n);
+                    }
+                    n = next;
+                }
+            }
+        }
+        let _ = old_swept;
+        self.expired += gone;
+        gone
+    }
+
+    /// The next second at which a sweep may have work, if there are sessions.
+    pub(crate) fn next_sweep(&self) -> Option<Instant> {
+        (self.live > 0).then(|| Instant::from_secs(self.swept_to + 1))
+    }
+
+    /// A summary of session `idx`.
+    pub(crate) fn info(&self, idx: u32) -> SessionInfo {
+        let s = &self.sessions[idx as usize];
+        SessionInfo {
+            proto: s.proto(),
+            lan: (s.lan_ip, s.lan_port),
+            ext: (s.ext_ip, s.ext_port),
+            remote: (s.remote_ip, s.remote_port),
+            established: s.is_established(),
+            last_seen: Instant::from_nanos(s.last_seen),
+            bytes_out: s.bytes_out,
+            bytes_in: s.bytes_in,
+        }
+    }
+
+    /// Every live session.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = SessionInfo> + '_ {
+        let mut dead = vec![false; self.sessions.len()];
+        for &f in &self.free {
+            dead[f as usize] = true;
+        }
+        (0..self.sessions.len() as u32)
+            .filter(move |&i| !dead[i as usize])
+            .map(|i| self.info(i))
+    }
+
+    /// Bytes held by the table's own structures (sessions, indexes, mappings, ports, hosts).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let sess = self.sessions.capacity() * core::mem::size_of::<Session>();
+        let idx = (self.in2out.capacity() + self.out2in.capacity() + self.map_index.capacity()) * 5;
+        let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
+        let ports = self.ports.len() * 3 * 65536 * 4;
+        let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);
+        let free = (self.free.capacity() + self.map_free.capacity()) * 4;
+        sess + idx + maps + ports + hosts + free + 2 * SLOTS as usize * 4
+    }
+}

@@ -1,0 +1,192 @@
+//! The packet path: ingress checks (RFC 1812 §5.2.2, §5.3.1, §5.3.7; BCP 38), then NAPT for
+//! TCP/UDP/ICMP queries ([`napt`]), ICMP errors ([`icmp_error`], RFC 5508), fragments
+//! ([`fragments`], RFC 4787 REQ-14, RFC 6864) and the errors the router sends itself
+//! ([`icmp_reply`], RFC 792, RFC 1191).
+
+pub(crate) mod fragments;
+pub(crate) mod icmp_error;
+pub(crate) mod icmp_reply;
+pub(crate) mod napt;
+
+use natpass_wire::ipv4::Ipv4Packet;
+use natpass_wire::{Error as WireError, icmp};
+
+use crate::time::Instant;
+use crate::verdict::{DropReason, Side, Verdict};
+use crate::{Engine, Proto};
+
+/// Addresses no packet may come from: 0/8, 127/8, 169.254/16, 224/4 and 240/4
+/// (RFC 1812 §5.3.7, RFC 6890).
+#[inline]
+pub(crate) fn is_martian_src(ip: u32) -> bool {
+    let a = ip >> 24;
+    a == 0 || a == 127 || a >= 224 || ip >> 16 == 0xa9fe
+}
+
+/// Addresses a NAT does not forward to: 0/8, 127/8, multicast, reserved and broadcast.
+#[inline]
+pub(crate) fn is_martian_dst(ip: u32) -> bool {
+    let a = ip >> 24;
+    a == 0 || a == 127 || a >= 224
+}
+
+/// The checked view of an ingress packet, or the reason it is refused.
+fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
+    match Ipv4Packet::new_checked(&*packet) {
+        Ok(ip) if ip.verify_checksum() => Ok(()),
+        Ok(_) => Err(DropReason::BadIpChecksum),
+        Err(WireError::BadVersion) => Err(DropReason::NotIpv4),
+        Err(_) => Err(DropReason::Malformed),
+    }
+}
+
+/// A LAN → WAN packet (or LAN → public address: hairpinning).
+pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    if let Err(r) = check_ip(packet) {
+        return Verdict::Drop(r);
+    }
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let (src, dst) = (ip.src(), ip.dst());
+    if !e.config.lan_networks.iter().any(|n| n.contains(src)) {
+        return Verdict::Drop(DropReason::LanSpoofedSource);
+    }
+    if is_martian_dst(dst) || e.config.lan_networks.iter().any(|n| n.contains(dst)) {
+        // Broadcasts, multicast and LAN-to-LAN traffic are not the NAT's to forward.
+        return Verdict::Drop(DropReason::Martian);
+    }
+    if dst == u32::from(e.config.lan_addr) {
+        return Verdict::Drop(DropReason::ForRouter);
+    }
+    if ip.ttl() <= 1 {
+        icmp_reply::time_exceeded(e, now, Side::Lan, packet);
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    let hairpin = e.table.ext_index(dst).is_some();
+    if hairpin && ip.is_fragment() {
+        // Hairpinning carries whole datagrams only; a fragmented one is not turned around.
+        return Verdict::Drop(DropReason::FragmentDropped);
+    }
+    let egress_mtu = if hairpin {
+        e.config.lan_mtu
+    } else {
+        e.config.wan_mtu
+    };
+    if ip.total_len() > egress_mtu && ip.dont_frag() {
+        icmp_reply::frag_needed(e, now, Side::Lan, packet, egress_mtu);
+        return Verdict::Drop(DropReason::FragmentationNeeded);
+    }
+    let v = if ip.is_fragment() {
+        fragments::from_lan(e, now, packet)
+    } else {
+        outbound(e, now, packet)
+    };
+    if v != Verdict::Forward(Side::Wan) {
+        return v;
+    }
+    if hairpin {
+        // RFC 4787 REQ-9, RFC 5382 REQ-8: the packet now carries our public source; deliver it
+        // to the mapping it targets as if it came from outside.
+        e.stats.hairpinned += 1;
+        return inbound(e, now, packet);
+    }
+    fit_mtu(e, packet, Side::Wan)
+}
+
+/// A WAN → LAN packet.
+pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    if let Err(r) = check_ip(packet) {
+        return Verdict::Drop(r);
+    }
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let (src, dst) = (ip.src(), ip.dst());
+    if is_martian_src(src) || src == 0xffff_ffff {
+        return Verdict::Drop(DropReason::Martian);
+    }
+    if e.config.lan_networks.iter().any(|n| n.contains(src)) || e.table.ext_index(src).is_some() {
+        return Verdict::Drop(DropReason::WanSpoofedSource);
+    }
+    if e.table.ext_index(dst).is_none() {
+        return Verdict::Drop(DropReason::NotOurAddress);
+    }
+    if ip.ttl() <= 1 {
+        icmp_reply::time_exceeded(e, now, Side::Wan, packet);
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    if ip.total_len() > e.config.lan_mtu && ip.dont_frag() {
+        icmp_reply::frag_needed(e, now, Side::Wan, packet, e.config.lan_mtu);
+        return Verdict::Drop(DropReason::FragmentationNeeded);
+    }
+    let v = if ip.is_fragment() {
+        fragments::from_wan(e, now, packet)
+    } else {
+        inbound(e, now, packet)
+    };
+    if v != Verdict::Forward(Side::Lan) {
+        return v;
+    }
+    fit_mtu(e, packet, Side::Lan)
+}
+
+/// Splits a translated packet larger than the egress MTU (DF clear) into the outbox.
+fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
+    let mtu = match side {
+        Side::Lan => e.config.lan_mtu,
+        Side::Wan => e.config.wan_mtu,
+    };
+    let total = Ipv4Packet::new_unchecked(&*packet).total_len();
+    if total <= mtu {
+        return Verdict::Forward(side);
+    }
+    fragments::split(e, packet, side, mtu);
+    Verdict::Consumed
+}
+
+/// The LAN → WAN translation of a whole (unfragmented or first-fragment) datagram.
+pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    match ip.protocol() {
+        6 => napt::outbound(e, now, packet, Proto::Tcp),
+        17 => napt::outbound(e, now, packet, Proto::Udp),
+        1 => {
+            let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if m.is_error() {
+                icmp_error::outbound(e, packet)
+            } else if matches!(
+                m.msg_type(),
+                icmp::kind::ECHO_REQUEST | icmp::kind::TIMESTAMP
+            ) {
+                napt::outbound(e, now, packet, Proto::Icmp)
+            } else {
+                Verdict::Drop(DropReason::IcmpUnsupported)
+            }
+        }
+        _ => Verdict::Drop(DropReason::UnsupportedProtocol),
+    }
+}
+
+/// The WAN → LAN translation of a whole (unfragmented or first-fragment) datagram.
+pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    match ip.protocol() {
+        6 => napt::inbound(e, now, packet, Proto::Tcp),
+        17 => napt::inbound(e, now, packet, Proto::Udp),
+        1 => {
+            let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if m.is_error() {
+                icmp_error::inbound(e, packet)
+            } else if matches!(
+                m.msg_type(),
+                icmp::kind::ECHO_REPLY | icmp::kind::TIMESTAMP_REPLY
+            ) {
+                napt::inbound(e, now, packet, Proto::Icmp)
+            } else {
+                Verdict::Drop(DropReason::NoMapping)
+            }
+        }
+        _ => Verdict::Drop(DropReason::UnsupportedProtocol),
+    }
+}

@@ -1,0 +1,115 @@
+//! What the engine decides for each packet, and why it drops one.
+
+/// The side of the router a packet arrives on or leaves by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The inside network, behind the NAT.
+    Lan,
+    /// The outside network, the public side.
+    Wan,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Lan => Self::Wan,
+            Self::Wan => Self::Lan,
+        }
+    }
+}
+
+/// The outcome of [`crate::Engine::process`].
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The packet was rewritten in place; send its first `total length` bytes out of `Side`.
+    Forward(Side),
+    /// The packet was taken over by the engine: held (an out-of-order fragment) or split into
+    /// fragments for the egress MTU. What results comes out of `poll_transmit`.
+    Consumed,
+    /// The packet must not be sent. The reason was counted.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
+        /// Why a packet was dropped. Every reason has a counter in [`crate::Stats`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum DropReason { $( $(#[doc = $doc])* $variant, )* }
+
+        impl DropReason {
+            /// Every reason, in declaration order (the order of the counters).
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// The number of reasons.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A short stable name, used in metrics and summaries.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than its headers, or a length field points past the packet.
+    Malformed => "malformed",
+    /// Not IPv4 (natpass is a NAT44; IPv6 is not routed).
+    NotIpv4 => "not_ipv4",
+    /// The IPv4 header checksum does not verify (RFC 1812 §5.2.2).
+    BadIpChecksum => "bad_ip_checksum",
+    /// An ICMP message whose checksum does not verify (RFC 5508 REQ-3).
+    BadIcmpChecksum => "bad_icmp_checksum",
+    /// TTL would reach zero; a Time Exceeded was queued when allowed (RFC 1812 §5.3.1).
+    TtlExceeded => "ttl_exceeded",
+    /// DF set and larger than the egress MTU; Fragmentation Needed was queued (RFC 1191).
+    FragmentationNeeded => "fragmentation_needed",
+    /// From the WAN with a source that is on the LAN or ours (BCP 38).
+    WanSpoofedSource => "wan_spoofed_source",
+    /// A martian address: 0/8, 127/8, 169.254/16, multicast or reserved as source, or
+    /// broadcast/multicast as destination (RFC 1812 §5.3.7).
+    Martian => "martian",
+    /// From the LAN with a source outside the LAN networks.
+    LanSpoofedSource => "lan_spoofed_source",
+    /// From the WAN to an address that is not one of the public addresses.
+    NotOurAddress => "not_our_address",
+    /// Inbound to a port with no mapping (unsolicited).
+    NoMapping => "no_mapping",
+    /// A mapping exists but the filtering policy refuses this remote (RFC 4787 §5).
+    Filtered => "filtered",
+    /// An ICMP error whose embedded packet matches no session (RFC 5508 REQ-4: silent drop).
+    IcmpErrorNoSession => "icmp_error_no_session",
+    /// An ICMP type natpass does not translate.
+    IcmpUnsupported => "icmp_unsupported",
+    /// A protocol natpass does not translate (and no passthrough module takes).
+    UnsupportedProtocol => "unsupported_protocol",
+    /// A TCP segment that cannot open a session (RFC 7857 §2.1: only SYN opens one inbound).
+    TcpNoSyn => "tcp_no_syn",
+    /// No free public port for a new mapping.
+    PortsExhausted => "ports_exhausted",
+    /// The LAN host reached its session limit (RFC 6888 REQ-4).
+    HostSessionLimit => "host_session_limit",
+    /// The session table is full and nothing could be evicted.
+    SessionTableFull => "session_table_full",
+    /// A fragment whose first fragment never arrived in time, or beyond the hold limits.
+    FragmentDropped => "fragment_dropped",
+    /// Addressed to the router itself on a port it does not serve.
+    ForRouter => "for_router",
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A packet the engine produced itself (ICMP errors, released or split fragments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub side: Side,
+    /// The IPv4 packet.
+    pub packet: Vec<u8>,
+}
