@@ -1,1 +1,289 @@
-//! placeholder
+//! natpass configuration: one TOML file (TOML 1.0), parsed and validated into the engine's
+//! settings. Errors name the key, its line and the fix; nothing half-valid gets through.
+//!
+//! ```toml
+//! [nat]
+//! public_addrs = ["203.0.113.1"]
+//! lan_networks = ["192.168.1.0/24"]
+//! lan_addr = "192.168.1.1"
+//! filtering = "address-dependent"   # or "endpoint-independent", "address-and-port-dependent"
+//!
+//! [timeouts]   # seconds; RFC floors are enforced
+//! udp = 300
+//! tcp_established = 7440
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use natpass_engine::{ConfigError, EngineConfig, Filtering, Ipv4Net};
+use serde::Deserialize;
+
+/// A configuration natpass refuses, with where and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Not TOML, an unknown key, or a value of the wrong type.
+    #[error("line {line}: {message}")]
+    Syntax {
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value that parses but is wrong.
+    #[error("line {line}: {key}: {message}")]
+    Value {
+        /// 1-based line of the key (0 when it is a default).
+        line: usize,
+        /// The key, dotted.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    nat: Nat,
+    #[serde(default)]
+    timeouts: Timers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nat {
+    public_addrs: Option<Vec<String>>,
+    lan_networks: Option<Vec<String>>,
+    lan_addr: Option<String>,
+    filtering: Option<String>,
+    max_sessions: Option<u32>,
+    max_sessions_per_host: Option<u32>,
+    wan_mtu: Option<u16>,
+    lan_mtu: Option<u16>,
+    max_held_fragments: Option<u32>,
+    max_held_fragment_bytes: Option<u32>,
+    icmp_errors_per_sec: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Timers {
+    udp: Option<u64>,
+    tcp_established: Option<u64>,
+    tcp_transitory: Option<u64>,
+    icmp: Option<u64>,
+    port_reuse_delay: Option<u64>,
+    fragment: Option<u64>,
+}
+
+/// The 1-based line where `key = ` is first set inside `[table]`, or 0.
+fn line_of(text: &str, table: &str, key: &str) -> usize {
+    let mut in_table = false;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            in_table = t.trim_start_matches('[').trim_end_matches(']').trim() == table;
+            continue;
+        }
+        if in_table && t.split('=').next().is_some_and(|k| k.trim() == key) {
+            return i + 1;
+        }
+    }
+    0
+}
+
+fn value_error(text: &str, table: &str, key: &str, message: String) -> Error {
+    Error::Value {
+        line: line_of(text, table, key),
+        key: format!("{table}.{key}"),
+        message,
+    }
+}
+
+fn parse_net(s: &str) -> Option<Ipv4Net> {
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let len: u8 = l.parse().ok().filter(|&n| n <= 32)?;
+    Some(Ipv4Net::new(a.parse().ok()?, len))
+}
+
+/// Parses and validates a configuration file's text.
+pub fn parse(text: &str) -> Result<EngineConfig, Error> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map_or(0, |t| t.matches('\n').count() + 1);
+        Error::Syntax {
+            line,
+            message: e.message().to_string(),
+        }
+    })?;
+    let mut c = EngineConfig::default();
+    let n = &file.nat;
+    if let Some(v) = &n.public_addrs {
+        c.public_addrs = v
+            .iter()
+            .map(|s| {
+                s.parse::<Ipv4Addr>().map_err(|_| {
+                    value_error(
+                        text,
+                        "nat",
+                        "public_addrs",
+                        format!("{s:?} is not an IPv4 address; write it like \"203.0.113.1\""),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(v) = &n.lan_networks {
+        c.lan_networks = v
+            .iter()
+            .map(|s| {
+                parse_net(s).ok_or_else(|| {
+                    value_error(
+                        text,
+                        "nat",
+                        "lan_networks",
+                        format!("{s:?} is not a network; write it like \"192.168.1.0/24\""),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(s) = &n.lan_addr {
+        c.lan_addr = s.parse().map_err(|_| {
+            value_error(
+                text,
+                "nat",
+                "lan_addr",
+                format!("{s:?} is not an IPv4 address; write it like \"192.168.1.1\""),
+            )
+        })?;
+    }
+    if let Some(s) = &n.filtering {
+        c.filtering = match s.as_str() {
+            "endpoint-independent" => Filtering::EndpointIndependent,
+            "address-dependent" => Filtering::AddressDependent,
+            "address-and-port-dependent" => Filtering::AddressAndPortDependent,
+            _ => {
+                return Err(value_error(
+                    text,
+                    "nat",
+                    "filtering",
+                    format!(
+                        "{s:?} is not a filtering mode; use \"endpoint-independent\", \"address-dependent\" or \"address-and-port-dependent\""
+                    ),
+                ));
+            }
+        };
+    }
+    c.max_sessions = n.max_sessions.unwrap_or(c.max_sessions);
+    c.max_sessions_per_host = n.max_sessions_per_host.unwrap_or(c.max_sessions_per_host);
+    c.wan_mtu = n.wan_mtu.unwrap_or(c.wan_mtu);
+    c.lan_mtu = n.lan_mtu.unwrap_or(c.lan_mtu);
+    c.max_held_fragments = n.max_held_fragments.unwrap_or(c.max_held_fragments);
+    c.max_held_fragment_bytes = n
+        .max_held_fragment_bytes
+        .unwrap_or(c.max_held_fragment_bytes);
+    c.icmp_errors_per_sec = n.icmp_errors_per_sec.unwrap_or(c.icmp_errors_per_sec);
+    let t = &file.timeouts;
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    c.timeouts.udp = secs(t.udp, c.timeouts.udp);
+    c.timeouts.tcp_established = secs(t.tcp_established, c.timeouts.tcp_established);
+    c.timeouts.tcp_transitory = secs(t.tcp_transitory, c.timeouts.tcp_transitory);
+    c.timeouts.icmp = secs(t.icmp, c.timeouts.icmp);
+    c.timeouts.port_reuse_delay = secs(t.port_reuse_delay, c.timeouts.port_reuse_delay);
+    c.timeouts.fragment = secs(t.fragment, c.timeouts.fragment);
+    c.validate().map_err(|e| {
+        let (table, key) = match &e {
+            ConfigError::TimerBelowFloor { name, .. } => {
+                name.split_once('.').unwrap_or(("nat", name))
+            }
+            ConfigError::OutOfRange { name, .. } => name.split_once('.').unwrap_or(("nat", name)),
+            ConfigError::NoPublicAddress | ConfigError::BadPublicAddress(_) => {
+                ("nat", "public_addrs")
+            }
+            ConfigError::PublicInsideLan(..) => ("nat", "public_addrs"),
+            _ => ("nat", ""),
+        };
+        let mut err = value_error(text, table, key, e.to_string());
+        if let Error::Value { message, .. } = &mut err {
+            // The engine's message already names the key; keep only the reason and the fix.
+            *message = e.to_string();
+        }
+        err
+    })?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let c = parse(
+            r#"
+[nat]
+public_addrs = ["203.0.113.5", "203.0.113.6"]
+lan_networks = ["10.1.0.0/16"]
+lan_addr = "10.1.0.1"
+filtering = "endpoint-independent"
+wan_mtu = 1400
+
+[timeouts]
+udp = 600
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.public_addrs.len(), 2);
+        assert_eq!(c.filtering, Filtering::EndpointIndependent);
+        assert_eq!(c.timeouts.udp, Duration::from_secs(600));
+        assert_eq!(c.wan_mtu, 1400);
+        assert_eq!(c.lan_networks[0].to_string(), "10.1.0.0/16");
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(parse("").unwrap(), EngineConfig::default());
+    }
+
+    #[test]
+    fn timer_below_floor_names_line_and_fix() {
+        let e = parse("[nat]\n\n[timeouts]\nudp = 30\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 4: timeouts.udp"), "{e}");
+        assert!(e.contains("set it to 120 or more"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_line() {
+        let e = parse("[nat]\npublic_addr = [\"1.2.3.4\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(e.contains("public_addr"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_and_mode_explain_the_format() {
+        let e = parse("[nat]\nlan_networks = [\"192.168.1.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("192.168.1.0/24"), "{e}");
+        let e = parse("[nat]\nfiltering = \"full-cone\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("endpoint-independent"), "{e}");
+        let e = parse("[nat]\npublic_addrs = [\"192.168.1.1\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside the LAN network"), "{e}");
+    }
+}
