@@ -127,8 +127,7 @@ impl Engine {
         let i = self
             .table
             .find_out(proto, lan.0, lan.1, remote.0, remote.1)?;
-        let s = &self.table.sessions[i as usize];
-        Some((s.ext_ip, s.ext_port))
+        Some(self.table.ext_of(i))
     }
 
     /// The public address a LAN host is paired with now, if it has sessions (RFC 4787 REQ-2).

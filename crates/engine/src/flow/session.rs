@@ -63,22 +63,23 @@ pub(crate) mod state {
     pub(crate) const SYN_OUT: u8 = 0x20;
     /// A SYN was seen from the WAN side.
     pub(crate) const SYN_IN: u8 = 0x40;
+    /// Bookkeeping, not state: the session is filed in the established wheel.
+    pub(crate) const IN_ESTABLISHED_WHEEL: u8 = 0x80;
 }
 
-/// A session, 72 bytes. Fields are packed by hand to keep the table within the memory bar.
+/// A session, 64 bytes. Fields are packed by hand to keep the table within the memory bar.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Session {
     pub(crate) lan_ip: u32,
     pub(crate) remote_ip: u32,
-    pub(crate) ext_ip: u32,
     pub(crate) lan_port: u16,
     pub(crate) remote_port: u16,
     pub(crate) ext_port: u16,
+    /// Index of the public address in the pool.
+    pub(crate) ext_idx: u16,
     pub(crate) slot: u16,
     pub(crate) proto: u8,
     pub(crate) flags: u8,
-    /// Which wheel holds it (see `Table::wheel_for`).
-    pub(crate) wheel: u8,
     pub(crate) mapping: u32,
     pub(crate) last_seen: u64,
     pub(crate) wheel_prev: u32,
@@ -90,6 +91,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Which wheel holds it: 0 evictable, 1 established.
+    #[inline]
+    pub(crate) fn wheel(&self) -> u8 {
+        u8::from(self.flags & state::IN_ESTABLISHED_WHEEL != 0)
+    }
+
     pub(crate) fn proto(&self) -> Proto {
         match self.proto {
             0 => Proto::Tcp,
@@ -132,5 +139,16 @@ impl Session {
         if tcp_flags & FIN != 0 {
             self.flags |= fin;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_is_64_bytes() {
+        // The memory bar (≤ 128 bytes per session, indexes and mapping included) rests on it.
+        assert_eq!(core::mem::size_of::<Session>(), 64);
     }
 }

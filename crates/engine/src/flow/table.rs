@@ -121,10 +121,11 @@ impl Session {
     }
 
     #[inline]
-    fn out_key(&self) -> u128 {
+    fn out_key(&self, public: &[u32]) -> u128 {
+        let ext_ip = public.get(usize::from(self.ext_idx)).copied().unwrap_or(0);
         key(
             self.proto,
-            self.ext_ip,
+            ext_ip,
             self.ext_port,
             self.remote_ip,
             self.remote_port,
@@ -230,10 +231,23 @@ impl Table {
         rem_port: u16,
     ) -> Option<u32> {
         let k = key(proto as u8, ext_ip, ext_port, rem_ip, rem_port);
-        let s = &self.sessions;
+        let (s, p) = (&self.sessions, &self.public);
         self.out2in
-            .find(self.hash(k), |&i| s[i as usize].out_key() == k)
+            .find(self.hash(k), |&i| s[i as usize].out_key(p) == k)
             .copied()
+    }
+
+    /// The public address and port of session `idx`.
+    #[inline]
+    pub(crate) fn ext_of(&self, idx: u32) -> (u32, u16) {
+        let s = &self.sessions[idx as usize];
+        (
+            self.public
+                .get(usize::from(s.ext_idx))
+                .copied()
+                .unwrap_or(0),
+            s.ext_port,
+        )
     }
 
     /// True when a mapping owns public `ext_ip:port` for `proto`.
@@ -279,7 +293,7 @@ impl Table {
             } else {
                 EVICTABLE
             };
-            if want != s.wheel {
+            if want != s.wheel() {
                 self.refile(idx, now);
             }
         }
@@ -309,12 +323,17 @@ impl Table {
             EVICTABLE
         };
         let at = self.due_second(s);
-        self.sessions[idx as usize].wheel = wheel;
+        let f = &mut self.sessions[idx as usize].flags;
+        if wheel == ESTABLISHED {
+            *f |= state::IN_ESTABLISHED_WHEEL;
+        } else {
+            *f &= !state::IN_ESTABLISHED_WHEEL;
+        }
         self.wheels[usize::from(wheel)].link(&mut self.sessions, idx, at);
     }
 
     fn refile(&mut self, idx: u32, _now: Instant) {
-        let w = self.sessions[idx as usize].wheel;
+        let w = self.sessions[idx as usize].wheel();
         self.wheels[usize::from(w)].unlink(&mut self.sessions, idx);
         self.file(idx);
     }
@@ -497,7 +516,7 @@ impl Table {
         let s = Session {
             lan_ip: map.lan_ip,
             remote_ip: rem_ip,
-            ext_ip: self.public[usize::from(map.ext_idx)],
+            ext_idx: map.ext_idx,
             lan_port: map.lan_port,
             remote_port: rem_port,
             ext_port: map.ext_port,
@@ -536,15 +555,16 @@ impl Table {
         host.sessions += 1;
         let (ik, ok) = (
             self.sessions[idx as usize].in_key(),
-            self.sessions[idx as usize].out_key(),
+            self.sessions[idx as usize].out_key(&self.public),
         );
         let (hi, ho) = (self.hash(ik), self.hash(ok));
         let sessions = &self.sessions;
         let hasher = &self.hasher;
+        let public = &self.public;
         self.in2out
             .insert_unique(hi, idx, |&i| hasher.hash_one(sessions[i as usize].in_key()));
         self.out2in.insert_unique(ho, idx, |&i| {
-            hasher.hash_one(sessions[i as usize].out_key())
+            hasher.hash_one(sessions[i as usize].out_key(public))
         });
         self.file(idx);
         self.live += 1;
@@ -554,7 +574,7 @@ impl Table {
 
     /// Removes session `idx` from the wheel it is in, then from everything else.
     pub(crate) fn remove(&mut self, idx: u32) {
-        let w = self.sessions[idx as usize].wheel;
+        let w = self.sessions[idx as usize].wheel();
         self.wheels[usize::from(w)].unlink(&mut self.sessions, idx);
         self.forget(idx);
     }
@@ -562,7 +582,7 @@ impl Table {
     /// Removes a session already taken out of its wheel.
     fn forget(&mut self, idx: u32) {
         let s = self.sessions[idx as usize].clone();
-        let (hi, ho) = (self.hash(s.in_key()), self.hash(s.out_key()));
+        let (hi, ho) = (self.hash(s.in_key()), self.hash(s.out_key(&self.public)));
         if let Ok(e) = self.in2out.find_entry(hi, |&i| i == idx) {
             e.remove();
         }
@@ -645,7 +665,7 @@ impl Table {
         SessionInfo {
             proto: s.proto(),
             lan: (s.lan_ip, s.lan_port),
-            ext: (s.ext_ip, s.ext_port),
+            ext: self.ext_of(idx),
             remote: (s.remote_ip, s.remote_port),
             established: s.is_established(),
             last_seen: Instant::from_nanos(s.last_seen),
@@ -668,11 +688,32 @@ impl Table {
     /// Bytes held by the table's own structures (sessions, indexes, mappings, ports, hosts).
     pub(crate) fn heap_bytes(&self) -> usize {
         let sess = self.sessions.capacity() * core::mem::size_of::<Session>();
-        let idx = (self.in2out.capacity() + self.out2in.capacity() + self.map_index.capacity()) * 5;
+        // hashbrown holds capacity × 8/7 buckets (a power of two), each a u32 and a control byte.
+        let buckets = |cap: usize| {
+            if cap == 0 {
+                0
+            } else {
+                (cap * 8 / 7).next_power_of_two()
+            }
+        };
+        let idx = (buckets(self.in2out.capacity())
+            + buckets(self.out2in.capacity())
+            + buckets(self.map_index.capacity()))
+            * 5;
         let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
         let ports = self.ports.len() * 3 * 65536 * 4;
         let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);
         let free = (self.free.capacity() + self.map_free.capacity()) * 4;
         sess + idx + maps + ports + hosts + free + 2 * SLOTS as usize * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_is_20_bytes() {
+        assert_eq!(core::mem::size_of::<Mapping>(), 20);
     }
 }

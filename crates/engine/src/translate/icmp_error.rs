@@ -163,7 +163,7 @@ pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
     };
     let s = &e.table.sessions[idx as usize];
     let (lan_ip, lan_port) = (s.lan_ip, s.lan_port);
-    if outer_dst != s.ext_ip {
+    if outer_dst != e.table.ext_of(idx).0 {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     }
     rewrite_embedded(packet, &emb, 12, lan_ip, 0, lan_port);
@@ -195,8 +195,8 @@ pub(crate) fn outbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
     else {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     };
+    let (ext_ip, ext_port) = e.table.ext_of(idx);
     let s = &e.table.sessions[idx as usize];
-    let (ext_ip, ext_port) = (s.ext_ip, s.ext_port);
     if outer_src != s.lan_ip {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     }

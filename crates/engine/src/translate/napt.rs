@@ -49,8 +49,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
             Err(reason) => return refuse(e, now, packet, src, reason),
         },
     };
-    let s = &e.table.sessions[idx as usize];
-    let (ext_ip, ext_port) = (s.ext_ip, s.ext_port);
+    let (ext_ip, ext_port) = e.table.ext_of(idx);
     let l4 = &mut packet[hl..total];
     match proto {
         Proto::Tcp => TcpPacket::new_unchecked(l4).set_src_port(ext_port, Some((src, ext_ip))),
