@@ -1,1 +1,98 @@
-fn main() {}
+//! `natpass`: a NAT router whose VPN passthrough works for every client.
+
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use natpass::{demo, replay};
+
+#[derive(Parser)]
+#[command(name = "natpass", version, about = "NAT router with VPN passthrough that works for every client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
+    Replay {
+        /// The capture (pcap or pcapng; Ethernet, loopback/NULL, raw IP or Linux SLL).
+        capture: PathBuf,
+        /// A LAN host (repeat for several). Default: private hosts that talk to public ones,
+        /// and of two private hosts, the one that speaks first.
+        #[arg(long = "lan", value_name = "IPV4")]
+        lan: Vec<Ipv4Addr>,
+        /// The public address natpass translates to.
+        #[arg(long, default_value = "203.0.113.1")]
+        public: Ipv4Addr,
+        /// Write lan.pcap and wan.pcap (the translated packets per side) here.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Engine settings (timers, filtering, MTUs) from a natpass TOML file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// MTU of the WAN link (larger packets are fragmented, or refused when DF is set).
+        #[arg(long)]
+        wan_mtu: Option<u16>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write the bundled demo capture: LAN clients talking UDP, TCP and ICMP to servers.
+    DemoCapture {
+        /// Where to write it.
+        #[arg(default_value = "demo/lan-clients.pcap")]
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("natpass: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay { capture, lan, public, out_dir, config, wan_mtu, quiet } => {
+            let mut base = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                    natpass_config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                }
+                None => natpass_engine::EngineConfig { max_sessions: 1 << 16, ..Default::default() },
+            };
+            if let Some(m) = wan_mtu {
+                base.wan_mtu = m;
+            }
+            let opts = replay::Options {
+                input: capture,
+                lan,
+                public,
+                out_dir: out_dir.clone(),
+                base,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let summary = replay::run(&opts)?;
+            print!("{}", replay::render(&opts, &summary));
+            if let Some(dir) = out_dir {
+                println!("\n  wrote {} and {}", dir.join("lan.pcap").display(), dir.join("wan.pcap").display());
+            }
+            Ok(())
+        }
+        Command::DemoCapture { path } => {
+            let n = demo::write_capture(&path)?;
+            println!("wrote {n} packets to {}", path.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! `natpass replay`: runs a capture through the engine with the capture's clock.
+//!
+//! The capture is read twice. The first pass decides which hosts are the LAN: the ones named,
+//! or else private (RFC 1918) hosts that talk to public ones, and for two private hosts talking
+//! to each other, the one that spoke first (the client). The second pass feeds every packet to
+//! the engine: LAN packets as they were; WAN packets as their sender would have sent them after
+//! seeing natpass's translation (to the public address, port and identifier natpass chose), so
+//! a capture recorded without a NAT replays both ways. Packets forwarded to the LAN are
+//! compared with the original capture: a correct NAT gives the LAN host back exactly what it
+//! received without the NAT, TTL aside.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use natpass_engine::{DropReason, Engine, EngineConfig, Instant, Ipv4Net, Proto, Side, Verdict};
+use natpass_io::pcap::{L3, PcapReader, PcapWriter};
+use natpass_wire::icmp::{self, IcmpPacket};
+use natpass_wire::ipv4::Ipv4Packet;
+use natpass_wire::tcp::TcpPacket;
+use natpass_wire::udp::UdpPacket;
+
+/// What to replay and how.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The capture.
+    pub input: PathBuf,
+    /// The LAN hosts; empty means "decide from the capture".
+    pub lan: Vec<Ipv4Addr>,
+    /// The public address natpass uses.
+    pub public: Ipv4Addr,
+    /// Where `lan.pcap` and `wan.pcap` go; none means no output files.
+    pub out_dir: Option<PathBuf>,
+    /// Settings to start from (timers, filtering, MTUs); addresses are set by the replay.
+    pub base: EngineConfig,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What happened, for the summary table and for tests.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Frames in the capture.
+    pub frames: u64,
+    /// Frames that carry no IP packet (ARP, other link protocols): not for the NAT.
+    pub not_ip: u64,
+    /// IP packets between two hosts neither of which is on the LAN: not through the NAT.
+    pub unrelated: u64,
+    /// Packets fed to the engine, by ingress side `[lan, wan]`.
+    pub fed: [u64; 2],
+    /// Packets the engine forwarded, by egress side `[lan, wan]` (generated ones included).
+    pub forwarded: [u64; 2],
+    /// Packets held (out-of-order fragments) or split (MTU).
+    pub consumed: u64,
+    /// Drops by reason, nonzero only.
+    pub drops: Vec<(DropReason, u64)>,
+    /// WAN → LAN packets that came out byte-identical to the capture (TTL and IP checksum aside).
+    pub restored: u64,
+    /// WAN → LAN packets that came out different from the capture.
+    pub restored_differs: u64,
+    /// The LAN hosts used.
+    pub lan_hosts: Vec<Ipv4Addr>,
+    /// Sessions opened, expired, evicted.
+    pub sessions: (u64, u64, u64),
+    /// Most sessions alive at once.
+    pub peak_sessions: u32,
+    /// Public ports in use at the end, by protocol (tcp, udp, icmp).
+    pub ports_used: [u32; 3],
+}
+
+impl Summary {
+    /// The count of one drop reason.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1)
+    }
+}
+
+fn is_private(ip: u32) -> bool {
+    ip >> 24 == 10 || ip >> 20 == 0xac1 || ip >> 16 == 0xc0a8
+}
+
+fn is_group(ip: u32) -> bool {
+    ip >> 28 == 0xe || ip == u32::MAX || ip & 0xff == 0xff
+}
+
+/// The IPv4 packet of a captured frame, if it has one.
+fn ipv4_of(p: &natpass_io::pcap::CapturedPacket) -> Option<&[u8]> {
+    match p.l3 {
+        L3::Ipv4 { offset } => p.data.get(offset..),
+        _ => None,
+    }
+}
+
+/// The first pass: which hosts are the LAN.
+fn find_lan(path: &Path) -> Result<Vec<u32>> {
+    let mut lan: Vec<u32> = Vec::new();
+    let mut wan: HashSet<u32> = HashSet::new();
+    let mut reader = PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt?;
+        let Some(ip) = ipv4_of(&pkt).and_then(|b| Ipv4Packet::new_checked(b).ok()) else { continue };
+        let (s, d) = (ip.src(), ip.dst());
+        if is_group(d) || s == 0 {
+            continue;
+        }
+        let known = |x: u32| lan.contains(&x) || wan.contains(&x);
+        if is_private(s) && !is_private(d) {
+            if !lan.contains(&s) && !wan.contains(&s) {
+                lan.push(s);
+            }
+        } else if is_private(s) && is_private(d) && !known(s) && !known(d) {
+            lan.push(s);
+            wan.insert(d);
+        }
+    }
+    lan.retain(|x| !wan.contains(x));
+    Ok(lan)
+}
+
+/// Rewrites a WAN packet's destination (and the embedded source of an ICMP error) to what the
+/// engine's translation told the remote side. Returns false when nothing matched.
+fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
+    let Ok(ip) = Ipv4Packet::new_checked(&*pkt) else { return false };
+    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
+    let first = ip.frag_offset() == 0;
+    let proto = Proto::from_number(ip.protocol());
+    let l4 = &pkt[hl..total];
+    // The mapping this packet answers to.
+    let mut target: Option<(u32, u16)> = None;
+    let mut port_change: Option<(u16, u16)> = None;
+    if first {
+        match proto {
+            Some(p @ (Proto::Tcp | Proto::Udp)) if l4.len() >= 4 => {
+                let sport = u16::from_be_bytes([l4[0], l4[1]]);
+                let dport = u16::from_be_bytes([l4[2], l4[3]]);
+                if let Some(ext) = e.outside_of(p, (dst, dport), (src, sport)) {
+                    target = Some(ext);
+                    port_change = Some((dport, ext.1));
+                }
+            }
+            Some(Proto::Icmp) if l4.len() >= 8 => {
+                let m = IcmpPacket::new_unchecked(l4);
+                if m.is_query() {
+                    if let Some(ext) = e.outside_of(Proto::Icmp, (dst, m.ident()), (src, 0)) {
+                        target = Some(ext);
+                        port_change = Some((m.ident(), ext.1));
+                    }
+                } else if m.is_error() {
+                    return icmp_error_as_sent(e, pkt, fallback);
+                }
+            }
+            _ => {}
+        }
+    }
+    let ext_ip = target.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |t| t.0);
+    let l4 = &mut pkt[hl..total];
+    if let (Some((_, new)), Some(p)) = (port_change, proto) {
+        match p {
+            Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(new, Some((dst, ext_ip))),
+            Proto::Udp => UdpPacket::new_unchecked(l4).set_dst_port(new, Some((dst, ext_ip))),
+            Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(new),
+        }
+    } else if first && matches!(proto, Some(Proto::Tcp | Proto::Udp)) && l4.len() >= 8 {
+        // No session: the sender targets the public address; ports unchanged, checksum fixed.
+        let dport = u16::from_be_bytes([l4[2], l4[3]]);
+        match proto {
+            Some(Proto::Tcp) if TcpPacket::new_checked(&*l4).is_ok() => {
+                TcpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
+            }
+            Some(Proto::Udp) => UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip))),
+            _ => {}
+        }
+    }
+    Ipv4Packet::new_unchecked(&mut *pkt).set_dst(ext_ip);
+    target.is_some()
+}
+
+/// An ICMP error from the WAN about a LAN packet: the embedded packet is what natpass sent, so
+/// its source becomes the public endpoint, and the outer destination the public address.
+fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
+    let ip = Ipv4Packet::new_unchecked(&*pkt);
+    let (dst, hl, total) = (ip.dst(), ip.header_len(), usize::from(ip.total_len()));
+    let at = hl + icmp::HEADER_LEN;
+    let Some(inner) = pkt.get(at..total) else { return false };
+    if inner.len() < 28 || inner[0] >> 4 != 4 {
+        return false;
+    }
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    if ihl < 20 || inner.len() < ihl + 8 {
+        return false;
+    }
+    let iv = Ipv4Packet::new_unchecked(inner);
+    let (isrc, idst) = (iv.src(), iv.dst());
+    let l4 = &inner[ihl..];
+    let found = match Proto::from_number(iv.protocol()) {
+        Some(p @ (Proto::Tcp | Proto::Udp)) => {
+            let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
+            e.outside_of(p, (isrc, sp), (idst, dp)).map(|x| (x, 0usize))
+        }
+        Some(Proto::Icmp) => {
+            let id = u16::from_be_bytes([l4[4], l4[5]]);
+            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0)).map(|x| (x, 4usize))
+        }
+        None => None,
+    };
+    let ext_ip = found.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |f| f.0.0);
+    if let Some(((ext_ip, ext_port), port_at)) = found {
+        let inner = &mut pkt[at..total];
+        let ck = match iv_proto(inner) {
+            17 => Some(6),
+            6 => Some(16),
+            1 => Some(2),
+            _ => None,
+        };
+        let l4_at = ihl;
+        let old_port = u16::from_be_bytes([inner[l4_at + port_at], inner[l4_at + port_at + 1]]);
+        inner[l4_at + port_at..l4_at + port_at + 2].copy_from_slice(&ext_port.to_be_bytes());
+        if let Some(ck) = ck.filter(|&c| l4_at + c + 2 <= inner.len()) {
+            let c = u16::from_be_bytes([inner[l4_at + ck], inner[l4_at + ck + 1]]);
+            let skip = iv_proto(inner) == 17 && c == 0;
+            if !skip {
+                let c = if iv_proto(inner) == 1 {
+                    natpass_wire::checksum::update_u16(c, old_port, ext_port)
+                } else {
+                    natpass_wire::checksum::update_addr_port(c, isrc, ext_ip, old_port, ext_port)
+                };
+                inner[l4_at + ck..l4_at + ck + 2].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        let c = u16::from_be_bytes([inner[10], inner[11]]);
+        let c = natpass_wire::checksum::update_u32(c, isrc, ext_ip);
+        inner[10..12].copy_from_slice(&c.to_be_bytes());
+        inner[12..16].copy_from_slice(&ext_ip.to_be_bytes());
+        let mut outer = Ipv4Packet::new_unchecked(&mut *pkt);
+        IcmpPacket::new_unchecked(outer.payload_mut()).fill_checksum();
+    }
+    Ipv4Packet::new_unchecked(&mut *pkt).set_dst(ext_ip);
+    found.is_some()
+}
+
+fn iv_proto(inner: &[u8]) -> u8 {
+    inner[9]
+}
+
+/// True when `out` is `orig` with only TTL and header checksum changed.
+fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
+    let n = usize::from(Ipv4Packet::new_unchecked(orig).total_len());
+    if out.len() < n || orig.len() < n {
+        return false;
+    }
+    out[..8] == orig[..8] && out[9..10] == orig[9..10] && out[12..n] == orig[12..n]
+}
+
+/// Replays a capture and returns the summary.
+pub fn run(opts: &Options) -> Result<Summary> {
+    let lan: Vec<u32> = if opts.lan.is_empty() {
+        find_lan(&opts.input)?
+    } else {
+        opts.lan.iter().map(|&a| u32::from(a)).collect()
+    };
+    let public = u32::from(opts.public);
+    let mut config = opts.base.clone();
+    config.public_addrs = vec![opts.public];
+    config.lan_networks = lan.iter().map(|&a| Ipv4Net::new(a.into(), 32)).collect();
+    if let Some(&first) = lan.first() {
+        // The router's LAN address: another address of the first host's /24.
+        let router = (first & 0xffff_ff00) | if first & 0xff == 1 { 254 } else { 1 };
+        config.lan_addr = router.into();
+        config.lan_networks.push(Ipv4Net::new(config.lan_addr, 32));
+    }
+    let mut engine = Engine::new(config, Instant::ZERO).context("engine settings")?;
+    let mut reader = PcapReader::open(&opts.input).with_context(|| format!("opening {}", opts.input.display()))?;
+    let mut writers = match &opts.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some((PcapWriter::create(&dir.join("lan.pcap"))?, PcapWriter::create(&dir.join("wan.pcap"))?))
+        }
+        None => None,
+    };
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(reader.total_bytes());
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut s = Summary { lan_hosts: lan.iter().map(|&a| a.into()).collect(), ..Default::default() };
+    let mut epoch: Option<u64> = None;
+    let mut last = 0u64;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt?;
+        s.frames += 1;
+        if s.frames % 256 == 0 {
+            bar.set_position(reader.bytes_read());
+        }
+        // Capture time, made monotonic (some captures were merged out of order).
+        let e0 = *epoch.get_or_insert(pkt.ts_ns);
+        let now_ns = pkt.ts_ns.saturating_sub(e0).max(last);
+        last = now_ns;
+        let now = Instant::from_nanos(now_ns);
+        if engine.poll_timeout().is_some_and(|t| t <= now) {
+            engine.handle_timeout(now);
+        }
+        let (mut buf, orig_side) = match pkt.l3 {
+            L3::Ipv4 { offset } => {
+                let Some(b) = pkt.data.get(offset..) else { continue };
+                let Ok(ip) = Ipv4Packet::new_checked(b) else {
+                    // Malformed IPv4: let the engine count it, from whichever side.
+                    let mut v = b.to_vec();
+                    s.fed[0] += 1;
+                    let _ = engine.process(now, Side::Lan, &mut v);
+                    continue;
+                };
+                let n = usize::from(ip.total_len());
+                let (src, dst) = (ip.src(), ip.dst());
+                let side = if lan.contains(&src) {
+                    Side::Lan
+                } else if lan.contains(&dst) {
+                    Side::Wan
+                } else {
+                    s.unrelated += 1;
+                    continue;
+                };
+                (b[..n].to_vec(), side)
+            }
+            L3::Ipv6 { offset } => {
+                // natpass is a NAT44: the engine counts these as not IPv4.
+                let mut v = pkt.data.get(offset..).unwrap_or_default().to_vec();
+                s.fed[0] += 1;
+                let _ = engine.process(now, Side::Lan, &mut v);
+                continue;
+            }
+            _ => {
+                s.not_ip += 1;
+                continue;
+            }
+        };
+        let orig = buf.clone();
+        if orig_side == Side::Wan {
+            as_sent_to_nat(&engine, &mut buf, public);
+        }
+        s.fed[orig_side as usize] += 1;
+        match engine.process(now, orig_side, &mut buf) {
+            Verdict::Forward(out) => {
+                s.forwarded[out as usize] += 1;
+                if out == Side::Lan && orig_side == Side::Wan {
+                    if same_but_ttl(&buf, &orig) {
+                        s.restored += 1;
+                    } else {
+                        s.restored_differs += 1;
+                    }
+                }
+                if let Some((l, w)) = writers.as_mut() {
+                    let n = usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
+                    match out {
+                        Side::Lan => l.write_packet(pkt.ts_ns, &buf[..n])?,
+                        Side::Wan => w.write_packet(pkt.ts_ns, &buf[..n])?,
+                    }
+                }
+            }
+            Verdict::Consumed => s.consumed += 1,
+            Verdict::Drop(_) => {}
+        }
+        while let Some(tx) = engine.poll_transmit() {
+            s.forwarded[tx.side as usize] += 1;
+            if let Some((l, w)) = writers.as_mut() {
+                match tx.side {
+                    Side::Lan => l.write_packet(pkt.ts_ns, &tx.packet)?,
+                    Side::Wan => w.write_packet(pkt.ts_ns, &tx.packet)?,
+                }
+            }
+        }
+        s.peak_sessions = s.peak_sessions.max(engine.session_count());
+    }
+    bar.finish_and_clear();
+    if let Some((l, w)) = writers {
+        l.finish()?;
+        w.finish()?;
+    }
+    s.drops = engine.stats().drops_by_reason().filter(|&(_, n)| n > 0).collect();
+    s.sessions = engine.session_totals();
+    s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
+    Ok(s)
+}
+
+/// The summary as a table for people.
+pub fn render(opts: &Options, s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let lan: Vec<String> = s.lan_hosts.iter().map(ToString::to_string).collect();
+    let _ = writeln!(o, "natpass replay of {}", opts.input.display());
+    let _ = writeln!(o, "  LAN hosts: {}   public address: {}", lan.join(", "), opts.public);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "  {:<34} {:>10}", "frames read", s.frames);
+    let _ = writeln!(o, "  {:<34} {:>10}", "  not IP (ARP, other)", s.not_ip);
+    let _ = writeln!(o, "  {:<34} {:>10}", "  not through the NAT", s.unrelated);
+    let _ = writeln!(o, "  {:<34} {:>10}", "fed from LAN", s.fed[0]);
+    let _ = writeln!(o, "  {:<34} {:>10}", "fed from WAN", s.fed[1]);
+    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to WAN", s.forwarded[1]);
+    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to LAN", s.forwarded[0]);
+    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", s.restored);
+    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", s.restored_differs);
+    let _ = writeln!(o, "  {:<34} {:>10}", "held or split (fragments)", s.consumed);
+    let dropped: u64 = s.drops.iter().map(|d| d.1).sum();
+    let _ = writeln!(o, "  {:<34} {:>10}", "dropped", dropped);
+    for (r, n) in &s.drops {
+        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
+    }
+    let _ = writeln!(o, "  {:<34} {:>10}", "sessions opened", s.sessions.0);
+    let _ = writeln!(o, "  {:<34} {:>10}", "sessions expired", s.sessions.1);
+    let _ = writeln!(o, "  {:<34} {:>10}", "peak sessions", s.peak_sessions);
+    let _ = writeln!(
+        o,
+        "  {:<34} {:>10}",
+        "public ports in use tcp/udp/icmp",
+        format!("{}/{}/{}", s.ports_used[0], s.ports_used[1], s.ports_used[2])
+    );
+    o
+}
