@@ -92,7 +92,7 @@ fn ipv4_of(p: &natpass_io::pcap::CapturedPacket) -> Option<&[u8]> {
     }
 }
 
-/// The first pass: which hosts are the LAN.
+/// The first pass: which hosts are the LAN (see the module documentation).
 fn find_lan(path: &Path) -> Result<Vec<u32>> {
     let mut lan: Vec<u32> = Vec::new();
     let mut wan: HashSet<u32> = HashSet::new();
@@ -106,11 +106,15 @@ fn find_lan(path: &Path) -> Result<Vec<u32>> {
         }
         let known = |x: u32| lan.contains(&x) || wan.contains(&x);
         if is_private(s) && !is_private(d) {
-            if !lan.contains(&s) && !wan.contains(&s) {
+            // A private host talking to a public one is behind the NAT.
+            if !wan.contains(&s) && !lan.contains(&s) {
                 lan.push(s);
             }
-        } else if is_private(s) && is_private(d) && !known(s) && !known(d) {
+        } else if !known(s) && !known(d) {
+            // Two private (or two public) hosts: the one that speaks first is the client.
             lan.push(s);
+            wan.insert(d);
+        } else if lan.contains(&s) && !known(d) {
             wan.insert(d);
         }
     }
