@@ -5,6 +5,8 @@
 //! of 1024 packets visited in a shuffled order, so lookups touch memory the way real traffic
 //! does; the per-packet cost includes copying the 36-byte packet into the work buffer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -100,7 +102,7 @@ fn established(c: &mut Criterion) {
                 for &i in &ord {
                     let p = &outs[i];
                     buf[..p.len()].copy_from_slice(p);
-                    black_box(e.process(now, Side::Lan, &mut buf[..p.len()]));
+                    let _ = black_box(e.process(now, Side::Lan, &mut buf[..p.len()]));
                 }
             })
         });
@@ -109,7 +111,7 @@ fn established(c: &mut Criterion) {
                 for &i in &ord {
                     let p = &ins[i];
                     buf[..p.len()].copy_from_slice(p);
-                    black_box(e.process(now, Side::Wan, &mut buf[..p.len()]));
+                    let _ = black_box(e.process(now, Side::Wan, &mut buf[..p.len()]));
                 }
             })
         });
@@ -133,7 +135,7 @@ fn new_sessions(c: &mut Criterion) {
                 let mut buf = [0u8; 64];
                 for p in &pkts {
                     buf[..p.len()].copy_from_slice(p);
-                    black_box(e.process(Instant::ZERO, Side::Lan, &mut buf[..p.len()]));
+                    let _ = black_box(e.process(Instant::ZERO, Side::Lan, &mut buf[..p.len()]));
                 }
                 e
             },
@@ -169,7 +171,7 @@ fn icmp_errors(c: &mut Criterion) {
             for &i in &ord {
                 let p = &errs[i];
                 buf[..p.len()].copy_from_slice(p);
-                black_box(e.process(Instant::ZERO, Side::Wan, &mut buf[..p.len()]));
+                let _ = black_box(e.process(Instant::ZERO, Side::Wan, &mut buf[..p.len()]));
             }
         })
     });

@@ -32,16 +32,20 @@ impl Instant {
         self.0 / 1_000_000_000
     }
 
+    /// The time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl core::ops::Add<Duration> for Instant {
+    type Output = Self;
+
     /// The timestamp `d` later, saturating.
-    pub fn add(self, d: Duration) -> Self {
+    fn add(self, d: Duration) -> Self {
         Self(
             self.0
                 .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         )
-    }
-
-    /// The time from `earlier` to `self`, zero if `earlier` is later.
-    pub fn since(self, earlier: Self) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }

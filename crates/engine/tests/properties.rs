@@ -1,5 +1,7 @@
 //! Property tests: translation invariants over random traffic, and no panic on any input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

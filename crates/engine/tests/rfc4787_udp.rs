@@ -1,5 +1,7 @@
 //! RFC 4787 (NAT behavioural requirements for UDP), one test per requirement.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

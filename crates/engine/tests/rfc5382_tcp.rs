@@ -1,5 +1,7 @@
 //! RFC 5382 (TCP) and RFC 7857 §2.1 (TCP session state) requirements.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

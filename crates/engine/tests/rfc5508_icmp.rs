@@ -1,5 +1,7 @@
 //! RFC 5508 (ICMP) requirements: query sessions and error translation both ways.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

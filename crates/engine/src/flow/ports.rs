@@ -93,7 +93,7 @@ mod tests {
         let mut m = PortMap::new();
         assert_eq!(m.allocate(5000, 7, 0, 1), Some(5000));
         let p = m.allocate(5000, 7, 0, 2).unwrap();
-        assert!(p >= 1024 && p % 2 == 0 && p != 5000);
+        assert!(p >= 1024 && p.is_multiple_of(2) && p != 5000);
         let q = m.allocate(501, 99, 0, 3).unwrap();
         assert_eq!(q, 501);
         let r = m.allocate(501, 99, 0, 4).unwrap();

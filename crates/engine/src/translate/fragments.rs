@@ -140,7 +140,7 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
 fn handle(e: &mut Engine, now: Instant, packet: &mut [u8], from_lan: bool) -> Verdict {
     let key = key_of(packet, from_lan);
     let egress = if from_lan { Side::Wan } else { Side::Lan };
-    let expires = now.add(e.config.timeouts.fragment).as_nanos();
+    let expires = (now + e.config.timeouts.fragment).as_nanos();
     let first = Ipv4Packet::new_unchecked(&*packet).frag_offset() == 0;
     if !first {
         if let Some(flow) = e.frags.flows.get_mut(&key) {

@@ -26,9 +26,11 @@ pub fn engine() -> Engine {
 }
 
 pub fn engine_with(f: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let mut c = EngineConfig::default();
-    c.public_addrs = vec![PUB.into()];
-    c.max_sessions = 4096;
+    let mut c = EngineConfig {
+        public_addrs: vec![PUB.into()],
+        max_sessions: 4096,
+        ..Default::default()
+    };
     f(&mut c);
     Engine::new(c, Instant::ZERO).expect("valid test config")
 }
