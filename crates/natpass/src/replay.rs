@@ -51,14 +51,17 @@ pub struct Summary {
     pub fed: [u64; 2],
     /// Packets the engine forwarded, by egress side `[lan, wan]` (generated ones included).
     pub forwarded: [u64; 2],
-    /// Packets held (out-of-order fragments) or split (MTU).
-    pub consumed: u64,
+    /// Packets held (out-of-order fragments) or split for the egress MTU, by ingress side.
+    pub consumed: [u64; 2],
     /// Drops by reason, nonzero only.
     pub drops: Vec<(DropReason, u64)>,
     /// WAN → LAN packets that came out byte-identical to the capture (TTL and IP checksum aside).
     pub restored: u64,
     /// WAN → LAN packets that came out different from the capture.
     pub restored_differs: u64,
+    /// Packets captured on their sender before checksum offload (IPv4 checksum 0 that does
+    /// not verify): the replay fills in their checksums as the NIC would have.
+    pub offload_fixed: u64,
     /// The LAN hosts used.
     pub lan_hosts: Vec<Ipv4Addr>,
     /// Sessions opened, expired, evicted.
@@ -93,14 +96,20 @@ fn ipv4_of(p: &natpass_io::pcap::CapturedPacket) -> Option<&[u8]> {
 }
 
 /// The first pass: which hosts are the LAN (see the module documentation).
-fn find_lan(path: &Path) -> Result<Vec<u32>> {
+fn find_lan(path: &Path) -> Result<(Vec<u32>, HashSet<u32>)> {
     let mut lan: Vec<u32> = Vec::new();
     let mut wan: HashSet<u32> = HashSet::new();
-    let mut reader = PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut seen: HashSet<u32> = HashSet::new();
+    let mut reader =
+        PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt?;
-        let Some(ip) = ipv4_of(&pkt).and_then(|b| Ipv4Packet::new_checked(b).ok()) else { continue };
+        let Some(ip) = ipv4_of(&pkt).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
+            continue;
+        };
         let (s, d) = (ip.src(), ip.dst());
+        seen.insert(s);
+        seen.insert(d);
         if is_group(d) || s == 0 {
             continue;
         }
@@ -119,14 +128,21 @@ fn find_lan(path: &Path) -> Result<Vec<u32>> {
         }
     }
     lan.retain(|x| !wan.contains(x));
-    Ok(lan)
+    Ok((lan, seen))
 }
 
 /// Rewrites a WAN packet's destination (and the embedded source of an ICMP error) to what the
 /// engine's translation told the remote side. Returns false when nothing matched.
 fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
-    let Ok(ip) = Ipv4Packet::new_checked(&*pkt) else { return false };
-    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
+    let Ok(ip) = Ipv4Packet::new_checked(&*pkt) else {
+        return false;
+    };
+    let (src, dst, hl, total) = (
+        ip.src(),
+        ip.dst(),
+        ip.header_len(),
+        usize::from(ip.total_len()),
+    );
     let first = ip.frag_offset() == 0;
     let proto = Proto::from_number(ip.protocol());
     let l4 = &pkt[hl..total];
@@ -172,7 +188,9 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
             Some(Proto::Tcp) if TcpPacket::new_checked(&*l4).is_ok() => {
                 TcpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
             }
-            Some(Proto::Udp) => UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip))),
+            Some(Proto::Udp) => {
+                UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
+            }
             _ => {}
         }
     }
@@ -186,7 +204,9 @@ fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
     let ip = Ipv4Packet::new_unchecked(&*pkt);
     let (dst, hl, total) = (ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let at = hl + icmp::HEADER_LEN;
-    let Some(inner) = pkt.get(at..total) else { return false };
+    let Some(inner) = pkt.get(at..total) else {
+        return false;
+    };
     if inner.len() < 28 || inner[0] >> 4 != 4 {
         return false;
     }
@@ -199,12 +219,16 @@ fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
     let l4 = &inner[ihl..];
     let found = match Proto::from_number(iv.protocol()) {
         Some(p @ (Proto::Tcp | Proto::Udp)) => {
-            let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
+            let (sp, dp) = (
+                u16::from_be_bytes([l4[0], l4[1]]),
+                u16::from_be_bytes([l4[2], l4[3]]),
+            );
             e.outside_of(p, (isrc, sp), (idst, dp)).map(|x| (x, 0usize))
         }
         Some(Proto::Icmp) => {
             let id = u16::from_be_bytes([l4[4], l4[5]]);
-            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0)).map(|x| (x, 4usize))
+            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0))
+                .map(|x| (x, 4usize))
         }
         None => None,
     };
@@ -247,6 +271,41 @@ fn iv_proto(inner: &[u8]) -> u8 {
     inner[9]
 }
 
+/// A packet captured on its sender before the NIC filled its checksums has an IPv4 header
+/// checksum of 0 that does not verify (and a partial TCP/UDP checksum). Fills them in as the
+/// NIC would have; returns true when it did.
+fn fill_offloaded_checksums(pkt: &mut [u8]) -> bool {
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut *pkt) else {
+        return false;
+    };
+    if ip.checksum() != 0 || ip.verify_checksum() {
+        return false;
+    }
+    ip.fill_checksum();
+    if ip.is_fragment() {
+        return true;
+    }
+    let ps = ip.pseudo_header_sum();
+    let proto = ip.protocol();
+    let l4 = ip.payload_mut();
+    match proto {
+        6 => {
+            if let Ok(mut t) = TcpPacket::new_checked(&mut *l4) {
+                t.fill_checksum(ps);
+            }
+        }
+        17 => {
+            if let Ok(mut u) = UdpPacket::new_checked(&mut *l4)
+                && u.checksum() != 0
+            {
+                u.fill_checksum(ps);
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
 /// True when `out` is `orig` with only TTL and header checksum changed.
 fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
     let n = usize::from(Ipv4Packet::new_unchecked(orig).total_len());
@@ -258,8 +317,9 @@ fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
 
 /// Replays a capture and returns the summary.
 pub fn run(opts: &Options) -> Result<Summary> {
+    let (found, seen) = find_lan(&opts.input)?;
     let lan: Vec<u32> = if opts.lan.is_empty() {
-        find_lan(&opts.input)?
+        found
     } else {
         opts.lan.iter().map(|&a| u32::from(a)).collect()
     };
@@ -268,17 +328,27 @@ pub fn run(opts: &Options) -> Result<Summary> {
     config.public_addrs = vec![opts.public];
     config.lan_networks = lan.iter().map(|&a| Ipv4Net::new(a.into(), 32)).collect();
     if let Some(&first) = lan.first() {
-        // The router's LAN address: another address of the first host's /24.
-        let router = (first & 0xffff_ff00) | if first & 0xff == 1 { 254 } else { 1 };
-        config.lan_addr = router.into();
-        config.lan_networks.push(Ipv4Net::new(config.lan_addr, 32));
+        // The router's LAN address (the source of its ICMP errors): a free address of the
+        // first host's /24, counting down from .254.
+        let net = first & 0xffff_ff00;
+        if let Some(router) = (1..=254u32)
+            .rev()
+            .map(|h| net | h)
+            .find(|a| !seen.contains(a))
+        {
+            config.lan_addr = router.into();
+        }
     }
     let mut engine = Engine::new(config, Instant::ZERO).context("engine settings")?;
-    let mut reader = PcapReader::open(&opts.input).with_context(|| format!("opening {}", opts.input.display()))?;
+    let mut reader = PcapReader::open(&opts.input)
+        .with_context(|| format!("opening {}", opts.input.display()))?;
     let mut writers = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            Some((PcapWriter::create(&dir.join("lan.pcap"))?, PcapWriter::create(&dir.join("wan.pcap"))?))
+            Some((
+                PcapWriter::create(&dir.join("lan.pcap"))?,
+                PcapWriter::create(&dir.join("wan.pcap"))?,
+            ))
         }
         None => None,
     };
@@ -292,13 +362,16 @@ pub fn run(opts: &Options) -> Result<Summary> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut s = Summary { lan_hosts: lan.iter().map(|&a| a.into()).collect(), ..Default::default() };
+    let mut s = Summary {
+        lan_hosts: lan.iter().map(|&a| a.into()).collect(),
+        ..Default::default()
+    };
     let mut epoch: Option<u64> = None;
     let mut last = 0u64;
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt?;
         s.frames += 1;
-        if s.frames % 256 == 0 {
+        if s.frames.is_multiple_of(256) {
             bar.set_position(reader.bytes_read());
         }
         // Capture time, made monotonic (some captures were merged out of order).
@@ -311,7 +384,9 @@ pub fn run(opts: &Options) -> Result<Summary> {
         }
         let (mut buf, orig_side) = match pkt.l3 {
             L3::Ipv4 { offset } => {
-                let Some(b) = pkt.data.get(offset..) else { continue };
+                let Some(b) = pkt.data.get(offset..) else {
+                    continue;
+                };
                 let Ok(ip) = Ipv4Packet::new_checked(b) else {
                     // Malformed IPv4: let the engine count it, from whichever side.
                     let mut v = b.to_vec();
@@ -343,6 +418,9 @@ pub fn run(opts: &Options) -> Result<Summary> {
                 continue;
             }
         };
+        if fill_offloaded_checksums(&mut buf) {
+            s.offload_fixed += 1;
+        }
         let orig = buf.clone();
         if orig_side == Side::Wan {
             as_sent_to_nat(&engine, &mut buf, public);
@@ -359,14 +437,15 @@ pub fn run(opts: &Options) -> Result<Summary> {
                     }
                 }
                 if let Some((l, w)) = writers.as_mut() {
-                    let n = usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
+                    let n =
+                        usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
                     match out {
                         Side::Lan => l.write_packet(pkt.ts_ns, &buf[..n])?,
                         Side::Wan => w.write_packet(pkt.ts_ns, &buf[..n])?,
                     }
                 }
             }
-            Verdict::Consumed => s.consumed += 1,
+            Verdict::Consumed => s.consumed[orig_side as usize] += 1,
             Verdict::Drop(_) => {}
         }
         while let Some(tx) = engine.poll_transmit() {
@@ -385,7 +464,11 @@ pub fn run(opts: &Options) -> Result<Summary> {
         l.finish()?;
         w.finish()?;
     }
-    s.drops = engine.stats().drops_by_reason().filter(|&(_, n)| n > 0).collect();
+    s.drops = engine
+        .stats()
+        .drops_by_reason()
+        .filter(|&(_, n)| n > 0)
+        .collect();
     s.sessions = engine.session_totals();
     s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
     Ok(s)
@@ -397,18 +480,43 @@ pub fn render(opts: &Options, s: &Summary) -> String {
     let mut o = String::new();
     let lan: Vec<String> = s.lan_hosts.iter().map(ToString::to_string).collect();
     let _ = writeln!(o, "natpass replay of {}", opts.input.display());
-    let _ = writeln!(o, "  LAN hosts: {}   public address: {}", lan.join(", "), opts.public);
+    let _ = writeln!(
+        o,
+        "  LAN hosts: {}   public address: {}",
+        lan.join(", "),
+        opts.public
+    );
     let _ = writeln!(o);
     let _ = writeln!(o, "  {:<34} {:>10}", "frames read", s.frames);
     let _ = writeln!(o, "  {:<34} {:>10}", "  not IP (ARP, other)", s.not_ip);
     let _ = writeln!(o, "  {:<34} {:>10}", "  not through the NAT", s.unrelated);
+    if s.offload_fixed > 0 {
+        let _ = writeln!(
+            o,
+            "  {:<34} {:>10}",
+            "  checksums filled (offload)", s.offload_fixed
+        );
+    }
     let _ = writeln!(o, "  {:<34} {:>10}", "fed from LAN", s.fed[0]);
     let _ = writeln!(o, "  {:<34} {:>10}", "fed from WAN", s.fed[1]);
     let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to WAN", s.forwarded[1]);
     let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to LAN", s.forwarded[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", s.restored);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", s.restored_differs);
-    let _ = writeln!(o, "  {:<34} {:>10}", "held or split (fragments)", s.consumed);
+    let _ = writeln!(
+        o,
+        "  {:<34} {:>10}",
+        "  identical to the capture", s.restored
+    );
+    let _ = writeln!(
+        o,
+        "  {:<34} {:>10}",
+        "  different from the capture", s.restored_differs
+    );
+    let _ = writeln!(
+        o,
+        "  {:<34} {:>10}",
+        "held or split (fragments)",
+        s.consumed[0] + s.consumed[1]
+    );
     let dropped: u64 = s.drops.iter().map(|d| d.1).sum();
     let _ = writeln!(o, "  {:<34} {:>10}", "dropped", dropped);
     for (r, n) in &s.drops {
@@ -421,7 +529,10 @@ pub fn render(opts: &Options, s: &Summary) -> String {
         o,
         "  {:<34} {:>10}",
         "public ports in use tcp/udp/icmp",
-        format!("{}/{}/{}", s.ports_used[0], s.ports_used[1], s.ports_used[2])
+        format!(
+            "{}/{}/{}",
+            s.ports_used[0], s.ports_used[1], s.ports_used[2]
+        )
     );
     o
 }
