@@ -1,1 +1,115 @@
-//! TODO(helper): arp view.
+//! ARP view for Ethernet and IPv4 (RFC 826): the router answers for its own addresses and
+//! resolves its next hops with it.
+
+use crate::{Error, Result, be16, be32, put16, put32};
+
+/// The length of an Ethernet/IPv4 ARP packet.
+pub const PACKET_LEN: usize = 28;
+/// Operation: request.
+pub const REQUEST: u16 = 1;
+/// Operation: reply.
+pub const REPLY: u16 = 2;
+
+/// A view of an Ethernet/IPv4 ARP packet.
+#[derive(Debug, Clone)]
+pub struct ArpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> ArpPacket<T> {
+    /// Wraps a buffer without checking it. See the crate's invariant.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer holding 28 bytes of ARP for hardware type 1 (Ethernet), protocol 0x0800
+    /// with 6- and 4-byte addresses; anything else is `Malformed`.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < PACKET_LEN {
+            return Err(Error::Truncated);
+        }
+        if be16(b, 0) != 1 || be16(b, 2) != 0x0800 || b[4] != 6 || b[5] != 4 {
+            return Err(Error::Malformed);
+        }
+        Ok(Self::new_unchecked(buffer))
+    }
+
+    /// The operation (1 request, 2 reply).
+    pub fn operation(&self) -> u16 {
+        be16(self.buffer.as_ref(), 6)
+    }
+
+    /// Sender hardware address.
+    pub fn sender_mac(&self) -> [u8; 6] {
+        let b = self.buffer.as_ref();
+        [b[8], b[9], b[10], b[11], b[12], b[13]]
+    }
+
+    /// Sender protocol address (host order).
+    pub fn sender_ip(&self) -> u32 {
+        be32(self.buffer.as_ref(), 14)
+    }
+
+    /// Target hardware address.
+    pub fn target_mac(&self) -> [u8; 6] {
+        let b = self.buffer.as_ref();
+        [b[18], b[19], b[20], b[21], b[22], b[23]]
+    }
+
+    /// Target protocol address (host order).
+    pub fn target_ip(&self) -> u32 {
+        be32(self.buffer.as_ref(), 24)
+    }
+}
+
+/// Writes a 28-byte Ethernet/IPv4 ARP packet into `buf[..28]`; `buf` must be that long.
+pub fn emit(buf: &mut [u8], op: u16, sha: [u8; 6], spa: u32, tha: [u8; 6], tpa: u32) {
+    put16(buf, 0, 1);
+    put16(buf, 2, 0x0800);
+    buf[4] = 6;
+    buf[5] = 4;
+    put16(buf, 6, op);
+    buf[8..14].copy_from_slice(&sha);
+    put32(buf, 14, spa);
+    buf[18..24].copy_from_slice(&tha);
+    put32(buf, 24, tpa);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn test_emit_parse() {
+        let mut b = [0u8; 28];
+        emit(&mut b, REQUEST, [2; 6], 0xc0a8_0101, [0; 6], 0xc0a8_0102);
+        let p = ArpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(p.operation(), REQUEST);
+        assert_eq!(p.sender_mac(), [2; 6]);
+        assert_eq!(p.sender_ip(), 0xc0a8_0101);
+        assert_eq!(p.target_ip(), 0xc0a8_0102);
+        assert_eq!(p.target_mac(), [0; 6]);
+        let mut bad = b;
+        bad[5] = 16;
+        assert_eq!(
+            ArpPacket::new_checked(&bad[..]).unwrap_err(),
+            Error::Malformed
+        );
+        assert_eq!(
+            ArpPacket::new_checked(&b[..27]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_panic(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if let Ok(p) = ArpPacket::new_checked(&b[..]) {
+                let _ = (p.operation(), p.sender_mac(), p.sender_ip(), p.target_mac(), p.target_ip());
+            }
+        }
+    }
+}
