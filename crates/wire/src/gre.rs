@@ -123,15 +123,16 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
             .then(|| be32(self.buffer.as_ref(), self.key_at()))
     }
 
-    /// Version 1: the payload length from the key's high half.
-    pub fn payload_len(&self) -> u16 {
-        be16(self.buffer.as_ref(), self.key_at())
+    /// Version 1: the payload length from the key's high half (`None` without a key).
+    pub fn payload_len(&self) -> Option<u16> {
+        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at()))
     }
 
-    /// Version 1: the Call ID in the key's low half, which is the receiving peer's Call ID.
+    /// Version 1: the Call ID in the key's low half, which is the receiving peer's Call ID
+    /// (`None` without a key; every checked version-1 packet has one).
     #[inline]
-    pub fn call_id(&self) -> u16 {
-        be16(self.buffer.as_ref(), self.key_at() + 2)
+    pub fn call_id(&self) -> Option<u16> {
+        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at() + 2))
     }
 
     /// The sequence number, when present.
@@ -158,11 +159,14 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> GrePacket<T> {
-    /// Version 1: sets the Call ID (PPTP's GRE has no checksum to update).
+    /// Version 1: sets the Call ID (PPTP's GRE has no checksum to update). Does nothing to a
+    /// packet without a key.
     #[inline]
     pub fn set_call_id(&mut self, call_id: u16) {
-        let at = self.key_at() + 2;
-        put16(self.buffer.as_mut(), at, call_id);
+        if self.has_key() {
+            let at = self.key_at() + 2;
+            put16(self.buffer.as_mut(), at, call_id);
+        }
     }
 }
 
@@ -184,8 +188,8 @@ mod tests {
         let p = GrePacket::new_checked(&V1[..]).unwrap();
         assert_eq!(p.version(), 1);
         assert_eq!(p.protocol_type(), PROTO_PPP);
-        assert_eq!(p.payload_len(), 167);
-        assert_eq!(p.call_id(), 55936);
+        assert_eq!(p.payload_len(), Some(167));
+        assert_eq!(p.call_id(), Some(55936));
         assert_eq!(p.seq(), Some(0x2583));
         assert_eq!(p.ack(), None);
         assert_eq!(p.header_len(), 12);
@@ -202,7 +206,7 @@ mod tests {
         assert_eq!(p.ack(), Some(9));
         assert_eq!(p.seq(), None);
         p.set_call_id(0x1234);
-        assert_eq!(p.call_id(), 0x1234);
+        assert_eq!(p.call_id(), Some(0x1234));
         assert_eq!(
             GrePacket::new_checked(&b[..11]).unwrap_err(),
             Error::Truncated
