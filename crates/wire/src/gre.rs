@@ -125,14 +125,16 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// Version 1: the payload length from the key's high half (`None` without a key).
     pub fn payload_len(&self) -> Option<u16> {
-        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at()))
+        self.has_key()
+            .then(|| be16(self.buffer.as_ref(), self.key_at()))
     }
 
     /// Version 1: the Call ID in the key's low half, which is the receiving peer's Call ID
     /// (`None` without a key; every checked version-1 packet has one).
     #[inline]
     pub fn call_id(&self) -> Option<u16> {
-        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at() + 2))
+        self.has_key()
+            .then(|| be16(self.buffer.as_ref(), self.key_at() + 2))
     }
 
     /// The sequence number, when present.
