@@ -81,6 +81,9 @@ pub struct Timeouts {
     pub port_reuse_delay: Duration,
     /// How long out-of-order fragments wait for their first fragment.
     pub fragment: Duration,
+    /// How long a client that sent ESP on a new SA may wait for the server's first inbound ESP
+    /// before another client may open an SA to the same server (raw ESP passthrough).
+    pub esp_pending: Duration,
 }
 
 impl Default for Timeouts {
@@ -92,6 +95,28 @@ impl Default for Timeouts {
             icmp: Duration::from_secs(60),
             port_reuse_delay: Duration::from_secs(120),
             fragment: Duration::from_secs(5),
+            esp_pending: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The "VPN Passthrough" switches: each on by default; off blocks that protocol from the LAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passthrough {
+    /// IPsec: IKE (UDP 500), NAT-T (UDP 4500), ESP, AH.
+    pub ipsec: bool,
+    /// PPTP: TCP 1723 and GRE.
+    pub pptp: bool,
+    /// L2TP: UDP 1701.
+    pub l2tp: bool,
+}
+
+impl Default for Passthrough {
+    fn default() -> Self {
+        Self {
+            ipsec: true,
+            pptp: true,
+            l2tp: true,
         }
     }
 }
@@ -125,6 +150,8 @@ pub struct EngineConfig {
     pub icmp_errors_per_sec: u32,
     /// Seed for port randomisation; the driver passes random bytes (the engine reads no RNG).
     pub seed: u64,
+    /// VPN passthrough switches.
+    pub passthrough: Passthrough,
 }
 
 impl Default for EngineConfig {
@@ -147,6 +174,7 @@ impl Default for EngineConfig {
             max_held_fragment_bytes: 1 << 20,
             icmp_errors_per_sec: 100,
             seed: 0x6e61_7470_6173_7321,
+            passthrough: Passthrough::default(),
         }
     }
 }
@@ -228,6 +256,13 @@ impl EngineConfig {
             return Err(ConfigError::OutOfRange {
                 name: "timeouts.fragment",
                 value: t.fragment.as_secs(),
+                range: "1 to 120 seconds",
+            });
+        }
+        if t.esp_pending.as_secs() == 0 || t.esp_pending.as_secs() > 120 {
+            return Err(ConfigError::OutOfRange {
+                name: "timeouts.esp_pending",
+                value: t.esp_pending.as_secs(),
                 range: "1 to 120 seconds",
             });
         }

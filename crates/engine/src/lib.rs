@@ -17,6 +17,7 @@
 
 pub mod config;
 mod flow;
+pub mod passthrough;
 mod stats;
 mod time;
 mod translate;
@@ -24,10 +25,13 @@ mod verdict;
 
 use std::collections::VecDeque;
 
-pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Timeouts};
+pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Timeouts};
 pub use flow::Proto;
 pub use flow::table::SessionInfo;
 use flow::table::Table;
+use passthrough::esp_learning::EspTable;
+use passthrough::ike_demux::IkeTable;
+pub use passthrough::{Protocol, TunnelIds};
 pub use stats::Stats;
 pub use time::Instant;
 use translate::fragments::Fragments;
@@ -49,6 +53,45 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// A VPN tunnel came up: an ESP SA pair bound, or a new IKE SA on port 500.
+    TunnelUp {
+        /// The protocol.
+        protocol: Protocol,
+        /// The LAN client.
+        client: u32,
+        /// The server.
+        server: u32,
+        /// The public address the client uses.
+        public: u32,
+        /// The identifiers (SPIs, Call IDs).
+        ids: TunnelIds,
+    },
+    /// A VPN tunnel went away (idle timer, or its switch went off).
+    TunnelDown {
+        /// The protocol.
+        protocol: Protocol,
+        /// The LAN client.
+        client: u32,
+        /// The server.
+        server: u32,
+        /// The identifiers.
+        ids: TunnelIds,
+        /// Bytes client → server.
+        bytes_out: u64,
+        /// Bytes server → client.
+        bytes_in: u64,
+    },
+    /// A passthrough packet was refused, with the reason.
+    PassthroughRefused {
+        /// The protocol.
+        protocol: Protocol,
+        /// The LAN client.
+        client: u32,
+        /// The server.
+        server: u32,
+        /// Why.
+        reason: DropReason,
+    },
 }
 
 /// One NAT instance. See the crate documentation for how to drive it.
@@ -59,6 +102,8 @@ pub struct Engine {
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
     frags: Fragments,
+    esp: EspTable,
+    ike: IkeTable,
     icmp_tokens: u64,
     icmp_refill_at: Instant,
     ip_ident: u16,
@@ -68,8 +113,14 @@ impl Engine {
     /// A new engine, or the reason `config` is refused.
     pub fn new(config: EngineConfig, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut table = Table::new(&config, now);
+        if config.passthrough.ipsec {
+            table.reserve_port(Proto::Udp, 500);
+        }
         Ok(Self {
-            table: Table::new(&config, now),
+            table,
+            esp: EspTable::new(config.seed),
+            ike: IkeTable::new(config.seed),
             stats: Stats::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -132,10 +183,7 @@ impl Engine {
 
     /// The public address a LAN host is paired with now, if it has sessions (RFC 4787 REQ-2).
     pub fn public_addr_of(&self, lan_ip: u32) -> Option<u32> {
-        self.table
-            .sessions()
-            .find(|s| s.lan.0 == lan_ip)
-            .map(|s| s.ext.0)
+        self.table.paired_ext(lan_ip)
     }
 
     /// Bytes of memory the session table holds now (sessions, indexes, mappings, ports).
@@ -166,9 +214,61 @@ impl Engine {
         verdict
     }
 
+    /// Turns a passthrough protocol on or off, at run time. Off blocks it from then on and
+    /// removes its tunnels and sessions; sessions of other protocols are not touched.
+    /// Returns how many sessions and tunnels were removed.
+    pub fn set_passthrough(&mut self, protocol: Protocol, enabled: bool) -> usize {
+        let p = &mut self.config.passthrough;
+        let slot = match protocol {
+            Protocol::Ipsec => &mut p.ipsec,
+            Protocol::Pptp => &mut p.pptp,
+            Protocol::L2tp => &mut p.l2tp,
+        };
+        *slot = enabled;
+        if enabled {
+            if protocol == Protocol::Ipsec {
+                self.table.reserve_port(Proto::Udp, 500);
+            }
+            return 0;
+        }
+        let removed = self.table.remove_where(|proto, lan_port, remote_port| {
+            let n = match proto {
+                Proto::Tcp => 6,
+                Proto::Udp => 17,
+                Proto::Icmp => 1,
+            };
+            passthrough::classify(n, lan_port, remote_port) == Some(protocol)
+        });
+        let tunnels = if protocol == Protocol::Ipsec {
+            let (o, i) = self.esp.len();
+            let n = o + i + self.ike.len();
+            self.esp.clear();
+            self.ike.clear();
+            n
+        } else {
+            0
+        };
+        removed + tunnels
+    }
+
+    /// ESP SAs (outbound, inbound) and IKE SPIs tracked by the IPsec passthrough.
+    pub fn ipsec_state(&self) -> (usize, usize, usize) {
+        let (o, i) = self.esp.len();
+        (o, i, self.ike.len())
+    }
+
     /// Expires idle sessions and stale fragments. Call it when [`Engine::poll_timeout`] says.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.table.sweep(now);
+        let idle = u64::try_from(self.config.timeouts.udp.as_nanos()).unwrap_or(u64::MAX);
+        let pending =
+            u64::try_from(self.config.timeouts.esp_pending.as_nanos()).unwrap_or(u64::MAX);
+        let mut evs = Vec::new();
+        self.esp.expire(now, idle, pending, &mut evs);
+        self.ike.expire(now, idle);
+        for ev in evs {
+            self.queue_event(ev);
+        }
         let dropped = self.frags.expire(now);
         for _ in 0..dropped {
             self.stats.count_drop(DropReason::FragmentDropped);
@@ -177,7 +277,13 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.table.next_sweep(), self.frags.next_expiry()) {
+        let (o, i) = self.esp.len();
+        let sweep = if o + i + self.ike.len() > 0 {
+            Some(self.table.next_second())
+        } else {
+            self.table.next_sweep()
+        };
+        match (sweep, self.frags.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -230,12 +336,5 @@ impl Engine {
         }
         self.icmp_tokens -= 1;
         true
-    }
-}
-
-impl Table {
-    /// Every live session (used by `public_addr_of`).
-    pub(crate) fn sessions(&self) -> impl Iterator<Item = SessionInfo> + '_ {
-        self.iter()
     }
 }

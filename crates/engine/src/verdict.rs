@@ -97,6 +97,24 @@ drop_reasons! {
     FragmentDropped => "fragment_dropped",
     /// Addressed to the router itself on a port it does not serve.
     ForRouter => "for_router",
+    /// IPsec passthrough is disabled: IKE (UDP 500), NAT-T (UDP 4500), ESP and AH are blocked.
+    IpsecDisabled => "ipsec_disabled",
+    /// PPTP passthrough is disabled: TCP 1723 and GRE are blocked.
+    PptpDisabled => "pptp_disabled",
+    /// L2TP passthrough is disabled: UDP 1701 is blocked.
+    L2tpDisabled => "l2tp_disabled",
+    /// AH cannot survive address translation (RFC 3715 §2.1 a); refused with ICMP 3/13.
+    AhRefused => "ah_refused",
+    /// Inbound ESP from a host no LAN client sent ESP to.
+    EspNoServer => "esp_no_server",
+    /// Inbound ESP with an SPI bound to no client, and no client waiting for one.
+    EspUnknownSpi => "esp_unknown_spi",
+    /// A client's new ESP SA to a server while another client's new SA to that server waits
+    /// for its first inbound packet; refused with ICMP 3/13 until it binds or times out.
+    EspServerBusy => "esp_server_busy",
+    /// Inbound IKE on port 500 whose SPIs match no client while several clients talk to that
+    /// server: it cannot be delivered safely.
+    IkeAmbiguous => "ike_ambiguous",
 }
 
 impl core::fmt::Display for DropReason {

@@ -89,6 +89,8 @@ fn every_capture_replays() {
                 DropReason::IcmpErrorNoSession,
                 // LAN multicast and broadcast (mDNS, SSDP, LLMNR, NetBIOS) stay on the LAN.
                 DropReason::Martian,
+                // AH cannot pass a NAT (RFC 3715 §2.1 a).
+                DropReason::AhRefused,
             ],
         );
     }

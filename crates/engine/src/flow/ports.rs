@@ -6,6 +6,8 @@
 //! with the top bit set: a released port is not handed out again before the reuse delay.
 
 const RESTING: u32 = 0x8000_0000;
+/// Held back from the allocator for good (not resting, owned by no mapping).
+const RESERVED: u32 = 0x7fff_ffff;
 
 /// Port ownership for one public address and protocol.
 pub(crate) struct PortMap {
@@ -25,7 +27,7 @@ impl PortMap {
     #[inline]
     pub(crate) fn owner(&self, port: u16) -> Option<u32> {
         let v = self.owner[usize::from(port)];
-        if v == 0 || v & RESTING != 0 {
+        if v == 0 || v == RESERVED || v & RESTING != 0 {
             None
         } else {
             Some(v - 1)
@@ -35,6 +37,14 @@ impl PortMap {
     fn is_free(&self, port: u16, now_secs: u64) -> bool {
         let v = self.owner[usize::from(port)];
         v == 0 || (v & RESTING != 0 && u64::from(v & !RESTING) <= now_secs)
+    }
+
+    /// Holds `port` back from allocation. A port a mapping owns now stays with it.
+    pub(crate) fn reserve(&mut self, port: u16) {
+        let v = &mut self.owner[usize::from(port)];
+        if *v == 0 || *v & RESTING != 0 {
+            *v = RESERVED;
+        }
     }
 
     /// Ports owned by mappings now.

@@ -364,6 +364,58 @@ impl Table {
         Ok(())
     }
 
+    /// The public address LAN host `lan_ip` is paired with now (RFC 4787 REQ-2), if it has
+    /// sessions.
+    pub(crate) fn paired_ext(&self, lan_ip: u32) -> Option<u32> {
+        let h = self.hosts.get(&lan_ip)?;
+        self.public.get(usize::from(h.ext_idx)).copied()
+    }
+
+    /// The public address a LAN host uses: its paired one, or the least used one when it has
+    /// no NAPT session yet (passthrough traffic such as raw ESP).
+    pub(crate) fn ext_for(&self, lan_ip: u32) -> u32 {
+        self.paired_ext(lan_ip).unwrap_or_else(|| {
+            self.public
+                .get(self.pool_index(lan_ip))
+                .copied()
+                .unwrap_or(0)
+        })
+    }
+
+    /// The public address a new LAN host gets: a seeded hash of its address, so that a host
+    /// keeps its address across protocols and passthrough (paired pooling, RFC 4787 REQ-2)
+    /// and hosts spread over the pool.
+    fn pool_index(&self, lan_ip: u32) -> usize {
+        (self.hasher.hash_one(lan_ip) % self.public.len().max(1) as u64) as usize
+    }
+
+    /// Reserves public port `port` for `proto` on every public address: the general allocator
+    /// never hands it out (IKE's port 500, kept for every client by the IPsec passthrough).
+    pub(crate) fn reserve_port(&mut self, proto: Proto, port: u16) {
+        for p in &mut self.ports {
+            p[proto as usize].reserve(port);
+        }
+    }
+
+    /// Removes every session whose remote port `pred` accepts (a passthrough switched off).
+    pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(Proto, u16, u16) -> bool) -> usize {
+        let mut dead = vec![false; self.sessions.len()];
+        for &f in &self.free {
+            dead[f as usize] = true;
+        }
+        let victims: Vec<u32> = (0..self.sessions.len() as u32)
+            .filter(|&i| !dead[i as usize])
+            .filter(|&i| {
+                let s = &self.sessions[i as usize];
+                pred(s.proto(), s.lan_port, s.remote_port)
+            })
+            .collect();
+        for &v in &victims {
+            self.remove(v);
+        }
+        victims.len()
+    }
+
     /// The host entry for `lan_ip`, created with the least-used public address (paired pooling).
     fn host_for(&mut self, lan_ip: u32) -> Result<Host, DropReason> {
         if let Some(h) = self.hosts.get(&lan_ip) {
@@ -372,12 +424,7 @@ impl Table {
             }
             return Ok(*h);
         }
-        let ext_idx = self
-            .hosts_per_ext
-            .iter()
-            .enumerate()
-            .min_by_key(|&(_, n)| *n)
-            .map_or(0, |(i, _)| i);
+        let ext_idx = self.pool_index(lan_ip);
         Ok(Host {
             ext_idx: ext_idx as u16,
             sessions: 0,
@@ -652,6 +699,11 @@ impl Table {
         let _ = old_swept;
         self.expired += gone;
         gone
+    }
+
+    /// The next whole second after the last sweep.
+    pub(crate) fn next_second(&self) -> Instant {
+        Instant::from_secs(self.swept_to + 1)
     }
 
     /// The next second at which a sweep may have work, if there are sessions.

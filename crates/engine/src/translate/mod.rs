@@ -143,6 +143,9 @@ fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
 
 /// The LAN → WAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    if let Some(v) = crate::passthrough::outbound(e, now, packet) {
+        return v;
+    }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     match ip.protocol() {
         6 => napt::outbound(e, now, packet, Proto::Tcp),
@@ -168,6 +171,9 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
 
 /// The WAN → LAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    if let Some(v) = crate::passthrough::inbound(e, now, packet) {
+        return v;
+    }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     match ip.protocol() {
         6 => napt::inbound(e, now, packet, Proto::Tcp),

@@ -1,0 +1,141 @@
+//! IKE on UDP port 500 for several clients to one server, keeping source port 500 on the
+//! public side for every client (RFC 3715 §2.3 o: servers and some clients insist on it).
+//!
+//! Clients that share public port 500 towards one server are told apart by the SPIs in the
+//! IKE header (IKEv2: RFC 7296 §3.1 SPIi/SPIr; IKEv1: RFC 2408 §3.1 cookies). Both SPIs of
+//! every outbound message are learned, and the responder's SPI from the first reply, so new IKE
+//! SAs (rekeys started by either side) keep reaching their client once that client has sent
+//! under them.
+//!
+//! When an inbound message matches no SPI (the server starts a new IKE SA with SPIs nobody
+//! has used yet) natpass delivers it to the client when exactly one client talks to that server
+//! on port 500, and otherwise drops it and counts `ike_ambiguous`: a guess could hand one
+//! client's keys to another. The server retransmits; once the right client sends under the new
+//! SA it is learned.
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
+use super::{Protocol, TunnelIds};
+use crate::Event;
+use crate::time::Instant;
+use crate::verdict::DropReason;
+
+#[derive(Clone, Copy, Debug)]
+struct SpiEntry {
+    lan_ip: u32,
+    last_seen: u64,
+}
+
+/// IKE port-500 state of one engine.
+pub(crate) struct IkeTable {
+    by_spi: HashMap<(u32, u32, u64), SpiEntry, FixedState>,
+    /// Clients talking IKE to a server, by (public address, server): client → last seen.
+    clients: HashMap<(u32, u32), Vec<(u32, u64)>, FixedState>,
+}
+
+impl IkeTable {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            by_spi: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce0)),
+            clients: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce1)),
+        }
+    }
+
+    /// SPIs tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.by_spi.len()
+    }
+
+    fn learn(&mut self, t: u64, ext_ip: u32, server: u32, spi: u64, lan_ip: u32) -> bool {
+        if spi == 0 {
+            return false;
+        }
+        let fresh = !self.by_spi.contains_key(&(ext_ip, server, spi));
+        self.by_spi.insert(
+            (ext_ip, server, spi),
+            SpiEntry {
+                lan_ip,
+                last_seen: t,
+            },
+        );
+        fresh
+    }
+
+    fn touch_client(&mut self, t: u64, ext_ip: u32, server: u32, lan_ip: u32) {
+        let list = self.clients.entry((ext_ip, server)).or_default();
+        match list.iter_mut().find(|c| c.0 == lan_ip) {
+            Some(c) => c.1 = t,
+            None => list.push((lan_ip, t)),
+        }
+    }
+
+    /// An IKE message from `lan_ip` to `server`, both on port 500, leaving from `ext_ip`.
+    pub(crate) fn outbound(
+        &mut self,
+        now: Instant,
+        lan_ip: u32,
+        server: u32,
+        ext_ip: u32,
+        spi_i: u64,
+        spi_r: u64,
+    ) -> Option<Event> {
+        let t = now.as_nanos();
+        let new_sa = self.learn(t, ext_ip, server, spi_i, lan_ip);
+        self.learn(t, ext_ip, server, spi_r, lan_ip);
+        self.touch_client(t, ext_ip, server, lan_ip);
+        new_sa.then_some(Event::TunnelUp {
+            protocol: Protocol::Ipsec,
+            client: lan_ip,
+            server,
+            public: ext_ip,
+            ids: TunnelIds::Ike { spi_i, spi_r },
+        })
+    }
+
+    /// An IKE message from `server`:500 to public `ext_ip`:500: the client it is for.
+    pub(crate) fn inbound(
+        &mut self,
+        now: Instant,
+        ext_ip: u32,
+        server: u32,
+        spi_i: u64,
+        spi_r: u64,
+    ) -> Result<u32, DropReason> {
+        let t = now.as_nanos();
+        let known = [spi_i, spi_r]
+            .into_iter()
+            .filter(|&s| s != 0)
+            .find_map(|s| self.by_spi.get(&(ext_ip, server, s)).map(|e| e.lan_ip));
+        let lan_ip = match known {
+            Some(l) => l,
+            None => match self.clients.get(&(ext_ip, server)).map(Vec::as_slice) {
+                Some([(only, _)]) => *only,
+                Some([_, _, ..]) => return Err(DropReason::IkeAmbiguous),
+                _ => return Err(DropReason::NoMapping),
+            },
+        };
+        // Learn the responder's SPI from its reply, and refresh both.
+        self.learn(t, ext_ip, server, spi_i, lan_ip);
+        self.learn(t, ext_ip, server, spi_r, lan_ip);
+        self.touch_client(t, ext_ip, server, lan_ip);
+        Ok(lan_ip)
+    }
+
+    /// Forgets SPIs and clients idle for `idle` ns.
+    pub(crate) fn expire(&mut self, now: Instant, idle: u64) {
+        let t = now.as_nanos();
+        self.by_spi
+            .retain(|_, e| t.saturating_sub(e.last_seen) < idle);
+        self.clients.retain(|_, list| {
+            list.retain(|c| t.saturating_sub(c.1) < idle);
+            !list.is_empty()
+        });
+    }
+
+    /// Forgets everything (the IPsec switch went off).
+    pub(crate) fn clear(&mut self) {
+        self.by_spi.clear();
+        self.clients.clear();
+    }
+}
