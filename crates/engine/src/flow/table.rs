@@ -250,6 +250,17 @@ impl Table {
         )
     }
 
+    /// The LAN port of the mapping that owns public port `ext_port` on address `ext_idx`.
+    pub(crate) fn owner_lan_port(
+        &self,
+        ext_idx: usize,
+        proto: Proto,
+        ext_port: u16,
+    ) -> Option<u16> {
+        let m = self.ports.get(ext_idx)?[proto as usize].owner(ext_port)?;
+        self.mappings.get(m as usize).map(|m| m.lan_port)
+    }
+
     /// True when a mapping owns public `ext_ip:port` for `proto`.
     pub(crate) fn find_in_port(&self, proto: Proto, ext_ip: u32, port: u16) -> bool {
         self.ext_index(ext_ip)

@@ -93,22 +93,23 @@ impl EspTable {
         }
         // A new SA: this client becomes the one pending for the server, unless another is.
         let key = (ext_ip, server);
-        if let Some(p) = self.pending.get(&key) {
-            if p.lan_ip != lan_ip && t.saturating_sub(p.since) < pending_for {
-                let ev = Event::PassthroughRefused {
-                    protocol: Protocol::Ipsec,
-                    client: lan_ip,
-                    server,
+        if let Some(p) = self.pending.get(&key)
+            && p.lan_ip != lan_ip
+            && t.saturating_sub(p.since) < pending_for
+        {
+            let ev = Event::PassthroughRefused {
+                protocol: Protocol::Ipsec,
+                client: lan_ip,
+                server,
+                reason: DropReason::EspServerBusy,
+            };
+            return (
+                EspAction::Refuse {
                     reason: DropReason::EspServerBusy,
-                };
-                return (
-                    EspAction::Refuse {
-                        reason: DropReason::EspServerBusy,
-                        icmp: true,
-                    },
-                    Some(ev),
-                );
-            }
+                    icmp: true,
+                },
+                Some(ev),
+            );
         }
         self.pending.insert(
             key,

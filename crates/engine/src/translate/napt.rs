@@ -99,7 +99,16 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
             let Some(ext_idx) = e.table.ext_index(dst) else {
                 return Verdict::Drop(DropReason::NotOurAddress);
             };
-            let filtering = e.config.filtering;
+            let mut filtering = e.config.filtering;
+            // RFC 2661 §8.1: an LNS may answer from a port other than 1701. With the L2TP
+            // passthrough on, an L2TP client's mapping takes its server's answer from any port.
+            if filtering == crate::Filtering::AddressAndPortDependent
+                && proto == Proto::Udp
+                && e.config.passthrough.l2tp
+                && e.table.owner_lan_port(ext_idx, proto, ext_port) == Some(1701)
+            {
+                filtering = crate::Filtering::AddressDependent;
+            }
             match e
                 .table
                 .create_inbound(now, proto, ext_idx, ext_port, src, rem_port, filtering)
