@@ -98,11 +98,7 @@ fn line_of(text: &str, table: &str, key: &str) -> usize {
 }
 
 fn value_error(text: &str, table: &str, key: &str, message: String) -> Error {
-    Error::Value {
-        line: line_of(text, table, key),
-        key: format!("{table}.{key}"),
-        message,
-    }
+    Error::Value { line: line_of(text, table, key), key: format!("{table}.{key}"), message }
 }
 
 fn parse_net(s: &str) -> Option<Ipv4Net> {
@@ -114,14 +110,8 @@ fn parse_net(s: &str) -> Option<Ipv4Net> {
 /// Parses and validates a configuration file's text.
 pub fn parse(text: &str) -> Result<EngineConfig, Error> {
     let file: File = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .and_then(|s| text.get(..s.start))
-            .map_or(0, |t| t.matches('\n').count() + 1);
-        Error::Syntax {
-            line,
-            message: e.message().to_string(),
-        }
+        let line = e.span().and_then(|s| text.get(..s.start)).map_or(0, |t| t.matches('\n').count() + 1);
+        Error::Syntax { line, message: e.message().to_string() }
     })?;
     let mut c = EngineConfig::default();
     let n = &file.nat;
@@ -157,12 +147,7 @@ pub fn parse(text: &str) -> Result<EngineConfig, Error> {
     }
     if let Some(s) = &n.lan_addr {
         c.lan_addr = s.parse().map_err(|_| {
-            value_error(
-                text,
-                "nat",
-                "lan_addr",
-                format!("{s:?} is not an IPv4 address; write it like \"192.168.1.1\""),
-            )
+            value_error(text, "nat", "lan_addr", format!("{s:?} is not an IPv4 address; write it like \"192.168.1.1\""))
         })?;
     }
     if let Some(s) = &n.filtering {
@@ -187,9 +172,7 @@ pub fn parse(text: &str) -> Result<EngineConfig, Error> {
     c.wan_mtu = n.wan_mtu.unwrap_or(c.wan_mtu);
     c.lan_mtu = n.lan_mtu.unwrap_or(c.lan_mtu);
     c.max_held_fragments = n.max_held_fragments.unwrap_or(c.max_held_fragments);
-    c.max_held_fragment_bytes = n
-        .max_held_fragment_bytes
-        .unwrap_or(c.max_held_fragment_bytes);
+    c.max_held_fragment_bytes = n.max_held_fragment_bytes.unwrap_or(c.max_held_fragment_bytes);
     c.icmp_errors_per_sec = n.icmp_errors_per_sec.unwrap_or(c.icmp_errors_per_sec);
     let t = &file.timeouts;
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
@@ -201,13 +184,9 @@ pub fn parse(text: &str) -> Result<EngineConfig, Error> {
     c.timeouts.fragment = secs(t.fragment, c.timeouts.fragment);
     c.validate().map_err(|e| {
         let (table, key) = match &e {
-            ConfigError::TimerBelowFloor { name, .. } => {
-                name.split_once('.').unwrap_or(("nat", name))
-            }
+            ConfigError::TimerBelowFloor { name, .. } => name.split_once('.').unwrap_or(("nat", name)),
             ConfigError::OutOfRange { name, .. } => name.split_once('.').unwrap_or(("nat", name)),
-            ConfigError::NoPublicAddress | ConfigError::BadPublicAddress(_) => {
-                ("nat", "public_addrs")
-            }
+            ConfigError::NoPublicAddress | ConfigError::BadPublicAddress(_) => ("nat", "public_addrs"),
             ConfigError::PublicInsideLan(..) => ("nat", "public_addrs"),
             _ => ("nat", ""),
         };
@@ -255,35 +234,25 @@ udp = 600
 
     #[test]
     fn timer_below_floor_names_line_and_fix() {
-        let e = parse("[nat]\n\n[timeouts]\nudp = 30\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[nat]\n\n[timeouts]\nudp = 30\n").unwrap_err().to_string();
         assert!(e.starts_with("line 4: timeouts.udp"), "{e}");
         assert!(e.contains("set it to 120 or more"), "{e}");
     }
 
     #[test]
     fn unknown_key_is_refused_with_line() {
-        let e = parse("[nat]\npublic_addr = [\"1.2.3.4\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[nat]\npublic_addr = [\"1.2.3.4\"]\n").unwrap_err().to_string();
         assert!(e.starts_with("line 2:"), "{e}");
         assert!(e.contains("public_addr"), "{e}");
     }
 
     #[test]
     fn bad_address_and_mode_explain_the_format() {
-        let e = parse("[nat]\nlan_networks = [\"192.168.1.0/33\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[nat]\nlan_networks = [\"192.168.1.0/33\"]\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("192.168.1.0/24"), "{e}");
-        let e = parse("[nat]\nfiltering = \"full-cone\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[nat]\nfiltering = \"full-cone\"\n").unwrap_err().to_string();
         assert!(e.contains("endpoint-independent"), "{e}");
-        let e = parse("[nat]\npublic_addrs = [\"192.168.1.1\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[nat]\npublic_addrs = [\"192.168.1.1\"]\n").unwrap_err().to_string();
         assert!(e.contains("inside the LAN network"), "{e}");
     }
 }

@@ -52,18 +52,12 @@ fn setup(n: u32) -> (Engine, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let (ip, port) = lan_of(i);
         let p = udp(ip, port, REMOTE, 4500);
         let mut q = p.clone();
-        assert_eq!(
-            e.process(Instant::ZERO, Side::Lan, &mut q),
-            Verdict::Forward(Side::Wan)
-        );
+        assert_eq!(e.process(Instant::ZERO, Side::Lan, &mut q), Verdict::Forward(Side::Wan));
         let ext_ip = u32::from_be_bytes([q[12], q[13], q[14], q[15]]);
         let ext_port = u16::from_be_bytes([q[20], q[21]]);
         let mut r = udp(REMOTE, 4500, ext_ip, ext_port);
         let r0 = r.clone();
-        assert_eq!(
-            e.process(Instant::ZERO, Side::Wan, &mut r),
-            Verdict::Forward(Side::Lan)
-        );
+        assert_eq!(e.process(Instant::ZERO, Side::Wan, &mut r), Verdict::Forward(Side::Lan));
         outs.push(p);
         ins.push(r0);
     }

@@ -27,15 +27,8 @@ impl Ipv4Net {
     /// The network `addr/len`; host bits of `addr` are cleared. `len` above 32 is clamped.
     pub fn new(addr: Ipv4Addr, len: u8) -> Self {
         let len = len.min(32);
-        let mask = if len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(len))
-        };
-        Self {
-            addr: u32::from(addr) & mask,
-            mask,
-        }
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        Self { addr: u32::from(addr) & mask, mask }
     }
 
     /// True when `ip` (host order) is inside.
@@ -113,11 +106,7 @@ pub struct Passthrough {
 
 impl Default for Passthrough {
     fn default() -> Self {
-        Self {
-            ipsec: true,
-            pptp: true,
-            l2tp: true,
-        }
+        Self { ipsec: true, pptp: true, l2tp: true }
     }
 }
 
@@ -222,34 +211,14 @@ impl EngineConfig {
         let t = &self.timeouts;
         let floors: [(&'static str, Duration, u64, &'static str); 5] = [
             ("timeouts.udp", t.udp, 120, "RFC 4787 REQ-5"),
-            (
-                "timeouts.tcp_established",
-                t.tcp_established,
-                7440,
-                "RFC 5382 REQ-5",
-            ),
-            (
-                "timeouts.tcp_transitory",
-                t.tcp_transitory,
-                240,
-                "RFC 5382 REQ-5",
-            ),
+            ("timeouts.tcp_established", t.tcp_established, 7440, "RFC 5382 REQ-5"),
+            ("timeouts.tcp_transitory", t.tcp_transitory, 240, "RFC 5382 REQ-5"),
             ("timeouts.icmp", t.icmp, 60, "RFC 5508 REQ-2"),
-            (
-                "timeouts.port_reuse_delay",
-                t.port_reuse_delay,
-                120,
-                "RFC 6888 REQ-8",
-            ),
+            ("timeouts.port_reuse_delay", t.port_reuse_delay, 120, "RFC 6888 REQ-8"),
         ];
         for (name, value, floor, rule) in floors {
             if value.as_secs() < floor {
-                return Err(ConfigError::TimerBelowFloor {
-                    name,
-                    value: value.as_secs(),
-                    floor,
-                    rule,
-                });
+                return Err(ConfigError::TimerBelowFloor { name, value: value.as_secs(), floor, rule });
             }
         }
         if t.fragment.as_secs() == 0 || t.fragment.as_secs() > 120 {
@@ -278,48 +247,12 @@ impl EngineConfig {
             }
         }
         let ranges: [(&'static str, u64, u64, u64, &'static str); 6] = [
-            (
-                "max_sessions",
-                u64::from(self.max_sessions),
-                1,
-                1 << 26,
-                "1 to 67108864",
-            ),
-            (
-                "max_sessions_per_host",
-                u64::from(self.max_sessions_per_host),
-                1,
-                1 << 26,
-                "1 to 67108864",
-            ),
-            (
-                "wan_mtu",
-                u64::from(self.wan_mtu),
-                576,
-                65535,
-                "576 to 65535",
-            ),
-            (
-                "lan_mtu",
-                u64::from(self.lan_mtu),
-                576,
-                65535,
-                "576 to 65535",
-            ),
-            (
-                "max_held_fragments",
-                u64::from(self.max_held_fragments),
-                0,
-                65536,
-                "0 to 65536",
-            ),
-            (
-                "icmp_errors_per_sec",
-                u64::from(self.icmp_errors_per_sec),
-                0,
-                1_000_000,
-                "0 to 1000000",
-            ),
+            ("max_sessions", u64::from(self.max_sessions), 1, 1 << 26, "1 to 67108864"),
+            ("max_sessions_per_host", u64::from(self.max_sessions_per_host), 1, 1 << 26, "1 to 67108864"),
+            ("wan_mtu", u64::from(self.wan_mtu), 576, 65535, "576 to 65535"),
+            ("lan_mtu", u64::from(self.lan_mtu), 576, 65535, "576 to 65535"),
+            ("max_held_fragments", u64::from(self.max_held_fragments), 0, 65536, "0 to 65536"),
+            ("icmp_errors_per_sec", u64::from(self.icmp_errors_per_sec), 0, 1_000_000, "0 to 1000000"),
         ];
         for (name, value, lo, hi, range) in ranges {
             if value < lo || value > hi {
@@ -347,10 +280,7 @@ mod tests {
         assert!(e.to_string().contains("RFC 4787 REQ-5"), "{e}");
         let mut c = EngineConfig::default();
         c.timeouts.tcp_established = Duration::from_secs(7439);
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::TimerBelowFloor { floor: 7440, .. })
-        ));
+        assert!(matches!(c.validate(), Err(ConfigError::TimerBelowFloor { floor: 7440, .. })));
         let mut c = EngineConfig::default();
         c.timeouts.icmp = Duration::from_secs(59);
         assert!(c.validate().is_err());
@@ -361,14 +291,8 @@ mod tests {
 
     #[test]
     fn public_inside_lan_is_refused() {
-        let c = EngineConfig {
-            public_addrs: vec![Ipv4Addr::new(192, 168, 1, 7)],
-            ..Default::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::PublicInsideLan(..))
-        ));
+        let c = EngineConfig { public_addrs: vec![Ipv4Addr::new(192, 168, 1, 7)], ..Default::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::PublicInsideLan(..))));
     }
 
     #[test]

@@ -169,15 +169,8 @@ impl Engine {
 
     /// The public address and port of the session from LAN `lan` to remote `remote`, if any.
     /// (ICMP: ports are identifiers, the remote port is 0.)
-    pub fn outside_of(
-        &self,
-        proto: Proto,
-        lan: (u32, u16),
-        remote: (u32, u16),
-    ) -> Option<(u32, u16)> {
-        let i = self
-            .table
-            .find_out(proto, lan.0, lan.1, remote.0, remote.1)?;
+    pub fn outside_of(&self, proto: Proto, lan: (u32, u16), remote: (u32, u16)) -> Option<(u32, u16)> {
+        let i = self.table.find_out(proto, lan.0, lan.1, remote.0, remote.1)?;
         Some(self.table.ext_of(i))
     }
 
@@ -203,9 +196,7 @@ impl Engine {
         };
         match verdict {
             Verdict::Forward(out) => {
-                let len = packet
-                    .get(2..4)
-                    .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                let len = packet.get(2..4).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                 self.stats.count_forward(out, len);
             }
             Verdict::Drop(reason) => self.stats.count_drop(reason),
@@ -261,8 +252,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.table.sweep(now);
         let idle = u64::try_from(self.config.timeouts.udp.as_nanos()).unwrap_or(u64::MAX);
-        let pending =
-            u64::try_from(self.config.timeouts.esp_pending.as_nanos()).unwrap_or(u64::MAX);
+        let pending = u64::try_from(self.config.timeouts.esp_pending.as_nanos()).unwrap_or(u64::MAX);
         let mut evs = Vec::new();
         self.esp.expire(now, idle, pending, &mut evs);
         self.ike.expire(now, idle);
@@ -278,11 +268,7 @@ impl Engine {
     /// When [`Engine::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let (o, i) = self.esp.len();
-        let sweep = if o + i + self.ike.len() > 0 {
-            Some(self.table.next_second())
-        } else {
-            self.table.next_sweep()
-        };
+        let sweep = if o + i + self.ike.len() > 0 { Some(self.table.next_second()) } else { self.table.next_sweep() };
         match (sweep, self.frags.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

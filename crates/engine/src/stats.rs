@@ -34,10 +34,7 @@ pub struct Stats {
 
 impl Stats {
     pub(crate) fn new() -> Self {
-        Self {
-            drops: vec![0; DropReason::COUNT],
-            ..Default::default()
-        }
+        Self { drops: vec![0; DropReason::COUNT], ..Default::default() }
     }
 
     /// The count for one drop reason.
@@ -47,10 +44,7 @@ impl Stats {
 
     /// Every drop reason with its count, in declaration order.
     pub fn drops_by_reason(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL
-            .iter()
-            .copied()
-            .zip(self.drops.iter().copied())
+        DropReason::ALL.iter().copied().zip(self.drops.iter().copied())
     }
 
     #[inline]

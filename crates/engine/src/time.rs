@@ -43,9 +43,6 @@ impl core::ops::Add<Duration> for Instant {
 
     /// The timestamp `d` later, saturating.
     fn add(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        Self(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 }

@@ -21,25 +21,13 @@ fn mirror(p: &[u8]) -> Vec<u8> {
     match s.proto {
         17 => udp(s.dst, s.dport, s.src, s.sport, payload),
         6 => tcp(s.dst, s.dport, s.src, s.sport, "A", payload),
-        _ => echo_reply(
-            s.dst,
-            s.src,
-            s.sport,
-            u16::from_be_bytes([rest[6], rest[7]]),
-        ),
+        _ => echo_reply(s.dst, s.src, s.sport, u16::from_be_bytes([rest[6], rest[7]])),
     }
 }
 
 fn lan_packet() -> impl Strategy<Value = Vec<u8>> {
-    (
-        0u8..3,
-        2u8..250,
-        1u16..,
-        1u16..,
-        any::<[u8; 2]>(),
-        proptest::collection::vec(any::<u8>(), 0..64),
-    )
-        .prop_map(|(kind, host, sport, dport, rem, payload)| {
+    (0u8..3, 2u8..250, 1u16.., 1u16.., any::<[u8; 2]>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(
+        |(kind, host, sport, dport, rem, payload)| {
             let src = [192, 168, 1, host];
             let dst = [198, 51, rem[0] % 100 + 1, rem[1] | 1];
             match kind {
@@ -47,7 +35,8 @@ fn lan_packet() -> impl Strategy<Value = Vec<u8>> {
                 1 => tcp(src, sport, dst, dport, "S", &payload),
                 _ => echo_request(src, dst, sport, dport),
             }
-        })
+        },
+    )
 }
 
 proptest! {

@@ -10,54 +10,20 @@ use natpass_engine::{DropReason, Side, Verdict};
 #[test]
 fn rfc5508_req1_echo_identifier_is_translated_and_unique() {
     let mut e = engine();
-    let a = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        echo_request(LAN_A, REMOTE, 77, 1),
-        Side::Wan,
-    );
-    let b = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        echo_request(LAN_B, REMOTE, 77, 1),
-        Side::Wan,
-    );
+    let a = pass(&mut e, t(0), Side::Lan, echo_request(LAN_A, REMOTE, 77, 1), Side::Wan);
+    let b = pass(&mut e, t(0), Side::Lan, echo_request(LAN_B, REMOTE, 77, 1), Side::Wan);
     assert_eq!(seen(&a).src, PUB);
-    assert_ne!(
-        seen(&a).sport,
-        seen(&b).sport,
-        "identifiers never shared on one address"
-    );
-    let r = pass(
-        &mut e,
-        t(1),
-        Side::Wan,
-        echo_reply(REMOTE, PUB, seen(&b).sport, 1),
-        Side::Lan,
-    );
+    assert_ne!(seen(&a).sport, seen(&b).sport, "identifiers never shared on one address");
+    let r = pass(&mut e, t(1), Side::Wan, echo_reply(REMOTE, PUB, seen(&b).sport, 1), Side::Lan);
     assert_eq!((seen(&r).dst, seen(&r).sport), (LAN_B, 77));
 }
 
 #[test]
 fn rfc5508_req2_query_session_lives_60s() {
     let mut e = engine();
-    let a = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        echo_request(LAN_A, REMOTE, 77, 1),
-        Side::Wan,
-    );
+    let a = pass(&mut e, t(0), Side::Lan, echo_request(LAN_A, REMOTE, 77, 1), Side::Wan);
     e.handle_timeout(t(59));
-    pass(
-        &mut e,
-        t(59),
-        Side::Wan,
-        echo_reply(REMOTE, PUB, seen(&a).sport, 1),
-        Side::Lan,
-    );
+    pass(&mut e, t(59), Side::Wan, echo_reply(REMOTE, PUB, seen(&a).sport, 1), Side::Lan);
     e.handle_timeout(t(120));
     assert_eq!(e.session_count(), 0);
 }
@@ -65,20 +31,11 @@ fn rfc5508_req2_query_session_lives_60s() {
 #[test]
 fn rfc5508_req3_bad_icmp_checksum_is_dropped() {
     let mut e = engine();
-    let a = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        udp(LAN_A, 5000, REMOTE, 53, b"q"),
-        Side::Wan,
-    );
+    let a = pass(&mut e, t(0), Side::Lan, udp(LAN_A, 5000, REMOTE, 53, b"q"), Side::Wan);
     let mut err = icmp_error(REMOTE, PUB, 3, 3, 0, &a, false);
     let n = err.len();
     err[n - 1] ^= 0xff;
-    assert_eq!(
-        run(&mut e, t(1), Side::Wan, err),
-        Verdict::Drop(DropReason::BadIcmpChecksum)
-    );
+    assert_eq!(run(&mut e, t(1), Side::Wan, err), Verdict::Drop(DropReason::BadIcmpChecksum));
 }
 
 #[test]
@@ -86,10 +43,7 @@ fn rfc5508_req4_error_without_session_is_dropped_silently() {
     let mut e = engine();
     let stray = udp(PUB, 4444, REMOTE, 53, b"q");
     let err = icmp_error(REMOTE, PUB, 3, 3, 0, &stray, false);
-    assert_eq!(
-        run(&mut e, t(0), Side::Wan, err),
-        Verdict::Drop(DropReason::IcmpErrorNoSession)
-    );
+    assert_eq!(run(&mut e, t(0), Side::Wan, err), Verdict::Drop(DropReason::IcmpErrorNoSession));
     assert!(e.poll_transmit().is_none());
 }
 
@@ -113,36 +67,12 @@ fn rfc5508_req5_inbound_error_reverts_embedded_headers_udp() {
 #[test]
 fn rfc5508_req5_inbound_error_about_tcp_and_echo() {
     let mut e = engine();
-    let out = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        tcp(LAN_A, 5000, REMOTE, 80, "S", b""),
-        Side::Wan,
-    );
-    let back = pass(
-        &mut e,
-        t(1),
-        Side::Wan,
-        icmp_error(REMOTE, PUB, 3, 1, 0, &out, false),
-        Side::Lan,
-    );
+    let out = pass(&mut e, t(0), Side::Lan, tcp(LAN_A, 5000, REMOTE, 80, "S", b""), Side::Wan);
+    let back = pass(&mut e, t(1), Side::Wan, icmp_error(REMOTE, PUB, 3, 1, 0, &out, false), Side::Lan);
     let s = seen(&back[28..]);
     assert_eq!((s.src, s.sport), (LAN_A, 5000));
-    let out = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        echo_request(LAN_A, REMOTE2, 9, 1),
-        Side::Wan,
-    );
-    let back = pass(
-        &mut e,
-        t(1),
-        Side::Wan,
-        icmp_error([192, 0, 2, 1], PUB, 11, 0, 0, &out, true),
-        Side::Lan,
-    );
+    let out = pass(&mut e, t(0), Side::Lan, echo_request(LAN_A, REMOTE2, 9, 1), Side::Wan);
+    let back = pass(&mut e, t(1), Side::Wan, icmp_error([192, 0, 2, 1], PUB, 11, 0, 0, &out, true), Side::Lan);
     let inner = &back[28..];
     assert_checksums(inner);
     assert_eq!(seen(inner).sport, 9, "embedded echo identifier restored");
@@ -151,21 +81,9 @@ fn rfc5508_req5_inbound_error_about_tcp_and_echo() {
 #[test]
 fn rfc5508_req6_outbound_error_is_translated() {
     let mut e = engine();
-    let out = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        udp(LAN_A, 5000, REMOTE, 53, b"q"),
-        Side::Wan,
-    );
+    let out = pass(&mut e, t(0), Side::Lan, udp(LAN_A, 5000, REMOTE, 53, b"q"), Side::Wan);
     let ext = seen(&out).sport;
-    let inb = pass(
-        &mut e,
-        t(1),
-        Side::Wan,
-        udp(REMOTE, 53, PUB, ext, b"answer"),
-        Side::Lan,
-    );
+    let inb = pass(&mut e, t(1), Side::Wan, udp(REMOTE, 53, PUB, ext, b"answer"), Side::Lan);
     // The LAN host answers with Port Unreachable about what it received.
     let err = icmp_error(LAN_A, REMOTE, 3, 3, 0, &inb, true);
     let o = pass(&mut e, t(2), Side::Lan, err, Side::Wan);
@@ -179,20 +97,8 @@ fn rfc5508_req6_outbound_error_is_translated() {
 #[test]
 fn rfc4787_req9_hairpinning_icmp_errors() {
     let mut e = engine_with(|c| c.filtering = natpass_engine::Filtering::EndpointIndependent);
-    let b = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        udp(LAN_B, 6000, REMOTE, 3478, b""),
-        Side::Wan,
-    );
-    let h = pass(
-        &mut e,
-        t(1),
-        Side::Lan,
-        udp(LAN_A, 5000, PUB, seen(&b).sport, b"hi"),
-        Side::Lan,
-    );
+    let b = pass(&mut e, t(0), Side::Lan, udp(LAN_B, 6000, REMOTE, 3478, b""), Side::Wan);
+    let h = pass(&mut e, t(1), Side::Lan, udp(LAN_A, 5000, PUB, seen(&b).sport, b"hi"), Side::Lan);
     // B refuses it with Port Unreachable, which must reach A through the hairpin.
     let err = icmp_error(LAN_B, PUB, 3, 3, 0, &h, true);
     let back = pass(&mut e, t(2), Side::Lan, err, Side::Lan);
@@ -204,13 +110,7 @@ fn rfc4787_req9_hairpinning_icmp_errors() {
 #[test]
 fn bcp38_wan_packets_from_lan_or_martian_sources_are_dropped() {
     let mut e = engine_with(|c| c.filtering = natpass_engine::Filtering::EndpointIndependent);
-    let a = pass(
-        &mut e,
-        t(0),
-        Side::Lan,
-        udp(LAN_A, 5000, REMOTE, 53, b""),
-        Side::Wan,
-    );
+    let a = pass(&mut e, t(0), Side::Lan, udp(LAN_A, 5000, REMOTE, 53, b""), Side::Wan);
     let ext = seen(&a).sport;
     let cases = [
         ([192, 168, 1, 99], DropReason::WanSpoofedSource),
@@ -221,29 +121,15 @@ fn bcp38_wan_packets_from_lan_or_martian_sources_are_dropped() {
         ([169, 254, 1, 1], DropReason::Martian),
     ];
     for (src, why) in cases {
-        assert_eq!(
-            run(&mut e, t(1), Side::Wan, udp(src, 53, PUB, ext, b"")),
-            Verdict::Drop(why),
-            "{src:?}"
-        );
+        assert_eq!(run(&mut e, t(1), Side::Wan, udp(src, 53, PUB, ext, b"")), Verdict::Drop(why), "{src:?}");
     }
     assert!(e.poll_transmit().is_none(), "never answered");
     assert_eq!(
-        run(
-            &mut e,
-            t(1),
-            Side::Wan,
-            udp(REMOTE, 53, [203, 0, 113, 9], ext, b"")
-        ),
+        run(&mut e, t(1), Side::Wan, udp(REMOTE, 53, [203, 0, 113, 9], ext, b"")),
         Verdict::Drop(DropReason::NotOurAddress)
     );
     assert_eq!(
-        run(
-            &mut e,
-            t(1),
-            Side::Lan,
-            udp([100, 64, 0, 1], 1, REMOTE, 53, b"")
-        ),
+        run(&mut e, t(1), Side::Lan, udp([100, 64, 0, 1], 1, REMOTE, 53, b"")),
         Verdict::Drop(DropReason::LanSpoofedSource)
     );
 }

@@ -119,9 +119,7 @@ fn by_ethertype(et: u16, offset: usize) -> L3 {
         0x0800 => L3::Ipv4 { offset },
         0x86dd => L3::Ipv6 { offset },
         0x0806 => L3::Arp { offset },
-        other => L3::Other {
-            ethertype_or_family: u32::from(other),
-        },
+        other => L3::Other { ethertype_or_family: u32::from(other) },
     }
 }
 
@@ -139,15 +137,11 @@ pub fn classify(link: LinkKind, data: &[u8]) -> L3 {
                     None => break,
                 }
             }
-            L3::Other {
-                ethertype_or_family: 0,
-            }
+            L3::Other { ethertype_or_family: 0 }
         }
         LinkKind::Null => {
             let Some(b) = data.get(0..4) else {
-                return L3::Other {
-                    ethertype_or_family: 0,
-                };
+                return L3::Other { ethertype_or_family: 0 };
             };
             let le = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             let be = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
@@ -156,46 +150,23 @@ pub fn classify(link: LinkKind, data: &[u8]) -> L3 {
             match fam {
                 2 => L3::Ipv4 { offset: 4 },
                 24 | 28 | 30 => L3::Ipv6 { offset: 4 },
-                f => L3::Other {
-                    ethertype_or_family: f,
-                },
+                f => L3::Other { ethertype_or_family: f },
             }
         }
         LinkKind::Raw => match data.first().map(|b| b >> 4) {
             Some(4) => L3::Ipv4 { offset: 0 },
             Some(6) => L3::Ipv6 { offset: 0 },
-            _ => L3::Other {
-                ethertype_or_family: 0,
-            },
+            _ => L3::Other { ethertype_or_family: 0 },
         },
-        LinkKind::LinuxSll => u16_at(14).map_or(
-            L3::Other {
-                ethertype_or_family: 0,
-            },
-            |et| by_ethertype(et, 16),
-        ),
-        LinkKind::LinuxSll2 => u16_at(0).map_or(
-            L3::Other {
-                ethertype_or_family: 0,
-            },
-            |et| by_ethertype(et, 20),
-        ),
-        LinkKind::Other(n) => L3::Other {
-            ethertype_or_family: n,
-        },
+        LinkKind::LinuxSll => u16_at(14).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(et, 16)),
+        LinkKind::LinuxSll2 => u16_at(0).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(et, 20)),
+        LinkKind::Other(n) => L3::Other { ethertype_or_family: n },
     }
 }
 
 enum Format {
-    Pcap {
-        big_endian: bool,
-        nanos: bool,
-        link: LinkKind,
-    },
-    Pcapng {
-        big_endian: bool,
-        interfaces: Vec<(LinkKind, u64)>,
-    },
+    Pcap { big_endian: bool, nanos: bool, link: LinkKind },
+    Pcapng { big_endian: bool, interfaces: Vec<(LinkKind, u64)> },
 }
 
 /// Reads a pcap or pcapng file one packet at a time.
@@ -212,28 +183,17 @@ pub struct PcapReader {
 impl PcapReader {
     /// Opens `path` and reads its file header.
     pub fn open(path: &Path) -> Result<Self, PcapError> {
-        let io = |source| PcapError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| PcapError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         let total = file.metadata().map_err(io)?.len();
         let mut input = BufReader::with_capacity(1 << 16, file);
         let mut magic = [0u8; 4];
-        input
-            .read_exact(&mut magic)
-            .map_err(|_| PcapError::UnknownFormat {
-                path: path.to_path_buf(),
-                magic: 0,
-            })?;
+        input.read_exact(&mut magic).map_err(|_| PcapError::UnknownFormat { path: path.to_path_buf(), magic: 0 })?;
         let m = u32::from_le_bytes(magic);
         let mut r = Self {
             path: path.to_path_buf(),
             input,
-            format: Format::Pcapng {
-                big_endian: false,
-                interfaces: Vec::new(),
-            },
+            format: Format::Pcapng { big_endian: false, interfaces: Vec::new() },
             read: 4,
             total,
             packets: 0,
@@ -251,11 +211,7 @@ impl PcapReader {
                     u32::from_le_bytes([h[16], h[17], h[18], h[19]])
                 };
                 // The upper 16 bits may carry FCS information; the link type is the low 16.
-                Format::Pcap {
-                    big_endian,
-                    nanos,
-                    link: LinkKind::from_linktype(lt & 0xffff),
-                }
+                Format::Pcap { big_endian, nanos, link: LinkKind::from_linktype(lt & 0xffff) }
             }
             0x0a0d_0d0a => {
                 // Section Header Block: length, then the byte-order magic.
@@ -271,16 +227,10 @@ impl PcapReader {
                     return Err(r.corrupt("bad section header length"));
                 }
                 r.skip_bytes(len - 12)?;
-                Format::Pcapng {
-                    big_endian,
-                    interfaces: Vec::new(),
-                }
+                Format::Pcapng { big_endian, interfaces: Vec::new() }
             }
             _ => {
-                return Err(PcapError::UnknownFormat {
-                    path: path.to_path_buf(),
-                    magic: m,
-                });
+                return Err(PcapError::UnknownFormat { path: path.to_path_buf(), magic: m });
             }
         };
         Ok(r)
@@ -298,19 +248,11 @@ impl PcapReader {
 
     fn u32(&self, b: &[u8], big_endian: bool) -> u32 {
         let a = [b[0], b[1], b[2], b[3]];
-        if big_endian {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
+        if big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
     }
 
     fn corrupt(&self, what: &'static str) -> PcapError {
-        PcapError::Corrupt {
-            path: self.path.clone(),
-            packet: self.packets + 1,
-            what,
-        }
+        PcapError::Corrupt { path: self.path.clone(), packet: self.packets + 1, what }
     }
 
     fn fill(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), PcapError> {
@@ -320,10 +262,7 @@ impl PcapReader {
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(self.corrupt(what)),
-            Err(source) => Err(PcapError::Io {
-                path: self.path.clone(),
-                source,
-            }),
+            Err(source) => Err(PcapError::Io { path: self.path.clone(), source }),
         }
     }
 
@@ -340,10 +279,8 @@ impl PcapReader {
 
     /// At a clean end of file: true. Reads one byte to tell.
     fn at_eof(&mut self) -> Result<bool, PcapError> {
-        let buf = std::io::BufRead::fill_buf(&mut self.input).map_err(|source| PcapError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let buf = std::io::BufRead::fill_buf(&mut self.input)
+            .map_err(|source| PcapError::Io { path: self.path.clone(), source })?;
         Ok(buf.is_empty())
     }
 
@@ -365,11 +302,7 @@ impl PcapReader {
             return Ok(None);
         }
         match &self.format {
-            Format::Pcap {
-                big_endian,
-                nanos,
-                link,
-            } => {
+            Format::Pcap { big_endian, nanos, link } => {
                 let (be, nanos, link) = (*big_endian, *nanos, *link);
                 let mut h = [0u8; 16];
                 self.fill(&mut h, "record header truncated")?;
@@ -383,12 +316,7 @@ impl PcapReader {
                 self.fill(&mut data, "record data truncated")?;
                 let ts_ns = secs * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
                 let l3 = classify(link, &data);
-                Ok(Some(CapturedPacket {
-                    ts_ns,
-                    link,
-                    data,
-                    l3,
-                }))
+                Ok(Some(CapturedPacket { ts_ns, link, data, l3 }))
             }
             Format::Pcapng { .. } => self.read_pcapng_block(),
         }
@@ -421,10 +349,7 @@ impl PcapReader {
                     return Err(self.corrupt("bad section header length"));
                 }
                 self.skip_bytes(len - 12)?;
-                self.format = Format::Pcapng {
-                    big_endian: be,
-                    interfaces: Vec::new(),
-                };
+                self.format = Format::Pcapng { big_endian: be, interfaces: Vec::new() };
                 continue;
             }
             if len < 12 || !len.is_multiple_of(4) || len > 1 << 24 {
@@ -441,8 +366,7 @@ impl PcapReader {
                         return Err(self.corrupt("enhanced packet block too short"));
                     }
                     let ifc = self.u32(&body[0..4], be) as usize;
-                    let ts = (u64::from(self.u32(&body[4..8], be)) << 32)
-                        | u64::from(self.u32(&body[8..12], be));
+                    let ts = (u64::from(self.u32(&body[4..8], be)) << 32) | u64::from(self.u32(&body[8..12], be));
                     let cap = self.u32(&body[12..16], be) as usize;
                     let Some(data) = body.get(20..20 + cap) else {
                         return Err(self.corrupt("enhanced packet data past its block"));
@@ -460,22 +384,14 @@ impl PcapReader {
                     };
                     let data = data.to_vec();
                     let l3 = classify(link, &data);
-                    return Ok(Some(CapturedPacket {
-                        ts_ns,
-                        link,
-                        data,
-                        l3,
-                    }));
+                    return Ok(Some(CapturedPacket { ts_ns, link, data, l3 }));
                 }
                 3 => {
                     if body.len() < 4 {
                         return Err(self.corrupt("simple packet block too short"));
                     }
                     let orig = self.u32(&body[0..4], be) as usize;
-                    let data = body[4..]
-                        .get(..orig.min(body.len() - 4))
-                        .unwrap_or_default()
-                        .to_vec();
+                    let data = body[4..].get(..orig.min(body.len() - 4)).unwrap_or_default().to_vec();
                     let Format::Pcapng { interfaces, .. } = &self.format else {
                         return Ok(None);
                     };
@@ -483,12 +399,7 @@ impl PcapReader {
                         return Err(self.corrupt("simple packet before any interface"));
                     };
                     let l3 = classify(link, &data);
-                    return Ok(Some(CapturedPacket {
-                        ts_ns: 0,
-                        link,
-                        data,
-                        l3,
-                    }));
+                    return Ok(Some(CapturedPacket { ts_ns: 0, link, data, l3 }));
                 }
                 _ => {}
             }
@@ -500,19 +411,11 @@ impl PcapReader {
         if body.len() < 8 {
             return Err(self.corrupt("interface description too short"));
         }
-        let lt = if be {
-            u16::from_be_bytes([body[0], body[1]])
-        } else {
-            u16::from_le_bytes([body[0], body[1]])
-        };
+        let lt = if be { u16::from_be_bytes([body[0], body[1]]) } else { u16::from_le_bytes([body[0], body[1]]) };
         let mut units: u64 = 1_000_000;
         let mut opts = &body[8..];
         while opts.len() >= 4 {
-            let code = if be {
-                u16::from_be_bytes([opts[0], opts[1]])
-            } else {
-                u16::from_le_bytes([opts[0], opts[1]])
-            };
+            let code = if be { u16::from_be_bytes([opts[0], opts[1]]) } else { u16::from_le_bytes([opts[0], opts[1]]) };
             let olen = usize::from(if be {
                 u16::from_be_bytes([opts[2], opts[3]])
             } else {
@@ -527,12 +430,7 @@ impl PcapReader {
             if code == 9 && olen >= 1 {
                 let v = val[0];
                 let exp = u32::from(v & 0x7f);
-                units = if v & 0x80 == 0 {
-                    10u64.checked_pow(exp)
-                } else {
-                    2u64.checked_pow(exp)
-                }
-                .unwrap_or(1_000_000);
+                units = if v & 0x80 == 0 { 10u64.checked_pow(exp) } else { 2u64.checked_pow(exp) }.unwrap_or(1_000_000);
             }
             opts = opts.get(4 + olen.div_ceil(4) * 4..).unwrap_or_default();
         }
@@ -560,10 +458,7 @@ pub struct PcapWriter {
 impl PcapWriter {
     /// Creates `path` and writes the file header.
     pub fn create(path: &Path) -> Result<Self, PcapError> {
-        let io = |source| PcapError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| PcapError::Io { path: path.to_path_buf(), source };
         let mut out = BufWriter::new(File::create(path).map_err(io)?);
         let mut h = Vec::with_capacity(24);
         h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
@@ -574,10 +469,7 @@ impl PcapWriter {
         h.extend_from_slice(&65535u32.to_le_bytes());
         h.extend_from_slice(&101u32.to_le_bytes());
         out.write_all(&h).map_err(io)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            out,
-        })
+        Ok(Self { path: path.to_path_buf(), out })
     }
 
     /// Appends one packet.
@@ -587,22 +479,13 @@ impl PcapWriter {
         h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&(packet.len() as u32).to_le_bytes());
         h[12..16].copy_from_slice(&(packet.len() as u32).to_le_bytes());
-        let r = self
-            .out
-            .write_all(&h)
-            .and_then(|()| self.out.write_all(packet));
-        r.map_err(|source| PcapError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        let r = self.out.write_all(&h).and_then(|()| self.out.write_all(packet));
+        r.map_err(|source| PcapError::Io { path: self.path.clone(), source })
     }
 
     /// Flushes the file.
     pub fn finish(mut self) -> Result<(), PcapError> {
-        self.out.flush().map_err(|source| PcapError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.out.flush().map_err(|source| PcapError::Io { path: self.path.clone(), source })
     }
 }
 
@@ -618,16 +501,11 @@ mod tests {
     fn pcap_round_trip_keeps_nanoseconds() {
         let p = temp("rt.pcap");
         let mut w = PcapWriter::create(&p).unwrap();
-        let pkt = [
-            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let pkt = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         w.write_packet(1_700_000_000_123_456_789, &pkt).unwrap();
         w.write_packet(1_700_000_001_000_000_001, &pkt[..]).unwrap();
         w.finish().unwrap();
-        let got: Vec<_> = PcapReader::open(&p)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let got: Vec<_> = PcapReader::open(&p).unwrap().collect::<Result<_, _>>().unwrap();
         std::fs::remove_file(&p).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].ts_ns, 1_700_000_000_123_456_789);
@@ -693,10 +571,7 @@ mod tests {
         block(&mut f, 5, &[0u8; 8]); // an Interface Statistics Block, skipped
         let p = temp("ng.pcapng");
         std::fs::write(&p, &f).unwrap();
-        let got: Vec<_> = PcapReader::open(&p)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let got: Vec<_> = PcapReader::open(&p).unwrap().collect::<Result<_, _>>().unwrap();
         std::fs::remove_file(&p).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].ts_ns, 5_000_000_007);
@@ -706,38 +581,18 @@ mod tests {
 
     #[test]
     fn null_loopback_families() {
-        assert_eq!(
-            classify(LinkKind::Null, &[2, 0, 0, 0, 0x45]),
-            L3::Ipv4 { offset: 4 }
-        );
-        assert_eq!(
-            classify(LinkKind::Null, &[0, 0, 0, 2, 0x45]),
-            L3::Ipv4 { offset: 4 }
-        );
-        assert_eq!(
-            classify(LinkKind::Null, &[30, 0, 0, 0]),
-            L3::Ipv6 { offset: 4 }
-        );
-        assert_eq!(
-            classify(LinkKind::LinuxSll, &[0; 3]),
-            L3::Other {
-                ethertype_or_family: 0
-            }
-        );
+        assert_eq!(classify(LinkKind::Null, &[2, 0, 0, 0, 0x45]), L3::Ipv4 { offset: 4 });
+        assert_eq!(classify(LinkKind::Null, &[0, 0, 0, 2, 0x45]), L3::Ipv4 { offset: 4 });
+        assert_eq!(classify(LinkKind::Null, &[30, 0, 0, 0]), L3::Ipv6 { offset: 4 });
+        assert_eq!(classify(LinkKind::LinuxSll, &[0; 3]), L3::Other { ethertype_or_family: 0 });
     }
 
     /// Every capture in `../shared/captures` reads to the end, with the expected counts.
     #[test]
     fn reads_every_shared_capture() {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/captures"
-        ));
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures"));
         if !dir.is_dir() {
-            eprintln!(
-                "SKIPPED: {} is absent; the shared captures were not read",
-                dir.display()
-            );
+            eprintln!("SKIPPED: {} is absent; the shared captures were not read", dir.display());
             return;
         }
         let expect: &[(&str, usize)] = &[
@@ -768,22 +623,11 @@ mod tests {
             assert_eq!(pkts.len(), *count, "{name}");
         }
         let null = dir.join("ikev2_openswan_loopback_dltnull.pcap");
-        assert!(
-            PcapReader::open(&null)
-                .unwrap()
-                .all(|p| p.unwrap().l3 == L3::Ipv4 { offset: 4 })
-        );
+        assert!(PcapReader::open(&null).unwrap().all(|p| p.unwrap().l3 == L3::Ipv4 { offset: 4 }));
         let v6 = dir.join("ikev1_esp_ipv6.pcap");
-        assert!(
-            PcapReader::open(&v6)
-                .unwrap()
-                .all(|p| matches!(p.unwrap().l3, L3::Ipv6 { .. }))
-        );
+        assert!(PcapReader::open(&v6).unwrap().all(|p| matches!(p.unwrap().l3, L3::Ipv6 { .. })));
         let arp = dir.join("ikev1_natt_keepalive_esp-in-udp_openswan.pcap");
-        let n = PcapReader::open(&arp)
-            .unwrap()
-            .filter(|p| matches!(p.as_ref().unwrap().l3, L3::Arp { .. }))
-            .count();
+        let n = PcapReader::open(&arp).unwrap().filter(|p| matches!(p.as_ref().unwrap().l3, L3::Arp { .. })).count();
         assert_eq!(n, 8);
     }
 }

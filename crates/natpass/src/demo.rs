@@ -15,15 +15,7 @@ use natpass_wire::udp::UdpPacket;
 fn ip_packet(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
     let total = 20 + l4.len();
     let mut p = vec![0u8; total];
-    ipv4::emit_header(
-        &mut p,
-        total as u16,
-        0x1000,
-        ttl,
-        proto,
-        u32::from_be_bytes(src),
-        u32::from_be_bytes(dst),
-    );
+    ipv4::emit_header(&mut p, total as u16, 0x1000, ttl, proto, u32::from_be_bytes(src), u32::from_be_bytes(dst));
     p[20..].copy_from_slice(l4);
     p
 }
@@ -42,16 +34,7 @@ fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Ve
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp(
-    src: [u8; 4],
-    sport: u16,
-    dst: [u8; 4],
-    dport: u16,
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    payload: &[u8],
-) -> Vec<u8> {
+fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; 20 + payload.len()];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -99,65 +82,21 @@ pub fn packets() -> Vec<(u64, Vec<u8>)> {
         let i = i as u16;
         // DNS: clients 0 and 1 use the same source port to the same server.
         let port = if i < 2 { 40000 } else { 40002 };
-        push(
-            ms,
-            udp(*c, port, dns, 53, b"\x12\x34\x01\x00\x00\x01 example.org A"),
-            &mut v,
-        );
-        push(
-            2 * ms,
-            udp(
-                dns,
-                53,
-                *c,
-                port,
-                b"\x12\x34\x81\x80\x00\x01 example.org A 93.184.215.14",
-            ),
-            &mut v,
-        );
+        push(ms, udp(*c, port, dns, 53, b"\x12\x34\x01\x00\x00\x01 example.org A"), &mut v);
+        push(2 * ms, udp(dns, 53, *c, port, b"\x12\x34\x81\x80\x00\x01 example.org A 93.184.215.14"), &mut v);
         // A TCP exchange.
         let sp = 50000 + i;
         push(ms, tcp(*c, sp, web, 80, SYN, 1000, 0, b""), &mut v);
-        push(
-            10 * ms,
-            tcp(web, 80, *c, sp, SYN | ACK, 5000, 1001, b""),
-            &mut v,
-        );
+        push(10 * ms, tcp(web, 80, *c, sp, SYN | ACK, 5000, 1001, b""), &mut v);
         push(ms, tcp(*c, sp, web, 80, ACK, 1001, 5001, b""), &mut v);
-        push(
-            ms,
-            tcp(
-                *c,
-                sp,
-                web,
-                80,
-                PSH_ACK,
-                1001,
-                5001,
-                b"GET / HTTP/1.1\r\nHost: web\r\n\r\n",
-            ),
-            &mut v,
-        );
+        push(ms, tcp(*c, sp, web, 80, PSH_ACK, 1001, 5001, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n"), &mut v);
         push(
             10 * ms,
-            tcp(
-                web,
-                80,
-                *c,
-                sp,
-                PSH_ACK,
-                5001,
-                1030,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            ),
+            tcp(web, 80, *c, sp, PSH_ACK, 5001, 1030, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
             &mut v,
         );
         push(ms, tcp(*c, sp, web, 80, FIN_ACK, 1030, 5041, b""), &mut v);
-        push(
-            10 * ms,
-            tcp(web, 80, *c, sp, FIN_ACK, 5041, 1031, b""),
-            &mut v,
-        );
+        push(10 * ms, tcp(web, 80, *c, sp, FIN_ACK, 5041, 1031, b""), &mut v);
         push(ms, tcp(*c, sp, web, 80, ACK, 1031, 5042, b""), &mut v);
         // Ping, same identifier from every client.
         for seq in 1..=2 {
@@ -172,11 +111,7 @@ pub fn packets() -> Vec<(u64, Vec<u8>)> {
         Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
     }
     // A stray probe from the Internet to a port nobody opened.
-    push(
-        ms,
-        tcp([192, 0, 2, 66], 31337, clients[1], 22, SYN, 7, 0, b""),
-        &mut v,
-    );
+    push(ms, tcp([192, 0, 2, 66], 31337, clients[1], 22, SYN, 7, 0, b""), &mut v);
     v
 }
 

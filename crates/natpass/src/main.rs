@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand};
 use natpass::{demo, replay};
 
 #[derive(Parser)]
-#[command(
-    name = "natpass",
-    version,
-    about = "NAT router with VPN passthrough that works for every client"
-)]
+#[command(name = "natpass", version, about = "NAT router with VPN passthrough that works for every client")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,26 +62,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Replay {
-            capture,
-            lan,
-            public,
-            out_dir,
-            config,
-            wan_mtu,
-            quiet,
-        } => {
+        Command::Replay { capture, lan, public, out_dir, config, wan_mtu, quiet } => {
             let mut base = match config {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-                    natpass_config::parse(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    natpass_config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
                 }
-                None => natpass_engine::EngineConfig {
-                    max_sessions: 1 << 16,
-                    ..Default::default()
-                },
+                None => natpass_engine::EngineConfig { max_sessions: 1 << 16, ..Default::default() },
             };
             if let Some(m) = wan_mtu {
                 base.wan_mtu = m;
@@ -101,11 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let summary = replay::run(&opts)?;
             print!("{}", replay::render(&opts, &summary));
             if let Some(dir) = out_dir {
-                println!(
-                    "\n  wrote {} and {}",
-                    dir.join("lan.pcap").display(),
-                    dir.join("wan.pcap").display()
-                );
+                println!("\n  wrote {} and {}", dir.join("lan.pcap").display(), dir.join("wan.pcap").display());
             }
             Ok(())
         }

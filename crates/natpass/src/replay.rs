@@ -100,8 +100,7 @@ fn find_lan(path: &Path) -> Result<(Vec<u32>, HashSet<u32>)> {
     let mut lan: Vec<u32> = Vec::new();
     let mut wan: HashSet<u32> = HashSet::new();
     let mut seen: HashSet<u32> = HashSet::new();
-    let mut reader =
-        PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt?;
         let Some(ip) = ipv4_of(&pkt).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
@@ -137,12 +136,7 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
     let Ok(ip) = Ipv4Packet::new_checked(&*pkt) else {
         return false;
     };
-    let (src, dst, hl, total) = (
-        ip.src(),
-        ip.dst(),
-        ip.header_len(),
-        usize::from(ip.total_len()),
-    );
+    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let first = ip.frag_offset() == 0;
     let proto = Proto::from_number(ip.protocol());
     let l4 = &pkt[hl..total];
@@ -188,9 +182,7 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
             Some(Proto::Tcp) if TcpPacket::new_checked(&*l4).is_ok() => {
                 TcpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
             }
-            Some(Proto::Udp) => {
-                UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
-            }
+            Some(Proto::Udp) => UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip))),
             _ => {}
         }
     }
@@ -219,16 +211,12 @@ fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
     let l4 = &inner[ihl..];
     let found = match Proto::from_number(iv.protocol()) {
         Some(p @ (Proto::Tcp | Proto::Udp)) => {
-            let (sp, dp) = (
-                u16::from_be_bytes([l4[0], l4[1]]),
-                u16::from_be_bytes([l4[2], l4[3]]),
-            );
+            let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
             e.outside_of(p, (isrc, sp), (idst, dp)).map(|x| (x, 0usize))
         }
         Some(Proto::Icmp) => {
             let id = u16::from_be_bytes([l4[4], l4[5]]);
-            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0))
-                .map(|x| (x, 4usize))
+            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0)).map(|x| (x, 4usize))
         }
         None => None,
     };
@@ -318,11 +306,7 @@ fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
 /// Replays a capture and returns the summary.
 pub fn run(opts: &Options) -> Result<Summary> {
     let (found, seen) = find_lan(&opts.input)?;
-    let lan: Vec<u32> = if opts.lan.is_empty() {
-        found
-    } else {
-        opts.lan.iter().map(|&a| u32::from(a)).collect()
-    };
+    let lan: Vec<u32> = if opts.lan.is_empty() { found } else { opts.lan.iter().map(|&a| u32::from(a)).collect() };
     let public = u32::from(opts.public);
     let mut config = opts.base.clone();
     config.public_addrs = vec![opts.public];
@@ -331,24 +315,16 @@ pub fn run(opts: &Options) -> Result<Summary> {
         // The router's LAN address (the source of its ICMP errors): a free address of the
         // first host's /24, counting down from .254.
         let net = first & 0xffff_ff00;
-        if let Some(router) = (1..=254u32)
-            .rev()
-            .map(|h| net | h)
-            .find(|a| !seen.contains(a))
-        {
+        if let Some(router) = (1..=254u32).rev().map(|h| net | h).find(|a| !seen.contains(a)) {
             config.lan_addr = router.into();
         }
     }
     let mut engine = Engine::new(config, Instant::ZERO).context("engine settings")?;
-    let mut reader = PcapReader::open(&opts.input)
-        .with_context(|| format!("opening {}", opts.input.display()))?;
+    let mut reader = PcapReader::open(&opts.input).with_context(|| format!("opening {}", opts.input.display()))?;
     let mut writers = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            Some((
-                PcapWriter::create(&dir.join("lan.pcap"))?,
-                PcapWriter::create(&dir.join("wan.pcap"))?,
-            ))
+            Some((PcapWriter::create(&dir.join("lan.pcap"))?, PcapWriter::create(&dir.join("wan.pcap"))?))
         }
         None => None,
     };
@@ -362,10 +338,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut s = Summary {
-        lan_hosts: lan.iter().map(|&a| a.into()).collect(),
-        ..Default::default()
-    };
+    let mut s = Summary { lan_hosts: lan.iter().map(|&a| a.into()).collect(), ..Default::default() };
     let mut epoch: Option<u64> = None;
     let mut last = 0u64;
     while let Some(pkt) = reader.next_packet() {
@@ -437,8 +410,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
                     }
                 }
                 if let Some((l, w)) = writers.as_mut() {
-                    let n =
-                        usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
+                    let n = usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
                     match out {
                         Side::Lan => l.write_packet(pkt.ts_ns, &buf[..n])?,
                         Side::Wan => w.write_packet(pkt.ts_ns, &buf[..n])?,
@@ -464,11 +436,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
         l.finish()?;
         w.finish()?;
     }
-    s.drops = engine
-        .stats()
-        .drops_by_reason()
-        .filter(|&(_, n)| n > 0)
-        .collect();
+    s.drops = engine.stats().drops_by_reason().filter(|&(_, n)| n > 0).collect();
     s.sessions = engine.session_totals();
     s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
     Ok(s)
@@ -480,43 +448,21 @@ pub fn render(opts: &Options, s: &Summary) -> String {
     let mut o = String::new();
     let lan: Vec<String> = s.lan_hosts.iter().map(ToString::to_string).collect();
     let _ = writeln!(o, "natpass replay of {}", opts.input.display());
-    let _ = writeln!(
-        o,
-        "  LAN hosts: {}   public address: {}",
-        lan.join(", "),
-        opts.public
-    );
+    let _ = writeln!(o, "  LAN hosts: {}   public address: {}", lan.join(", "), opts.public);
     let _ = writeln!(o);
     let _ = writeln!(o, "  {:<34} {:>10}", "frames read", s.frames);
     let _ = writeln!(o, "  {:<34} {:>10}", "  not IP (ARP, other)", s.not_ip);
     let _ = writeln!(o, "  {:<34} {:>10}", "  not through the NAT", s.unrelated);
     if s.offload_fixed > 0 {
-        let _ = writeln!(
-            o,
-            "  {:<34} {:>10}",
-            "  checksums filled (offload)", s.offload_fixed
-        );
+        let _ = writeln!(o, "  {:<34} {:>10}", "  checksums filled (offload)", s.offload_fixed);
     }
     let _ = writeln!(o, "  {:<34} {:>10}", "fed from LAN", s.fed[0]);
     let _ = writeln!(o, "  {:<34} {:>10}", "fed from WAN", s.fed[1]);
     let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to WAN", s.forwarded[1]);
     let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to LAN", s.forwarded[0]);
-    let _ = writeln!(
-        o,
-        "  {:<34} {:>10}",
-        "  identical to the capture", s.restored
-    );
-    let _ = writeln!(
-        o,
-        "  {:<34} {:>10}",
-        "  different from the capture", s.restored_differs
-    );
-    let _ = writeln!(
-        o,
-        "  {:<34} {:>10}",
-        "held or split (fragments)",
-        s.consumed[0] + s.consumed[1]
-    );
+    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", s.restored);
+    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", s.restored_differs);
+    let _ = writeln!(o, "  {:<34} {:>10}", "held or split (fragments)", s.consumed[0] + s.consumed[1]);
     let dropped: u64 = s.drops.iter().map(|d| d.1).sum();
     let _ = writeln!(o, "  {:<34} {:>10}", "dropped", dropped);
     for (r, n) in &s.drops {
@@ -529,10 +475,7 @@ pub fn render(opts: &Options, s: &Summary) -> String {
         o,
         "  {:<34} {:>10}",
         "public ports in use tcp/udp/icmp",
-        format!(
-            "{}/{}/{}",
-            s.ports_used[0], s.ports_used[1], s.ports_used[2]
-        )
+        format!("{}/{}/{}", s.ports_used[0], s.ports_used[1], s.ports_used[2])
     );
     o
 }

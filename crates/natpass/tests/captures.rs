@@ -11,17 +11,11 @@ use natpass::replay::{self, Options, Summary};
 use natpass_engine::{DropReason, EngineConfig};
 
 fn captures() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/captures"
-    ));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures"));
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent; the golden capture replays did not run",
-            dir.display()
-        );
+        eprintln!("SKIPPED: {} is absent; the golden capture replays did not run", dir.display());
         None
     }
 }
@@ -32,10 +26,7 @@ fn replay(dir: &std::path::Path, name: &str) -> Summary {
         lan: Vec::new(),
         public: [203, 0, 113, 1].into(),
         out_dir: None,
-        base: EngineConfig {
-            max_sessions: 1 << 16,
-            ..Default::default()
-        },
+        base: EngineConfig { max_sessions: 1 << 16, ..Default::default() },
         progress: false,
     };
     let s = replay::run(&opts).unwrap_or_else(|e| panic!("{name}: {e:#}"));
@@ -47,16 +38,9 @@ fn replay(dir: &std::path::Path, name: &str) -> Summary {
 /// ESP, AH: the passthrough issue), IPv6 (natpass is a NAT44), LAN multicast, and traffic
 /// that a NAT must refuse (no mapping, filtered).
 fn check(name: &str, s: &Summary, allowed: &[DropReason]) {
-    assert_eq!(
-        s.restored_differs, 0,
-        "{name}: a packet reached the LAN different from the capture"
-    );
+    assert_eq!(s.restored_differs, 0, "{name}: a packet reached the LAN different from the capture");
     for (r, n) in &s.drops {
-        assert!(
-            allowed.contains(r),
-            "{name}: {n} unexpected drops: {}",
-            r.name()
-        );
+        assert!(allowed.contains(r), "{name}: {n} unexpected drops: {}", r.name());
     }
 }
 
@@ -70,11 +54,7 @@ fn every_capture_replays() {
         .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 18,
-        "expected the 18 captures, found {}",
-        names.len()
-    );
+    assert!(names.len() >= 18, "expected the 18 captures, found {}", names.len());
     for name in &names {
         let s = replay(&dir, name);
         assert!(s.frames > 0, "{name}: no frames");
@@ -99,24 +79,13 @@ fn every_capture_replays() {
 #[test]
 fn ike_over_udp_500_passes_both_ways() {
     let Some(dir) = captures() else { return };
-    for name in [
-        "ikev1_main_quick_labA.pcap",
-        "ikev1_aggressive_quick_labA.pcap",
-        "ikev1_main_certs.pcap",
-    ] {
+    for name in ["ikev1_main_quick_labA.pcap", "ikev1_aggressive_quick_labA.pcap", "ikev1_main_certs.pcap"] {
         let s = replay(&dir, name);
         check(name, &s, &[]);
         // Replies reach the client unchanged, or split to fit the LAN MTU (the certificate
         // exchange was captured with 1974-byte datagrams, DF clear).
-        assert_eq!(
-            s.fed[1],
-            s.restored + s.consumed[1],
-            "{name}: every reply reaches the client"
-        );
-        assert!(
-            s.forwarded[1] >= s.fed[0],
-            "{name}: every request leaves (whole or in fragments)"
-        );
+        assert_eq!(s.fed[1], s.restored + s.consumed[1], "{name}: every reply reaches the client");
+        assert!(s.forwarded[1] >= s.fed[0], "{name}: every request leaves (whole or in fragments)");
     }
 }
 
@@ -125,11 +94,7 @@ fn nat_t_with_several_gateways_passes_both_ways() {
     let Some(dir) = captures() else { return };
     let s = replay(&dir, "ikev2_natt_multi-gateway_esp-in-udp.pcap");
     check("multi-gateway", &s, &[]);
-    assert!(
-        s.restored > 150,
-        "gateway → client packets restored: {}",
-        s.restored
-    );
+    assert!(s.restored > 150, "gateway → client packets restored: {}", s.restored);
     assert_eq!(s.fed[1], s.restored);
 }
 
@@ -138,10 +103,7 @@ fn l2tp_control_and_data_pass_both_ways() {
     let Some(dir) = captures() else { return };
     let s = replay(&dir, "l2tpv2_full_control_and_data.pcap");
     check("l2tp", &s, &[]);
-    assert_eq!(
-        s.fed[1], s.restored,
-        "every LNS packet reaches the LAC unchanged"
-    );
+    assert_eq!(s.fed[1], s.restored, "every LNS packet reaches the LAC unchanged");
     assert_eq!(s.fed[0] + s.fed[1], 168);
 }
 

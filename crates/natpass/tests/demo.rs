@@ -8,10 +8,7 @@ use natpass::replay::{self, Options};
 use natpass_engine::{DropReason, EngineConfig};
 
 fn demo_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../demo/lan-clients.pcap"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo/lan-clients.pcap"))
 }
 
 #[test]
@@ -20,11 +17,7 @@ fn bundled_capture_is_what_the_generator_writes() {
     natpass::demo::write_capture(&tmp).unwrap();
     let fresh = std::fs::read(&tmp).unwrap();
     std::fs::remove_file(&tmp).unwrap();
-    assert_eq!(
-        fresh,
-        std::fs::read(demo_path()).unwrap(),
-        "run `natpass demo-capture` and commit"
-    );
+    assert_eq!(fresh, std::fs::read(demo_path()).unwrap(), "run `natpass demo-capture` and commit");
 }
 
 #[test]
@@ -34,10 +27,7 @@ fn demo_replays_as_documented() {
         lan: Vec::new(),
         public: [203, 0, 113, 1].into(),
         out_dir: None,
-        base: EngineConfig {
-            max_sessions: 1 << 16,
-            ..Default::default()
-        },
+        base: EngineConfig { max_sessions: 1 << 16, ..Default::default() },
         progress: false,
     };
     let s = replay::run(&opts).unwrap();

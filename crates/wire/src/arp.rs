@@ -94,14 +94,8 @@ mod tests {
         assert_eq!(p.target_mac(), [0; 6]);
         let mut bad = b;
         bad[5] = 16;
-        assert_eq!(
-            ArpPacket::new_checked(&bad[..]).unwrap_err(),
-            Error::Malformed
-        );
-        assert_eq!(
-            ArpPacket::new_checked(&b[..27]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(ArpPacket::new_checked(&bad[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(ArpPacket::new_checked(&b[..27]).unwrap_err(), Error::Truncated);
     }
 
     proptest! {

@@ -66,13 +66,7 @@ pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
 ///
 /// Used by NAPT on TCP/UDP checksums, which cover the address through the pseudo-header.
 #[inline]
-pub fn update_addr_port(
-    check: u16,
-    old_addr: u32,
-    new_addr: u32,
-    old_port: u16,
-    new_port: u16,
-) -> u16 {
+pub fn update_addr_port(check: u16, old_addr: u32, new_addr: u32, old_port: u16, new_port: u16) -> u16 {
     let acc = u64::from(!check)
         + u64::from(!(old_addr >> 16) as u16)
         + u64::from(!(old_addr as u16))

@@ -57,9 +57,7 @@ mod tests {
     use super::*;
 
     // The first 12 bytes of ESP packet 1 of esp_raw_oneway_freeswan.pcap (SPI 0x12345678).
-    const PACKET: [u8; 12] = [
-        0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x01, 0x4c, 0x20, 0x45, 0x2f,
-    ];
+    const PACKET: [u8; 12] = [0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x01, 0x4c, 0x20, 0x45, 0x2f];
 
     #[test]
     fn test_parse() {
@@ -68,10 +66,7 @@ mod tests {
         assert_eq!(p.seq(), 1);
         assert!(!p.is_reserved_spi());
         assert_eq!(p.payload(), &[0x4c, 0x20, 0x45, 0x2f]);
-        assert_eq!(
-            EspPacket::new_checked(&PACKET[..7]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EspPacket::new_checked(&PACKET[..7]).unwrap_err(), Error::Truncated);
     }
 
     proptest! {

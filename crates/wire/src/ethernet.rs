@@ -51,12 +51,8 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     fn tags(&self) -> usize {
         let b = self.buffer.as_ref();
         let is_tag = |at: usize| {
-            b.get(at..at + 2).is_some_and(|t| {
-                matches!(
-                    u16::from_be_bytes([t[0], t[1]]),
-                    ethertype::VLAN | ethertype::QINQ
-                )
-            })
+            b.get(at..at + 2)
+                .is_some_and(|t| matches!(u16::from_be_bytes([t[0], t[1]]), ethertype::VLAN | ethertype::QINQ))
         };
         match (is_tag(12), is_tag(16)) {
             (false, _) => 0,
@@ -134,22 +130,13 @@ mod tests {
         let mut f = [0u8; 20];
         emit_header(&mut f, [1; 6], [2; 6], ethertype::IPV4);
         let p = EthernetFrame::new_checked(&f[..]).unwrap();
-        assert_eq!(
-            (p.dst(), p.src(), p.ethertype(), p.vlan_id()),
-            ([1; 6], [2; 6], ethertype::IPV4, None)
-        );
+        assert_eq!((p.dst(), p.src(), p.ethertype(), p.vlan_id()), ([1; 6], [2; 6], ethertype::IPV4, None));
         assert_eq!(p.payload().len(), 6);
         let mut t = [0u8; 22];
         t[12..18].copy_from_slice(&[0x81, 0x00, 0x20, 0x05, 0x08, 0x06]);
         let p = EthernetFrame::new_checked(&t[..]).unwrap();
-        assert_eq!(
-            (p.ethertype(), p.vlan_id(), p.header_len()),
-            (ethertype::ARP, Some(5), 18)
-        );
-        assert_eq!(
-            EthernetFrame::new_checked(&t[..17]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!((p.ethertype(), p.vlan_id(), p.header_len()), (ethertype::ARP, Some(5), 18));
+        assert_eq!(EthernetFrame::new_checked(&t[..17]).unwrap_err(), Error::Truncated);
     }
 
     proptest! {

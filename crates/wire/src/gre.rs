@@ -49,10 +49,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
             }
             1 => {
                 let w = p.word();
-                if w & bit::KEY == 0
-                    || w & (bit::CHECKSUM | bit::ROUTING) != 0
-                    || p.protocol_type() != PROTO_PPP
-                {
+                if w & bit::KEY == 0 || w & (bit::CHECKSUM | bit::ROUTING) != 0 || p.protocol_type() != PROTO_PPP {
                     return Err(Error::Malformed);
                 }
             }
@@ -119,34 +116,29 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     /// The key field (version 0 with K set; version 1: payload length and Call ID).
     pub fn key(&self) -> Option<u32> {
-        self.has_key()
-            .then(|| be32(self.buffer.as_ref(), self.key_at()))
+        self.has_key().then(|| be32(self.buffer.as_ref(), self.key_at()))
     }
 
     /// Version 1: the payload length from the key's high half (`None` without a key).
     pub fn payload_len(&self) -> Option<u16> {
-        self.has_key()
-            .then(|| be16(self.buffer.as_ref(), self.key_at()))
+        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at()))
     }
 
     /// Version 1: the Call ID in the key's low half, which is the receiving peer's Call ID
     /// (`None` without a key; every checked version-1 packet has one).
     #[inline]
     pub fn call_id(&self) -> Option<u16> {
-        self.has_key()
-            .then(|| be16(self.buffer.as_ref(), self.key_at() + 2))
+        self.has_key().then(|| be16(self.buffer.as_ref(), self.key_at() + 2))
     }
 
     /// The sequence number, when present.
     pub fn seq(&self) -> Option<u32> {
-        self.has_seq()
-            .then(|| be32(self.buffer.as_ref(), self.seq_at()))
+        self.has_seq().then(|| be32(self.buffer.as_ref(), self.seq_at()))
     }
 
     /// The acknowledgment number, when present (version 1).
     pub fn ack(&self) -> Option<u32> {
-        self.has_ack()
-            .then(|| be32(self.buffer.as_ref(), self.ack_at()))
+        self.has_ack().then(|| be32(self.buffer.as_ref(), self.ack_at()))
     }
 
     /// The payload after the header.
@@ -180,10 +172,8 @@ mod tests {
 
     // The first enhanced GRE packet of pptp_gre_data_only_natted-client.pcap: S set, A clear,
     // payload length 167, Call ID 55936, sequence 0x2583.
-    const V1: [u8; 16] = [
-        0x30, 0x01, 0x88, 0x0b, 0x00, 0xa7, 0xda, 0x80, 0x00, 0x00, 0x25, 0x83, 0xfd, 0x95, 0x2e,
-        0x0f,
-    ];
+    const V1: [u8; 16] =
+        [0x30, 0x01, 0x88, 0x0b, 0x00, 0xa7, 0xda, 0x80, 0x00, 0x00, 0x25, 0x83, 0xfd, 0x95, 0x2e, 0x0f];
 
     #[test]
     fn test_parse_v1() {
@@ -201,34 +191,23 @@ mod tests {
     #[test]
     fn test_set_call_id_and_ack_only() {
         // Ack-only (0x2081): key and acknowledgment, no sequence.
-        let mut b = [
-            0x20, 0x81, 0x88, 0x0b, 0x00, 0x00, 0x07, 0xf3, 0x00, 0x00, 0x00, 0x09,
-        ];
+        let mut b = [0x20, 0x81, 0x88, 0x0b, 0x00, 0x00, 0x07, 0xf3, 0x00, 0x00, 0x00, 0x09];
         let mut p = GrePacket::new_checked(&mut b[..]).unwrap();
         assert_eq!(p.ack(), Some(9));
         assert_eq!(p.seq(), None);
         p.set_call_id(0x1234);
         assert_eq!(p.call_id(), Some(0x1234));
-        assert_eq!(
-            GrePacket::new_checked(&b[..11]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(GrePacket::new_checked(&b[..11]).unwrap_err(), Error::Truncated);
     }
 
     #[test]
     fn test_rejects() {
         let mut b = V1;
         b[0] = 0x10; // version 1 without the key
-        assert_eq!(
-            GrePacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(GrePacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         let mut b = V1;
         b[1] = 0x02;
-        assert_eq!(
-            GrePacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadVersion
-        );
+        assert_eq!(GrePacket::new_checked(&b[..]).unwrap_err(), Error::BadVersion);
         // Version 0 with checksum and key: 12-byte header.
         let v0 = [0xa0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0, 7];
         let p = GrePacket::new_checked(&v0[..]).unwrap();

@@ -101,10 +101,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 
     /// True for query messages that carry an identifier (echo and timestamp, both ways).
     pub fn is_query(&self) -> bool {
-        matches!(
-            self.msg_type(),
-            kind::ECHO_REQUEST | kind::ECHO_REPLY | kind::TIMESTAMP | kind::TIMESTAMP_REPLY
-        )
+        matches!(self.msg_type(), kind::ECHO_REQUEST | kind::ECHO_REPLY | kind::TIMESTAMP | kind::TIMESTAMP_REPLY)
     }
 
     /// The data after the 8-byte header: the echo data, or the embedded datagram of an error.
@@ -151,11 +148,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
 pub fn is_error_type(t: u8) -> bool {
     matches!(
         t,
-        kind::DEST_UNREACHABLE
-            | kind::SOURCE_QUENCH
-            | kind::REDIRECT
-            | kind::TIME_EXCEEDED
-            | kind::PARAMETER_PROBLEM
+        kind::DEST_UNREACHABLE | kind::SOURCE_QUENCH | kind::REDIRECT | kind::TIME_EXCEEDED | kind::PARAMETER_PROBLEM
     )
 }
 
@@ -165,9 +158,7 @@ mod tests {
 
     #[test]
     fn test_echo() {
-        let mut m = [
-            0x08, 0x00, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, b'p', b'i', b'n', b'g',
-        ];
+        let mut m = [0x08, 0x00, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, b'p', b'i', b'n', b'g'];
         let mut p = IcmpPacket::new_checked(&mut m[..]).unwrap();
         p.fill_checksum();
         assert!(p.verify_checksum());

@@ -167,13 +167,13 @@ mod tests {
 
     // Main Mode message 1 of ikev1_main_quick_labA.pcap.
     const V1: [u8; 28] = [
-        0xe4, 0x7a, 0x59, 0x1f, 0xd0, 0x57, 0x58, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x10, 0x02,
-        0x00, 0, 0, 0, 0, 0, 0, 0, 0xa8,
+        0xe4, 0x7a, 0x59, 0x1f, 0xd0, 0x57, 0x58, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x10, 0x02, 0x00, 0, 0, 0, 0, 0,
+        0, 0, 0xa8,
     ];
     // IKE_SA_INIT request of ikev2_esp_labC.pcapng.
     const V2: [u8; 28] = [
-        0x05, 0xac, 0x0f, 0x4d, 0x12, 0x20, 0x13, 0xf4, 0, 0, 0, 0, 0, 0, 0, 0, 0x21, 0x20, 0x22,
-        0x08, 0, 0, 0, 0, 0, 0, 0x01, 0x66,
+        0x05, 0xac, 0x0f, 0x4d, 0x12, 0x20, 0x13, 0xf4, 0, 0, 0, 0, 0, 0, 0, 0, 0x21, 0x20, 0x22, 0x08, 0, 0, 0, 0, 0,
+        0, 0x01, 0x66,
     ];
 
     #[test]
@@ -200,33 +200,21 @@ mod tests {
 
     #[test]
     fn test_rejects() {
-        assert_eq!(
-            IkePacket::new_checked(&V2[..27]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(IkePacket::new_checked(&V2[..27]).unwrap_err(), Error::Truncated);
         let mut bad = V2;
         bad[17] = 0x30;
-        assert_eq!(
-            IkePacket::new_checked(&bad[..]).unwrap_err(),
-            Error::BadVersion
-        );
+        assert_eq!(IkePacket::new_checked(&bad[..]).unwrap_err(), Error::BadVersion);
         let mut bad = V2;
         bad[26] = 0;
         bad[27] = 20;
-        assert_eq!(
-            IkePacket::new_checked(&bad[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(IkePacket::new_checked(&bad[..]).unwrap_err(), Error::BadHeaderLen);
     }
 
     #[test]
     fn test_udp_4500() {
         // From ikev1_natt_keepalive_esp-in-udp_openswan.pcap: a keepalive, ESP SPI 0xf4dc0ae5.
         assert_eq!(classify_udp_4500(&[0xff]), Udp4500Kind::Keepalive);
-        assert_eq!(
-            classify_udp_4500(&[0xf4, 0xdc, 0x0a, 0xe5, 0, 0, 0, 1, 0xfc, 0xe4, 0x09, 0xc4]),
-            Udp4500Kind::Esp
-        );
+        assert_eq!(classify_udp_4500(&[0xf4, 0xdc, 0x0a, 0xe5, 0, 0, 0, 1, 0xfc, 0xe4, 0x09, 0xc4]), Udp4500Kind::Esp);
         let mut ike = vec![0, 0, 0, 0];
         ike.extend_from_slice(&V1);
         assert_eq!(classify_udp_4500(&ike), Udp4500Kind::Ike);

@@ -184,12 +184,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn pseudo_header_sum(&self) -> u64 {
         let b = self.buffer.as_ref();
         let l4 = self.total_len() - self.header_len() as u16;
-        checksum::pseudo_header_sum(
-            [b[12], b[13], b[14], b[15]],
-            [b[16], b[17], b[18], b[19]],
-            self.protocol(),
-            l4,
-        )
+        checksum::pseudo_header_sum([b[12], b[13], b[14], b[15]], [b[16], b[17], b[18], b[19]], self.protocol(), l4)
     }
 }
 
@@ -271,15 +266,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 ///
 /// `buf` must be at least [`HEADER_LEN`] long.
 #[allow(clippy::too_many_arguments)]
-pub fn emit_header(
-    buf: &mut [u8],
-    total_len: u16,
-    ident: u16,
-    ttl: u8,
-    protocol: u8,
-    src: u32,
-    dst: u32,
-) {
+pub fn emit_header(buf: &mut [u8], total_len: u16, ident: u16, ttl: u8, protocol: u8, src: u32, dst: u32) {
     buf[0] = 0x45;
     buf[1] = 0;
     put16(buf, 2, total_len);
@@ -300,8 +287,8 @@ mod tests {
 
     // 192.168.1.10 -> 8.8.8.8, UDP, 28 bytes, checksum valid.
     const PACKET: [u8; 28] = [
-        0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x01,
-        0x0a, 0x08, 0x08, 0x08, 0x08, 0x30, 0x39, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00,
+        0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x01, 0x0a, 0x08, 0x08,
+        0x08, 0x08, 0x30, 0x39, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00,
     ];
 
     fn packet() -> Vec<u8> {
@@ -329,31 +316,16 @@ mod tests {
     #[test]
     fn test_rejects_bad_lengths() {
         let p = packet();
-        assert_eq!(
-            Ipv4Packet::new_checked(&p[..19]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            Ipv4Packet::new_checked(&p[..27]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&p[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(Ipv4Packet::new_checked(&p[..27]).unwrap_err(), Error::Truncated);
         let mut q = p.clone();
         q[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&q[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&q[..]).unwrap_err(), Error::BadHeaderLen);
         q[0] = 0x65;
-        assert_eq!(
-            Ipv4Packet::new_checked(&q[..]).unwrap_err(),
-            Error::BadVersion
-        );
+        assert_eq!(Ipv4Packet::new_checked(&q[..]).unwrap_err(), Error::BadVersion);
         let mut q = p.clone();
         q[3] = 10;
-        assert_eq!(
-            Ipv4Packet::new_checked(&q[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&q[..]).unwrap_err(), Error::BadHeaderLen);
     }
 
     #[test]

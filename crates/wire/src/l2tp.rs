@@ -161,11 +161,7 @@ impl<T: AsRef<[u8]>> L2tpPacket<T> {
     }
 
     fn ids_at(&self) -> usize {
-        if self.flags() & bit::LENGTH != 0 {
-            4
-        } else {
-            2
-        }
+        if self.flags() & bit::LENGTH != 0 { 4 } else { 2 }
     }
 
     /// L2TPv2: the tunnel ID (the receiver's). L2TPv3: none (see [`L2tpPacket::connection_id`]).
@@ -209,13 +205,7 @@ impl<T: AsRef<[u8]>> L2tpPacket<T> {
 
     /// The AVPs of a control message (empty for data messages).
     pub fn avps(&self) -> Avps<'_> {
-        Avps {
-            rest: if self.is_control() {
-                self.payload()
-            } else {
-                &[]
-            },
-        }
+        Avps { rest: if self.is_control() { self.payload() } else { &[] } }
     }
 
     /// The Message Type AVP's value: the first AVP of a control message (RFC 2661 §4.4.1).
@@ -287,8 +277,8 @@ mod tests {
     // length field cut from 117 to 28: T, L, S set; tunnel 0, session 0; Ns 0, Nr 0;
     // Message Type = 1; Protocol Version 1.0.
     const SCCRQ_HEAD: [u8; 28] = [
-        0xc8, 0x02, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x08, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x01, 0x80, 0x08, 0x00, 0x00, 0x00, 0x02, 0x01, 0x00,
+        0xc8, 0x02, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x08, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x80, 0x08, 0x00, 0x00, 0x00, 0x02, 0x01, 0x00,
     ];
     // The first 10 bytes of a data message (frame 11), length cut to 10: L set, tunnel
     // 56152, session 24, PPP.
@@ -324,22 +314,13 @@ mod tests {
     fn test_rejects_and_bad_avp() {
         let mut b = SCCRQ_HEAD;
         b[1] = 0x01;
-        assert_eq!(
-            L2tpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadVersion
-        );
+        assert_eq!(L2tpPacket::new_checked(&b[..]).unwrap_err(), Error::BadVersion);
         let mut b = SCCRQ_HEAD;
         b[0] = 0x80; // control without length and sequence
-        assert_eq!(
-            L2tpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(L2tpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         let mut b = SCCRQ_HEAD;
         b[3] = 0x40;
-        assert_eq!(
-            L2tpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(L2tpPacket::new_checked(&b[..]).unwrap_err(), Error::Truncated);
         let mut b = SCCRQ_HEAD;
         b[13] = 0x03; // first AVP length 3
         let p = L2tpPacket::new_checked(&b[..]).unwrap();
@@ -349,9 +330,7 @@ mod tests {
 
     #[test]
     fn test_v3_control() {
-        let b = [
-            0xc8, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, 0x00, 0x02,
-        ];
+        let b = [0xc8, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01, 0x00, 0x02];
         let p = L2tpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.connection_id(), Some(0x1234));
         assert_eq!(p.sequence(), Some((1, 2)));

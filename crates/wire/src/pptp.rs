@@ -178,16 +178,12 @@ impl<T: AsRef<[u8]>> PptpControl<T> {
 
     /// The Call ID fields this message carries (see [`ControlMessageType::call_id_fields`]).
     pub fn call_id_fields(&self) -> &'static [(usize, CallIdOwner)] {
-        self.message_type()
-            .map_or(&[], ControlMessageType::call_id_fields)
+        self.message_type().map_or(&[], ControlMessageType::call_id_fields)
     }
 
     /// The Call ID at `offset` (one of [`PptpControl::call_id_fields`]).
     pub fn call_id_at(&self, offset: usize) -> Option<u16> {
-        self.call_id_fields()
-            .iter()
-            .any(|f| f.0 == offset)
-            .then(|| be16(self.buffer.as_ref(), offset))
+        self.call_id_fields().iter().any(|f| f.0 == offset).then(|| be16(self.buffer.as_ref(), offset))
     }
 
     /// The first Call ID field owned by `owner`, with its offset.
@@ -217,18 +213,14 @@ mod tests {
 
     /// The Outgoing-Call-Reply of pptp_full_windows-client_pptpd.pcapng (Call ID 0, peer 17611).
     const OCRP: [u8; 32] = [
-        0x00, 0x20, 0x00, 0x01, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x44,
-        0xcb, 0x01, 0x00, 0x00, 0x00, 0x05, 0xf5, 0xe1, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00,
+        0x00, 0x20, 0x00, 0x01, 0x1a, 0x2b, 0x3c, 0x4d, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x44, 0xcb, 0x01, 0x00,
+        0x00, 0x00, 0x05, 0xf5, 0xe1, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
 
     #[test]
     fn test_parse_ocrp() {
         let p = PptpControl::new_checked(&OCRP[..]).unwrap();
-        assert_eq!(
-            p.message_type(),
-            Some(ControlMessageType::OutgoingCallReply)
-        );
+        assert_eq!(p.message_type(), Some(ControlMessageType::OutgoingCallReply));
         assert_eq!(p.call_id_of(CallIdOwner::Pac), Some((12, 0)));
         assert_eq!(p.call_id_of(CallIdOwner::Pns), Some((14, 17611)));
         assert_eq!(p.call_id_at(16), None);
@@ -247,42 +239,22 @@ mod tests {
 
     #[test]
     fn test_rejects() {
-        assert_eq!(
-            PptpControl::new_checked(&OCRP[..31]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(PptpControl::new_checked(&OCRP[..31]).unwrap_err(), Error::Truncated);
         let mut b = OCRP;
         b[7] = 0;
-        assert_eq!(
-            PptpControl::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(PptpControl::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         let mut b = OCRP;
         b[1] = 0x21;
-        assert_eq!(
-            PptpControl::new_checked(&b[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(PptpControl::new_checked(&b[..]).unwrap_err(), Error::BadHeaderLen);
         let mut b = OCRP;
         b[9] = 16;
-        assert_eq!(
-            PptpControl::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(PptpControl::new_checked(&b[..]).unwrap_err(), Error::Malformed);
     }
 
     #[test]
     fn every_type_has_its_length() {
-        let lens: Vec<usize> = (1..=15)
-            .filter_map(ControlMessageType::from_u16)
-            .map(|t| t.wire_len())
-            .collect();
-        assert_eq!(
-            lens,
-            [
-                156, 156, 16, 16, 16, 20, 168, 32, 220, 24, 28, 16, 148, 40, 24
-            ]
-        );
+        let lens: Vec<usize> = (1..=15).filter_map(ControlMessageType::from_u16).map(|t| t.wire_len()).collect();
+        assert_eq!(lens, [156, 156, 16, 16, 16, 20, 168, 32, 220, 24, 28, 16, 148, 40, 24]);
     }
 
     proptest! {

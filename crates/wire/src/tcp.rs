@@ -192,14 +192,8 @@ mod tests {
     fn test_rejects_bad_offset() {
         let mut seg = [0u8; 20];
         seg[12] = 0x40;
-        assert_eq!(
-            TcpPacket::new_checked(&seg[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::BadHeaderLen);
         seg[12] = 0x60;
-        assert_eq!(
-            TcpPacket::new_checked(&seg[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::Truncated);
     }
 }

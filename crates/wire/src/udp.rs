@@ -156,9 +156,6 @@ mod tests {
         let mut u = UdpPacket::new_checked(&mut d[..]).unwrap();
         u.set_dst_port(99, Some((1, 2)));
         assert_eq!(u.checksum(), 0);
-        assert_eq!(
-            UdpPacket::new_checked(&d[..7]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(UdpPacket::new_checked(&d[..7]).unwrap_err(), Error::Truncated);
     }
 }

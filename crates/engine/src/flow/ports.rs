@@ -17,21 +17,14 @@ pub(crate) struct PortMap {
 
 impl PortMap {
     pub(crate) fn new() -> Self {
-        Self {
-            owner: vec![0; 65536],
-            used: 0,
-        }
+        Self { owner: vec![0; 65536], used: 0 }
     }
 
     /// The mapping that owns `port`, if one does.
     #[inline]
     pub(crate) fn owner(&self, port: u16) -> Option<u32> {
         let v = self.owner[usize::from(port)];
-        if v == 0 || v == RESERVED || v & RESTING != 0 {
-            None
-        } else {
-            Some(v - 1)
-        }
+        if v == 0 || v == RESERVED || v & RESTING != 0 { None } else { Some(v - 1) }
     }
 
     fn is_free(&self, port: u16, now_secs: u64) -> bool {
@@ -57,29 +50,17 @@ impl PortMap {
     /// Keeps `want` when free (port preservation); otherwise searches from a random start
     /// `rand` for a free port of the same parity in the same range: 1–1023 for a LAN port
     /// below 1024 (REQ-3a), 1024–65535 otherwise. Ports 0 is never used.
-    pub(crate) fn allocate(
-        &mut self,
-        want: u16,
-        rand: u32,
-        now_secs: u64,
-        mapping: u32,
-    ) -> Option<u16> {
+    pub(crate) fn allocate(&mut self, want: u16, rand: u32, now_secs: u64, mapping: u32) -> Option<u16> {
         let port = if want != 0 && self.is_free(want, now_secs) {
             Some(want)
         } else {
-            let (lo, hi) = if want < 1024 {
-                (1u32, 1023u32)
-            } else {
-                (1024u32, 65535u32)
-            };
+            let (lo, hi) = if want < 1024 { (1u32, 1023u32) } else { (1024u32, 65535u32) };
             let parity = u32::from(want) & 1;
             // Candidates lo..=hi with the wanted parity, visited from a random one, wrapping.
             let first = if lo & 1 == parity { lo } else { lo + 1 };
             let count = (hi - first) / 2 + 1;
             let start = rand % count;
-            (0..count)
-                .map(|i| (first + ((start + i) % count) * 2) as u16)
-                .find(|&p| self.is_free(p, now_secs))
+            (0..count).map(|i| (first + ((start + i) % count) * 2) as u16).find(|&p| self.is_free(p, now_secs))
         }?;
         self.owner[usize::from(port)] = mapping + 1;
         self.used += 1;

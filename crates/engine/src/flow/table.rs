@@ -111,25 +111,13 @@ fn key(proto: u8, a_ip: u32, a_port: u16, b_ip: u32, b_port: u16) -> u128 {
 impl Session {
     #[inline]
     fn in_key(&self) -> u128 {
-        key(
-            self.proto,
-            self.lan_ip,
-            self.lan_port,
-            self.remote_ip,
-            self.remote_port,
-        )
+        key(self.proto, self.lan_ip, self.lan_port, self.remote_ip, self.remote_port)
     }
 
     #[inline]
     fn out_key(&self, public: &[u32]) -> u128 {
         let ext_ip = public.get(usize::from(self.ext_idx)).copied().unwrap_or(0);
-        key(
-            self.proto,
-            ext_ip,
-            self.ext_port,
-            self.remote_ip,
-            self.remote_port,
-        )
+        key(self.proto, ext_ip, self.ext_port, self.remote_ip, self.remote_port)
     }
 }
 
@@ -148,11 +136,7 @@ impl Table {
             mappings: Vec::new(),
             map_free: Vec::new(),
             map_index: HashTable::new(),
-            ports: config
-                .public_addrs
-                .iter()
-                .map(|_| [PortMap::new(), PortMap::new(), PortMap::new()])
-                .collect(),
+            ports: config.public_addrs.iter().map(|_| [PortMap::new(), PortMap::new(), PortMap::new()]).collect(),
             public: config.public_addrs.iter().map(|&a| u32::from(a)).collect(),
             hosts: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x5bd1e995)),
             hosts_per_ext: vec![0; config.public_addrs.len()],
@@ -187,9 +171,7 @@ impl Table {
 
     /// Public ports in use, by public address and protocol.
     pub(crate) fn ports_used(&self, ext_idx: usize, proto: Proto) -> u32 {
-        self.ports
-            .get(ext_idx)
-            .map_or(0, |p| p[proto as usize].used())
+        self.ports.get(ext_idx).map_or(0, |p| p[proto as usize].used())
     }
 
     /// The index of public address `ip`, if it is one of ours.
@@ -205,79 +187,41 @@ impl Table {
 
     /// The session a LAN → WAN packet belongs to.
     #[inline]
-    pub(crate) fn find_out(
-        &self,
-        proto: Proto,
-        lan_ip: u32,
-        lan_port: u16,
-        rem_ip: u32,
-        rem_port: u16,
-    ) -> Option<u32> {
+    pub(crate) fn find_out(&self, proto: Proto, lan_ip: u32, lan_port: u16, rem_ip: u32, rem_port: u16) -> Option<u32> {
         let k = key(proto as u8, lan_ip, lan_port, rem_ip, rem_port);
         let s = &self.sessions;
-        self.in2out
-            .find(self.hash(k), |&i| s[i as usize].in_key() == k)
-            .copied()
+        self.in2out.find(self.hash(k), |&i| s[i as usize].in_key() == k).copied()
     }
 
     /// The session a WAN → LAN packet belongs to.
     #[inline]
-    pub(crate) fn find_in(
-        &self,
-        proto: Proto,
-        ext_ip: u32,
-        ext_port: u16,
-        rem_ip: u32,
-        rem_port: u16,
-    ) -> Option<u32> {
+    pub(crate) fn find_in(&self, proto: Proto, ext_ip: u32, ext_port: u16, rem_ip: u32, rem_port: u16) -> Option<u32> {
         let k = key(proto as u8, ext_ip, ext_port, rem_ip, rem_port);
         let (s, p) = (&self.sessions, &self.public);
-        self.out2in
-            .find(self.hash(k), |&i| s[i as usize].out_key(p) == k)
-            .copied()
+        self.out2in.find(self.hash(k), |&i| s[i as usize].out_key(p) == k).copied()
     }
 
     /// The public address and port of session `idx`.
     #[inline]
     pub(crate) fn ext_of(&self, idx: u32) -> (u32, u16) {
         let s = &self.sessions[idx as usize];
-        (
-            self.public
-                .get(usize::from(s.ext_idx))
-                .copied()
-                .unwrap_or(0),
-            s.ext_port,
-        )
+        (self.public.get(usize::from(s.ext_idx)).copied().unwrap_or(0), s.ext_port)
     }
 
     /// The LAN port of the mapping that owns public port `ext_port` on address `ext_idx`.
-    pub(crate) fn owner_lan_port(
-        &self,
-        ext_idx: usize,
-        proto: Proto,
-        ext_port: u16,
-    ) -> Option<u16> {
+    pub(crate) fn owner_lan_port(&self, ext_idx: usize, proto: Proto, ext_port: u16) -> Option<u16> {
         let m = self.ports.get(ext_idx)?[proto as usize].owner(ext_port)?;
         self.mappings.get(m as usize).map(|m| m.lan_port)
     }
 
     /// True when a mapping owns public `ext_ip:port` for `proto`.
     pub(crate) fn find_in_port(&self, proto: Proto, ext_ip: u32, port: u16) -> bool {
-        self.ext_index(ext_ip)
-            .and_then(|i| self.ports[i][proto as usize].owner(port))
-            .is_some()
+        self.ext_index(ext_ip).and_then(|i| self.ports[i][proto as usize].owner(port)).is_some()
     }
 
     /// Marks a packet seen on session `idx`, moving it between wheels when its class changes.
     #[inline]
-    pub(crate) fn touch(
-        &mut self,
-        idx: u32,
-        now: Instant,
-        from_lan: bool,
-        bytes: usize,
-        tcp_flags: Option<u8>,
-    ) {
+    pub(crate) fn touch(&mut self, idx: u32, now: Instant, from_lan: bool, bytes: usize, tcp_flags: Option<u8>) {
         let s = &mut self.sessions[idx as usize];
         s.last_seen = now.as_nanos();
         let before = s.flags;
@@ -289,21 +233,10 @@ impl Table {
             s.flags |= state::SEEN_IN;
         }
         if let Some(f) = tcp_flags {
-            s.track_tcp(
-                if from_lan {
-                    crate::Side::Lan
-                } else {
-                    crate::Side::Wan
-                },
-                f,
-            );
+            s.track_tcp(if from_lan { crate::Side::Lan } else { crate::Side::Wan }, f);
         }
         if s.flags != before {
-            let want = if s.is_established() {
-                ESTABLISHED
-            } else {
-                EVICTABLE
-            };
+            let want = if s.is_established() { ESTABLISHED } else { EVICTABLE };
             if want != s.wheel() {
                 self.refile(idx, now);
             }
@@ -322,17 +255,12 @@ impl Table {
     /// The wheel second a session must next be looked at: its expiry, rounded up, within reach.
     fn due_second(&self, s: &Session) -> u64 {
         let exp = s.last_seen.saturating_add(self.timeout_of(s));
-        exp.div_ceil(NS)
-            .clamp(self.swept_to + 1, self.swept_to + SLOTS)
+        exp.div_ceil(NS).clamp(self.swept_to + 1, self.swept_to + SLOTS)
     }
 
     fn file(&mut self, idx: u32) {
         let s = &self.sessions[idx as usize];
-        let wheel = if s.is_established() {
-            ESTABLISHED
-        } else {
-            EVICTABLE
-        };
+        let wheel = if s.is_established() { ESTABLISHED } else { EVICTABLE };
         let at = self.due_second(s);
         let f = &mut self.sessions[idx as usize].flags;
         if wheel == ESTABLISHED {
@@ -385,12 +313,7 @@ impl Table {
     /// The public address a LAN host uses: its paired one, or the least used one when it has
     /// no NAPT session yet (passthrough traffic such as raw ESP).
     pub(crate) fn ext_for(&self, lan_ip: u32) -> u32 {
-        self.paired_ext(lan_ip).unwrap_or_else(|| {
-            self.public
-                .get(self.pool_index(lan_ip))
-                .copied()
-                .unwrap_or(0)
-        })
+        self.paired_ext(lan_ip).unwrap_or_else(|| self.public.get(self.pool_index(lan_ip)).copied().unwrap_or(0))
     }
 
     /// The public address a new LAN host gets: a seeded hash of its address, so that a host
@@ -436,10 +359,7 @@ impl Table {
             return Ok(*h);
         }
         let ext_idx = self.pool_index(lan_ip);
-        Ok(Host {
-            ext_idx: ext_idx as u16,
-            sessions: 0,
-        })
+        Ok(Host { ext_idx: ext_idx as u16, sessions: 0 })
     }
 
     fn find_mapping(&self, proto: Proto, lan_ip: u32, lan_port: u16) -> Option<u32> {
@@ -473,30 +393,18 @@ impl Table {
             }
         };
         let rand = self.next_rand();
-        let Some(ext_port) = self.ports[usize::from(ext_idx)][proto as usize].allocate(
-            lan_port,
-            rand,
-            now.secs(),
-            idx,
-        ) else {
+        let Some(ext_port) = self.ports[usize::from(ext_idx)][proto as usize].allocate(lan_port, rand, now.secs(), idx)
+        else {
             self.map_free.push(idx);
             return Err(DropReason::PortsExhausted);
         };
-        self.mappings[idx as usize] = Mapping {
-            lan_ip,
-            lan_port,
-            ext_port,
-            ext_idx,
-            proto: proto as u8,
-            sessions: 0,
-            head: NIL,
-        };
+        self.mappings[idx as usize] =
+            Mapping { lan_ip, lan_port, ext_port, ext_idx, proto: proto as u8, sessions: 0, head: NIL };
         let h = self.hash(key(proto as u8, lan_ip, lan_port, 0, 0));
         let m = &self.mappings;
         self.map_index.insert_unique(h, idx, |&i| {
             let x = &m[i as usize];
-            self.hasher
-                .hash_one(key(x.proto, x.lan_ip, x.lan_port, 0, 0))
+            self.hasher.hash_one(key(x.proto, x.lan_ip, x.lan_port, 0, 0))
         });
         Ok(idx)
     }
@@ -531,9 +439,7 @@ impl Table {
         rem_port: u16,
         filtering: Filtering,
     ) -> Result<u32, DropReason> {
-        let m = self.ports[ext_idx][proto as usize]
-            .owner(ext_port)
-            .ok_or(DropReason::NoMapping)?;
+        let m = self.ports[ext_idx][proto as usize].owner(ext_port).ok_or(DropReason::NoMapping)?;
         match filtering {
             Filtering::EndpointIndependent => {}
             Filtering::AddressDependent => {
@@ -554,18 +460,12 @@ impl Table {
             Filtering::AddressAndPortDependent => return Err(DropReason::Filtered),
         }
         let lan_ip = self.mappings[m as usize].lan_ip;
-        if self
-            .hosts
-            .get(&lan_ip)
-            .is_some_and(|h| h.sessions >= self.max_per_host)
-        {
+        if self.hosts.get(&lan_ip).is_some_and(|h| h.sessions >= self.max_per_host) {
             return Err(DropReason::HostSessionLimit);
         }
         // Eviction may free this very mapping if its only session goes: check it still stands.
         self.make_room()?;
-        let m = self.ports[ext_idx][proto as usize]
-            .owner(ext_port)
-            .ok_or(DropReason::NoMapping)?;
+        let m = self.ports[ext_idx][proto as usize].owner(ext_port).ok_or(DropReason::NoMapping)?;
         Ok(self.insert(now, m, rem_ip, rem_port))
     }
 
@@ -605,25 +505,16 @@ impl Table {
         mm.sessions += 1;
         let host = self.hosts.entry(map.lan_ip).or_insert_with(|| {
             self.hosts_per_ext[usize::from(map.ext_idx)] += 1;
-            Host {
-                ext_idx: map.ext_idx,
-                sessions: 0,
-            }
+            Host { ext_idx: map.ext_idx, sessions: 0 }
         });
         host.sessions += 1;
-        let (ik, ok) = (
-            self.sessions[idx as usize].in_key(),
-            self.sessions[idx as usize].out_key(&self.public),
-        );
+        let (ik, ok) = (self.sessions[idx as usize].in_key(), self.sessions[idx as usize].out_key(&self.public));
         let (hi, ho) = (self.hash(ik), self.hash(ok));
         let sessions = &self.sessions;
         let hasher = &self.hasher;
         let public = &self.public;
-        self.in2out
-            .insert_unique(hi, idx, |&i| hasher.hash_one(sessions[i as usize].in_key()));
-        self.out2in.insert_unique(ho, idx, |&i| {
-            hasher.hash_one(sessions[i as usize].out_key(public))
-        });
+        self.in2out.insert_unique(hi, idx, |&i| hasher.hash_one(sessions[i as usize].in_key()));
+        self.out2in.insert_unique(ho, idx, |&i| hasher.hash_one(sessions[i as usize].out_key(public)));
         self.file(idx);
         self.live += 1;
         self.created += 1;
@@ -743,9 +634,7 @@ impl Table {
         for &f in &self.free {
             dead[f as usize] = true;
         }
-        (0..self.sessions.len() as u32)
-            .filter(move |&i| !dead[i as usize])
-            .map(|i| self.info(i))
+        (0..self.sessions.len() as u32).filter(move |&i| !dead[i as usize]).map(|i| self.info(i))
     }
 
     /// Bytes held by the table's own structures (sessions, indexes, mappings, ports, hosts).
@@ -753,16 +642,11 @@ impl Table {
         let sess = self.sessions.capacity() * core::mem::size_of::<Session>();
         // hashbrown holds capacity × 8/7 buckets (a power of two), each a u32 and a control byte.
         let buckets = |cap: usize| {
-            if cap == 0 {
-                0
-            } else {
-                (cap * 8 / 7).next_power_of_two()
-            }
+            if cap == 0 { 0 } else { (cap * 8 / 7).next_power_of_two() }
         };
-        let idx = (buckets(self.in2out.capacity())
-            + buckets(self.out2in.capacity())
-            + buckets(self.map_index.capacity()))
-            * 5;
+        let idx =
+            (buckets(self.in2out.capacity()) + buckets(self.out2in.capacity()) + buckets(self.map_index.capacity()))
+                * 5;
         let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
         let ports = self.ports.len() * 3 * 65536 * 4;
         let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);

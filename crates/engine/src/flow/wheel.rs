@@ -19,10 +19,7 @@ pub(crate) struct Wheel {
 
 impl Wheel {
     pub(crate) fn new() -> Self {
-        Self {
-            heads: vec![NIL; SLOTS as usize],
-            len: 0,
-        }
+        Self { heads: vec![NIL; SLOTS as usize], len: 0 }
     }
 
     /// Files session `idx` in the slot of second `at`.
@@ -78,8 +75,6 @@ impl Wheel {
         if self.len == 0 {
             return None;
         }
-        (0..SLOTS)
-            .map(|i| self.heads[((from + i) % SLOTS) as usize])
-            .find(|&h| h != NIL)
+        (0..SLOTS).map(|i| self.heads[((from + i) % SLOTS) as usize]).find(|&h| h != NIL)
     }
 }

@@ -103,31 +103,10 @@ impl EspTable {
                 server,
                 reason: DropReason::EspServerBusy,
             };
-            return (
-                EspAction::Refuse {
-                    reason: DropReason::EspServerBusy,
-                    icmp: true,
-                },
-                Some(ev),
-            );
+            return (EspAction::Refuse { reason: DropReason::EspServerBusy, icmp: true }, Some(ev));
         }
-        self.pending.insert(
-            key,
-            Pending {
-                lan_ip,
-                spi_out: spi,
-                since: t,
-            },
-        );
-        self.out.insert(
-            (lan_ip, server, spi),
-            OutSa {
-                ext_ip,
-                last_seen: t,
-                bytes: bytes as u64,
-                spi_in: None,
-            },
-        );
+        self.pending.insert(key, Pending { lan_ip, spi_out: spi, since: t });
+        self.out.insert((lan_ip, server, spi), OutSa { ext_ip, last_seen: t, bytes: bytes as u64, spi_in: None });
         *self.servers.entry(key).or_insert(0) += 1;
         (EspAction::Rewrite(ext_ip), None)
     }
@@ -153,14 +132,7 @@ impl EspTable {
         match self.pending.get(&key).copied() {
             Some(p) if t.saturating_sub(p.since) < pending_for => {
                 self.pending.remove(&key);
-                self.inb.insert(
-                    (ext_ip, server, spi),
-                    InSa {
-                        lan_ip: p.lan_ip,
-                        last_seen: t,
-                        bytes: bytes as u64,
-                    },
-                );
+                self.inb.insert((ext_ip, server, spi), InSa { lan_ip: p.lan_ip, last_seen: t, bytes: bytes as u64 });
                 if let Some(o) = self.out.get_mut(&(p.lan_ip, server, p.spi_out)) {
                     o.spi_in = Some(spi);
                 }
@@ -169,57 +141,32 @@ impl EspTable {
                     client: p.lan_ip,
                     server,
                     public: ext_ip,
-                    ids: TunnelIds::Esp {
-                        spi_out: p.spi_out,
-                        spi_in: spi,
-                    },
+                    ids: TunnelIds::Esp { spi_out: p.spi_out, spi_in: spi },
                 };
                 (EspAction::Rewrite(p.lan_ip), Some(ev))
             }
-            _ if self.servers.contains_key(&key) => (
-                EspAction::Refuse {
-                    reason: DropReason::EspUnknownSpi,
-                    icmp: false,
-                },
-                None,
-            ),
-            _ => (
-                EspAction::Refuse {
-                    reason: DropReason::EspNoServer,
-                    icmp: false,
-                },
-                None,
-            ),
+            _ if self.servers.contains_key(&key) => {
+                (EspAction::Refuse { reason: DropReason::EspUnknownSpi, icmp: false }, None)
+            }
+            _ => (EspAction::Refuse { reason: DropReason::EspNoServer, icmp: false }, None),
         }
     }
 
     /// Ends SAs idle for `idle` ns and pending claims older than `pending_for` ns.
-    pub(crate) fn expire(
-        &mut self,
-        now: Instant,
-        idle: u64,
-        pending_for: u64,
-        events: &mut Vec<Event>,
-    ) {
+    pub(crate) fn expire(&mut self, now: Instant, idle: u64, pending_for: u64, events: &mut Vec<Event>) {
         let t = now.as_nanos();
-        self.pending
-            .retain(|_, p| t.saturating_sub(p.since) < pending_for);
+        self.pending.retain(|_, p| t.saturating_sub(p.since) < pending_for);
         let servers = &mut self.servers;
         let inb = &mut self.inb;
         self.out.retain(|&(lan_ip, server, spi_out), sa| {
-            let in_seen = sa
-                .spi_in
-                .and_then(|i| inb.get(&(sa.ext_ip, server, i)))
-                .map_or(0, |i| i.last_seen);
+            let in_seen = sa.spi_in.and_then(|i| inb.get(&(sa.ext_ip, server, i))).map_or(0, |i| i.last_seen);
             let alive = t.saturating_sub(sa.last_seen.max(in_seen)) < idle;
             if !alive {
-                let (bytes_in, spi_in) = match sa
-                    .spi_in
-                    .and_then(|i| inb.remove(&(sa.ext_ip, server, i)).map(|x| (x, i)))
-                {
-                    Some((x, i)) => (x.bytes, i),
-                    None => (0, 0),
-                };
+                let (bytes_in, spi_in) =
+                    match sa.spi_in.and_then(|i| inb.remove(&(sa.ext_ip, server, i)).map(|x| (x, i))) {
+                        Some((x, i)) => (x.bytes, i),
+                        None => (0, 0),
+                    };
                 if let Some(n) = servers.get_mut(&(sa.ext_ip, server)) {
                     *n -= 1;
                     if *n == 0 {

@@ -52,13 +52,7 @@ impl IkeTable {
             return false;
         }
         let fresh = !self.by_spi.contains_key(&(ext_ip, server, spi));
-        self.by_spi.insert(
-            (ext_ip, server, spi),
-            SpiEntry {
-                lan_ip,
-                last_seen: t,
-            },
-        );
+        self.by_spi.insert((ext_ip, server, spi), SpiEntry { lan_ip, last_seen: t });
         fresh
     }
 
@@ -125,8 +119,7 @@ impl IkeTable {
     /// Forgets SPIs and clients idle for `idle` ns.
     pub(crate) fn expire(&mut self, now: Instant, idle: u64) {
         let t = now.as_nanos();
-        self.by_spi
-            .retain(|_, e| t.saturating_sub(e.last_seen) < idle);
+        self.by_spi.retain(|_, e| t.saturating_sub(e.last_seen) < idle);
         self.clients.retain(|_, list| {
             list.retain(|c| t.saturating_sub(c.1) < idle);
             !list.is_empty()

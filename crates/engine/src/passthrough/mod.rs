@@ -95,11 +95,7 @@ fn flow_of(packet: &[u8]) -> (u8, u16, u16) {
     let proto = ip.protocol();
     let l4 = ip.payload();
     if ip.frag_offset() == 0 && matches!(proto, 6 | 17) && l4.len() >= 4 {
-        (
-            proto,
-            u16::from_be_bytes([l4[0], l4[1]]),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        )
+        (proto, u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
     } else {
         (proto, 0, 0)
     }
@@ -129,9 +125,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Optio
             icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
             Some(Verdict::Drop(DropReason::AhRefused))
         }
-        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => {
-            Some(ike_out(e, now, packet))
-        }
+        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_out(e, now, packet)),
         _ => None,
     }
 }
@@ -146,9 +140,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Option
     match (proto, sport, dport) {
         (50, ..) => Some(esp_in(e, now, packet)),
         (51, ..) => Some(Verdict::Drop(DropReason::AhRefused)),
-        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => {
-            Some(ike_in(e, now, packet))
-        }
+        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_in(e, now, packet)),
         _ => None,
     }
 }
@@ -230,12 +222,7 @@ fn ike_out(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::Malformed);
     };
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, hl, total) = (
-        ip.src(),
-        ip.dst(),
-        ip.header_len(),
-        usize::from(ip.total_len()),
-    );
+    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let ext = e.table.ext_for(src);
     if let Some(ev) = e.ike.outbound(now, src, dst, ext, spi_i, spi_r) {
         e.queue_event(ev);
@@ -253,12 +240,7 @@ fn ike_in(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::Malformed);
     };
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, hl, total) = (
-        ip.src(),
-        ip.dst(),
-        ip.header_len(),
-        usize::from(ip.total_len()),
-    );
+    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let lan = match e.ike.inbound(now, dst, src, spi_i, spi_r) {
         Ok(l) => l,
         Err(reason) => return Verdict::Drop(reason),

@@ -104,13 +104,7 @@ impl Fragments {
 
 fn key_of(packet: &[u8], from_lan: bool) -> FragKey {
     let ip = Ipv4Packet::new_unchecked(packet);
-    FragKey {
-        from_lan,
-        src: ip.src(),
-        dst: ip.dst(),
-        proto: ip.protocol(),
-        ident: ip.ident(),
-    }
+    FragKey { from_lan, src: ip.src(), dst: ip.dst(), proto: ip.protocol(), ident: ip.ident() }
 }
 
 fn apply(packet: &mut [u8], flow: &FragFlow) {
@@ -151,21 +145,12 @@ fn handle(e: &mut Engine, now: Instant, packet: &mut [u8], from_lan: bool) -> Ve
         }
         return hold(e, packet, key, expires);
     }
-    let v = if from_lan {
-        super::outbound(e, now, packet)
-    } else {
-        super::inbound(e, now, packet)
-    };
+    let v = if from_lan { super::outbound(e, now, packet) } else { super::inbound(e, now, packet) };
     if v != Verdict::Forward(egress) {
         return v;
     }
     let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    let mut flow = FragFlow {
-        src: ip.src(),
-        dst: ip.dst(),
-        ident: ip.ident(),
-        expires,
-    };
+    let mut flow = FragFlow { src: ip.src(), dst: ip.dst(), ident: ip.ident(), expires };
     if from_lan {
         let mut out = (flow.src, flow.dst, key.proto, flow.ident);
         // A handful of tries: with fewer than 65 536 datagrams in flight a free one is near.
@@ -195,11 +180,7 @@ fn hold(e: &mut Engine, packet: &[u8], key: FragKey, expires: u64) -> Verdict {
         return Verdict::Drop(DropReason::FragmentDropped);
     }
     e.frags.held_bytes += len;
-    e.frags.held.push_back(Held {
-        key,
-        data: packet[..len].to_vec(),
-        expires,
-    });
+    e.frags.held.push_back(Held { key, data: packet[..len].to_vec(), expires });
     e.stats.fragments_held += 1;
     Verdict::Consumed
 }
@@ -272,11 +253,7 @@ pub(crate) fn split(e: &mut Engine, packet: &[u8], side: Side, mtu: u16) {
     };
     let mut pos = 0;
     while pos < data.len() {
-        let header: &[u8] = if pos == 0 {
-            &packet[..hl]
-        } else {
-            &later_header
-        };
+        let header: &[u8] = if pos == 0 { &packet[..hl] } else { &later_header };
         let room = (usize::from(mtu).saturating_sub(header.len())) & !7;
         if room == 0 {
             e.stats.count_drop(DropReason::FragmentDropped);

@@ -52,43 +52,21 @@ fn embedded(packet: &[u8]) -> Result<Embedded, DropReason> {
             let id = u16::from_be_bytes([l4[4], l4[5]]);
             (id, id)
         }
-        _ => (
-            u16::from_be_bytes([l4[0], l4[1]]),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        ),
+        _ => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]])),
     };
-    Ok(Embedded {
-        at,
-        hl,
-        proto,
-        src: v.src(),
-        dst: v.dst(),
-        sport,
-        dport,
-    })
+    Ok(Embedded { at, hl, proto, src: v.src(), dst: v.dst(), sport, dport })
 }
 
 fn verify_icmp(packet: &[u8]) -> Result<(), DropReason> {
     let ip = Ipv4Packet::new_unchecked(packet);
     let total = usize::from(ip.total_len());
     let m = IcmpPacket::new_unchecked(&packet[ip.header_len()..total]);
-    if m.verify_checksum() {
-        Ok(())
-    } else {
-        Err(DropReason::BadIcmpChecksum)
-    }
+    if m.verify_checksum() { Ok(()) } else { Err(DropReason::BadIcmpChecksum) }
 }
 
 /// Rewrites the embedded datagram's address at `addr_off` (12 = source, 16 = destination) and
 /// port (0 = source, 2 = destination; ICMP: identifier), fixing its checksums where present.
-fn rewrite_embedded(
-    packet: &mut [u8],
-    emb: &Embedded,
-    addr_off: usize,
-    new_addr: u32,
-    port_off: usize,
-    new_port: u16,
-) {
+fn rewrite_embedded(packet: &mut [u8], emb: &Embedded, addr_off: usize, new_addr: u32, port_off: usize, new_port: u16) {
     let ip_at = emb.at;
     let l4_at = emb.at + emb.hl;
     let inner_end = {
@@ -150,15 +128,8 @@ pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
     };
     let outer_dst = Ipv4Packet::new_unchecked(&*packet).dst();
     // The embedded packet went out from our public endpoint to the remote one.
-    let rem_port = if emb.proto == Proto::Icmp {
-        0
-    } else {
-        emb.dport
-    };
-    let Some(idx) = e
-        .table
-        .find_in(emb.proto, emb.src, emb.sport, emb.dst, rem_port)
-    else {
+    let rem_port = if emb.proto == Proto::Icmp { 0 } else { emb.dport };
+    let Some(idx) = e.table.find_in(emb.proto, emb.src, emb.sport, emb.dst, rem_port) else {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     };
     let s = &e.table.sessions[idx as usize];
@@ -189,10 +160,7 @@ pub(crate) fn outbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
         Proto::Icmp => (emb.sport, 0),
         _ => (emb.dport, emb.sport),
     };
-    let Some(idx) = e
-        .table
-        .find_out(emb.proto, emb.dst, lan_port, emb.src, rem_port)
-    else {
+    let Some(idx) = e.table.find_out(emb.proto, emb.dst, lan_port, emb.src, rem_port) else {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     };
     let (ext_ip, ext_port) = e.table.ext_of(idx);

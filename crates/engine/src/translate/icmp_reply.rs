@@ -18,41 +18,17 @@ const MAX_ERROR_LEN: usize = 576;
 
 /// Time to live exceeded in transit, back to the sender on `side`.
 pub(crate) fn time_exceeded(e: &mut Engine, now: Instant, side: Side, orig: &[u8]) {
-    send(
-        e,
-        now,
-        side,
-        orig,
-        icmp::kind::TIME_EXCEEDED,
-        icmp::code::TTL_EXCEEDED,
-        0,
-    );
+    send(e, now, side, orig, icmp::kind::TIME_EXCEEDED, icmp::code::TTL_EXCEEDED, 0);
 }
 
 /// Fragmentation needed and DF set, with the MTU the packet must fit.
 pub(crate) fn frag_needed(e: &mut Engine, now: Instant, side: Side, orig: &[u8], mtu: u16) {
-    send(
-        e,
-        now,
-        side,
-        orig,
-        icmp::kind::DEST_UNREACHABLE,
-        icmp::code::FRAG_NEEDED,
-        mtu,
-    );
+    send(e, now, side, orig, icmp::kind::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED, mtu);
 }
 
 /// Communication administratively prohibited: no session could be opened for this packet.
 pub(crate) fn admin_prohibited(e: &mut Engine, now: Instant, side: Side, orig: &[u8]) {
-    send(
-        e,
-        now,
-        side,
-        orig,
-        icmp::kind::DEST_UNREACHABLE,
-        icmp::code::ADMIN_PROHIBITED,
-        0,
-    );
+    send(e, now, side, orig, icmp::kind::DEST_UNREACHABLE, icmp::code::ADMIN_PROHIBITED, 0);
 }
 
 fn may_answer(orig: &[u8]) -> bool {
@@ -66,10 +42,7 @@ fn may_answer(orig: &[u8]) -> bool {
     }
     if ip.protocol() == 1 {
         // An ICMP error (or something too short to tell) never gets an error back.
-        return ip
-            .payload()
-            .first()
-            .is_some_and(|&t| !icmp::is_error_type(t));
+        return ip.payload().first().is_some_and(|&t| !icmp::is_error_type(t));
     }
     true
 }
@@ -84,8 +57,7 @@ fn send(e: &mut Engine, now: Instant, side: Side, orig: &[u8], kind: u8, code: u
         Side::Wan => ip.dst(),
     };
     let to = ip.src();
-    let embed =
-        usize::from(ip.total_len()).min(MAX_ERROR_LEN - ipv4::HEADER_LEN - icmp::HEADER_LEN);
+    let embed = usize::from(ip.total_len()).min(MAX_ERROR_LEN - ipv4::HEADER_LEN - icmp::HEADER_LEN);
     let total = ipv4::HEADER_LEN + icmp::HEADER_LEN + embed;
     let mut out = vec![0u8; total];
     let ident = e.next_ip_ident();

@@ -66,20 +66,12 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         // Hairpinning carries whole datagrams only; a fragmented one is not turned around.
         return Verdict::Drop(DropReason::FragmentDropped);
     }
-    let egress_mtu = if hairpin {
-        e.config.lan_mtu
-    } else {
-        e.config.wan_mtu
-    };
+    let egress_mtu = if hairpin { e.config.lan_mtu } else { e.config.wan_mtu };
     if ip.total_len() > egress_mtu && ip.dont_frag() {
         icmp_reply::frag_needed(e, now, Side::Lan, packet, egress_mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
-    let v = if ip.is_fragment() {
-        fragments::from_lan(e, now, packet)
-    } else {
-        outbound(e, now, packet)
-    };
+    let v = if ip.is_fragment() { fragments::from_lan(e, now, packet) } else { outbound(e, now, packet) };
     if v != Verdict::Forward(Side::Wan) {
         return v;
     }
@@ -116,11 +108,7 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         icmp_reply::frag_needed(e, now, Side::Wan, packet, e.config.lan_mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
-    let v = if ip.is_fragment() {
-        fragments::from_wan(e, now, packet)
-    } else {
-        inbound(e, now, packet)
-    };
+    let v = if ip.is_fragment() { fragments::from_wan(e, now, packet) } else { inbound(e, now, packet) };
     if v != Verdict::Forward(Side::Lan) {
         return v;
     }
@@ -156,10 +144,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
             };
             if m.is_error() {
                 icmp_error::outbound(e, packet)
-            } else if matches!(
-                m.msg_type(),
-                icmp::kind::ECHO_REQUEST | icmp::kind::TIMESTAMP
-            ) {
+            } else if matches!(m.msg_type(), icmp::kind::ECHO_REQUEST | icmp::kind::TIMESTAMP) {
                 napt::outbound(e, now, packet, Proto::Icmp)
             } else {
                 Verdict::Drop(DropReason::IcmpUnsupported)
@@ -184,10 +169,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdic
             };
             if m.is_error() {
                 icmp_error::inbound(e, packet)
-            } else if matches!(
-                m.msg_type(),
-                icmp::kind::ECHO_REPLY | icmp::kind::TIMESTAMP_REPLY
-            ) {
+            } else if matches!(m.msg_type(), icmp::kind::ECHO_REPLY | icmp::kind::TIMESTAMP_REPLY) {
                 napt::inbound(e, now, packet, Proto::Icmp)
             } else {
                 Verdict::Drop(DropReason::NoMapping)

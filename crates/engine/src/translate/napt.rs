@@ -18,27 +18,16 @@ use crate::{Engine, Event, Proto};
 #[inline]
 fn ports(proto: Proto, l4: &[u8]) -> Option<(u16, u16, Option<u8>)> {
     match proto {
-        Proto::Tcp => TcpPacket::new_checked(l4)
-            .ok()
-            .map(|t| (t.src_port(), t.dst_port(), Some(t.flags()))),
-        Proto::Udp => UdpPacket::new_checked(l4)
-            .ok()
-            .map(|u| (u.src_port(), u.dst_port(), None)),
-        Proto::Icmp => IcmpPacket::new_checked(l4)
-            .ok()
-            .map(|m| (m.ident(), 0, None)),
+        Proto::Tcp => TcpPacket::new_checked(l4).ok().map(|t| (t.src_port(), t.dst_port(), Some(t.flags()))),
+        Proto::Udp => UdpPacket::new_checked(l4).ok().map(|u| (u.src_port(), u.dst_port(), None)),
+        Proto::Icmp => IcmpPacket::new_checked(l4).ok().map(|m| (m.ident(), 0, None)),
     }
 }
 
 /// Translates a LAN → WAN datagram's source, opening a session when needed.
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, total, hl) = (
-        ip.src(),
-        ip.dst(),
-        usize::from(ip.total_len()),
-        ip.header_len(),
-    );
+    let (src, dst, total, hl) = (ip.src(), ip.dst(), usize::from(ip.total_len()), ip.header_len());
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
@@ -66,12 +55,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
 /// Translates a WAN → LAN datagram's destination, if a session or the filter lets it in.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, total, hl) = (
-        ip.src(),
-        ip.dst(),
-        usize::from(ip.total_len()),
-        ip.header_len(),
-    );
+    let (src, dst, total, hl) = (ip.src(), ip.dst(), usize::from(ip.total_len()), ip.header_len());
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
@@ -86,9 +70,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
             if proto == Proto::Icmp {
                 return Verdict::Drop(DropReason::NoMapping);
             }
-            if proto == Proto::Tcp
-                && flags.is_some_and(|f| f & tcp::flags::SYN == 0 || f & tcp::flags::RST != 0)
-            {
+            if proto == Proto::Tcp && flags.is_some_and(|f| f & tcp::flags::SYN == 0 || f & tcp::flags::RST != 0) {
                 // Only a SYN may open a TCP session from outside (RFC 5382 REQ-2/3 context).
                 return Verdict::Drop(if e.table.find_in_port(proto, dst, ext_port) {
                     DropReason::TcpNoSyn
@@ -109,10 +91,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
             {
                 filtering = crate::Filtering::AddressDependent;
             }
-            match e
-                .table
-                .create_inbound(now, proto, ext_idx, ext_port, src, rem_port, filtering)
-            {
+            match e.table.create_inbound(now, proto, ext_idx, ext_port, src, rem_port, filtering) {
                 Ok(i) => i,
                 Err(reason) => return Verdict::Drop(reason),
             }

@@ -26,33 +26,19 @@ pub fn engine() -> Engine {
 }
 
 pub fn engine_with(f: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let mut c = EngineConfig {
-        public_addrs: vec![PUB.into()],
-        max_sessions: 4096,
-        ..Default::default()
-    };
+    let mut c = EngineConfig { public_addrs: vec![PUB.into()], max_sessions: 4096, ..Default::default() };
     f(&mut c);
     Engine::new(c, Instant::ZERO).expect("valid test config")
 }
 
 pub fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
+    PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, payload).unwrap();
     v
 }
 
 /// A TCP segment; `flags` holds S, A, F, R, P letters.
-pub fn tcp(
-    src: [u8; 4],
-    sport: u16,
-    dst: [u8; 4],
-    dport: u16,
-    flags: &str,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: &str, payload: &[u8]) -> Vec<u8> {
     let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1000, 65535);
     if flags.contains('S') {
         b = b.syn();
@@ -76,19 +62,13 @@ pub fn tcp(
 
 pub fn echo_request(src: [u8; 4], dst: [u8; 4], id: u16, seq: u16) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
-        .icmpv4_echo_request(id, seq)
-        .write(&mut v, b"abcdefgh")
-        .unwrap();
+    PacketBuilder::ipv4(src, dst, 64).icmpv4_echo_request(id, seq).write(&mut v, b"abcdefgh").unwrap();
     v
 }
 
 pub fn echo_reply(src: [u8; 4], dst: [u8; 4], id: u16, seq: u16) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
-        .icmpv4_echo_reply(id, seq)
-        .write(&mut v, b"abcdefgh")
-        .unwrap();
+    PacketBuilder::ipv4(src, dst, 64).icmpv4_echo_reply(id, seq).write(&mut v, b"abcdefgh").unwrap();
     v
 }
 
@@ -103,26 +83,11 @@ pub fn without_df(mut p: Vec<u8>) -> Vec<u8> {
 
 /// An ICMP error from `src` to `dst` embedding `embedded` (truncated to header + 8 bytes
 /// unless `full`).
-pub fn icmp_error(
-    src: [u8; 4],
-    dst: [u8; 4],
-    kind: u8,
-    code: u8,
-    rest: u32,
-    embedded: &[u8],
-    full: bool,
-) -> Vec<u8> {
+pub fn icmp_error(src: [u8; 4], dst: [u8; 4], kind: u8, code: u8, rest: u32, embedded: &[u8], full: bool) -> Vec<u8> {
     let hl = usize::from(embedded[0] & 0x0f) * 4;
-    let n = if full {
-        embedded.len()
-    } else {
-        (hl + 8).min(embedded.len())
-    };
+    let n = if full { embedded.len() } else { (hl + 8).min(embedded.len()) };
     let mut v = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
-        .icmpv4_raw(kind, code, rest.to_be_bytes())
-        .write(&mut v, &embedded[..n])
-        .unwrap();
+    PacketBuilder::ipv4(src, dst, 64).icmpv4_raw(kind, code, rest.to_be_bytes()).write(&mut v, &embedded[..n]).unwrap();
     v
 }
 
@@ -142,10 +107,7 @@ pub struct Seen {
 pub fn seen(p: &[u8]) -> Seen {
     let (h, rest) = Ipv4Header::from_slice(p).expect("valid IPv4");
     let (sport, dport) = match h.protocol.0 {
-        6 | 17 => (
-            u16::from_be_bytes([rest[0], rest[1]]),
-            u16::from_be_bytes([rest[2], rest[3]]),
-        ),
+        6 | 17 => (u16::from_be_bytes([rest[0], rest[1]]), u16::from_be_bytes([rest[2], rest[3]])),
         1 => (u16::from_be_bytes([rest[4], rest[5]]), 0),
         _ => (0, 0),
     };
@@ -164,11 +126,7 @@ pub fn seen(p: &[u8]) -> Seen {
 fn ones_sum(d: &[u8]) -> u16 {
     let mut s: u32 = 0;
     for c in d.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
+        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], 0]) };
         s += u32::from(w);
     }
     while s > 0xffff {
@@ -183,11 +141,7 @@ pub fn assert_checksums(p: &[u8]) {
     let (h, _) = Ipv4Header::from_slice(p).expect("valid IPv4");
     let hl = h.header_len();
     let total = usize::from(h.total_len);
-    assert_eq!(
-        h.calc_header_checksum(),
-        h.header_checksum,
-        "IP header checksum"
-    );
+    assert_eq!(h.calc_header_checksum(), h.header_checksum, "IP header checksum");
     let l4 = &p[hl..total];
     if h.fragment_offset.value() != 0 || h.more_fragments {
         return;
@@ -196,20 +150,12 @@ pub fn assert_checksums(p: &[u8]) {
         17 => {
             let (u, payload) = UdpHeader::from_slice(l4).unwrap();
             if u.checksum != 0 {
-                assert_eq!(
-                    u.calc_checksum_ipv4(&h, payload).unwrap(),
-                    u.checksum,
-                    "UDP checksum"
-                );
+                assert_eq!(u.calc_checksum_ipv4(&h, payload).unwrap(), u.checksum, "UDP checksum");
             }
         }
         6 => {
             let (t, payload) = TcpHeader::from_slice(l4).unwrap();
-            assert_eq!(
-                t.calc_checksum_ipv4(&h, payload).unwrap(),
-                t.checksum,
-                "TCP checksum"
-            );
+            assert_eq!(t.calc_checksum_ipv4(&h, payload).unwrap(), t.checksum, "TCP checksum");
         }
         1 => assert_eq!(ones_sum(l4), 0xffff, "ICMP checksum"),
         _ => {}
