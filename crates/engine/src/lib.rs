@@ -31,6 +31,7 @@ pub use flow::table::SessionInfo;
 use flow::table::Table;
 use passthrough::esp_learning::EspTable;
 use passthrough::ike_demux::IkeTable;
+use passthrough::pptp_call_ids::PptpTable;
 pub use passthrough::{Protocol, TunnelIds};
 pub use stats::Stats;
 pub use time::Instant;
@@ -104,6 +105,7 @@ pub struct Engine {
     frags: Fragments,
     esp: EspTable,
     ike: IkeTable,
+    pptp: PptpTable,
     icmp_tokens: u64,
     icmp_refill_at: Instant,
     ip_ident: u16,
@@ -121,6 +123,7 @@ impl Engine {
             table,
             esp: EspTable::new(config.seed),
             ike: IkeTable::new(config.seed),
+            pptp: PptpTable::new(config.seed),
             stats: Stats::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -230,16 +233,27 @@ impl Engine {
             };
             passthrough::classify(n, lan_port, remote_port) == Some(protocol)
         });
-        let tunnels = if protocol == Protocol::Ipsec {
-            let (o, i) = self.esp.len();
-            let n = o + i + self.ike.len();
-            self.esp.clear();
-            self.ike.clear();
-            n
-        } else {
-            0
+        let tunnels = match protocol {
+            Protocol::Ipsec => {
+                let (o, i) = self.esp.len();
+                let n = o + i + self.ike.len();
+                self.esp.clear();
+                self.ike.clear();
+                n
+            }
+            Protocol::Pptp => {
+                let n = self.pptp.calls();
+                self.pptp.clear();
+                n
+            }
+            Protocol::L2tp => 0,
         };
         removed + tunnels
+    }
+
+    /// PPTP calls with GRE flowing.
+    pub fn pptp_calls(&self) -> usize {
+        self.pptp.calls()
     }
 
     /// ESP SAs (outbound, inbound) and IKE SPIs tracked by the IPsec passthrough.

@@ -115,6 +115,11 @@ drop_reasons! {
     /// Inbound IKE on port 500 whose SPIs match no client while several clients talk to that
     /// server: it cannot be delivered safely.
     IkeAmbiguous => "ike_ambiguous",
+    /// A PPTP control segment beyond a gap in the stream: its Call IDs cannot be found, so it
+    /// waits for the sender's retransmission.
+    PptpOutOfOrder => "pptp_out_of_order",
+    /// Enhanced GRE whose Call ID belongs to no PPTP call through natpass.
+    GreUnknownCallId => "gre_unknown_call_id",
 }
 
 impl core::fmt::Display for DropReason {

@@ -51,6 +51,18 @@ pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// RFC 1624 eqn. 3 for two bytes `old` → `new` at byte offset `at` of the covered data,
+/// aligned or not: at an odd offset the first byte is the low half of one word and the second
+/// the high half of the next, which sums the same as the byte-swapped pair.
+#[inline]
+pub fn update_bytes(check: u16, at: usize, old: [u8; 2], new: [u8; 2]) -> u16 {
+    if at.is_multiple_of(2) {
+        update_u16(check, u16::from_be_bytes(old), u16::from_be_bytes(new))
+    } else {
+        update_u16(check, u16::from_le_bytes(old), u16::from_le_bytes(new))
+    }
+}
+
 /// RFC 1624 eqn. 3 for a 32-bit field (an IPv4 address, an SPI) that changed.
 #[inline]
 pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
@@ -97,6 +109,18 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn incremental_bytes_at_any_offset(mut data in proptest::collection::vec(any::<u8>(), 4..200),
+                                           idx in any::<prop::sample::Index>(), new in any::<[u8; 2]>()) {
+            let i = idx.index(data.len() - 1);
+            let before = checksum(&data);
+            let old = [data[i], data[i + 1]];
+            data[i..i + 2].copy_from_slice(&new);
+            let full = checksum(&data);
+            let inc = update_bytes(before, i, old, new);
+            prop_assert!(inc == full || (inc ^ full) == 0xffff && (inc == 0 || full == 0));
+        }
+
         #[test]
         fn incremental_u16_matches_full(mut data in proptest::collection::vec(any::<u8>(), 2..200),
                                         idx in any::<prop::sample::Index>(), new in any::<u16>()) {

@@ -15,6 +15,7 @@
 
 pub(crate) mod esp_learning;
 pub(crate) mod ike_demux;
+pub(crate) mod pptp_call_ids;
 
 use crate::verdict::DropReason;
 
@@ -58,6 +59,15 @@ pub enum TunnelIds {
         /// SPI of the server → client SA.
         spi_in: u32,
     },
+    /// A PPTP call: the client's Call ID, the public one natpass gave it, the server's.
+    Pptp {
+        /// The client's own Call ID.
+        client_call_id: u16,
+        /// The public Call ID the server sees.
+        public_call_id: u16,
+        /// The server's Call ID (carried by outbound GRE).
+        server_call_id: u16,
+    },
     /// An IKE SA on port 500: initiator and responder SPIs (IKEv1 cookies).
     Ike {
         /// Initiator SPI.
@@ -80,6 +90,7 @@ pub(crate) fn classify(proto: u8, sport: u16, dport: u16) -> Option<Protocol> {
 }
 
 use natpass_wire::esp::EspPacket;
+use natpass_wire::gre::GrePacket;
 use natpass_wire::ike::IkePacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::udp::UdpPacket;
@@ -126,6 +137,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Optio
             Some(Verdict::Drop(DropReason::AhRefused))
         }
         (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_out(e, now, packet)),
+        (47, ..) => Some(gre_out(e, packet)),
         _ => None,
     }
 }
@@ -141,8 +153,93 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Option
         (50, ..) => Some(esp_in(e, now, packet)),
         (51, ..) => Some(Verdict::Drop(DropReason::AhRefused)),
         (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_in(e, now, packet)),
+        (47, ..) => Some(gre_in(e, packet)),
         _ => None,
     }
+}
+
+/// The Call ID of an enhanced GRE packet (RFC 2637 §4.1), or why it is refused.
+fn gre_call_id(packet: &[u8]) -> Result<u16, DropReason> {
+    let ip = Ipv4Packet::new_unchecked(packet);
+    if ip.frag_offset() != 0 {
+        return Err(DropReason::FragmentDropped);
+    }
+    match GrePacket::new_checked(ip.payload()) {
+        Ok(g) if g.version() == 1 => g.call_id().ok_or(DropReason::Malformed),
+        // GRE version 0 (RFC 2784) has no Call ID to tell clients apart.
+        Ok(_) => Err(DropReason::UnsupportedProtocol),
+        Err(_) => Err(DropReason::Malformed),
+    }
+}
+
+fn gre_out(e: &mut Engine, packet: &mut [u8]) -> Verdict {
+    let server_cid = match gre_call_id(packet) {
+        Ok(c) => c,
+        Err(r) => return Verdict::Drop(r),
+    };
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
+    let Some(ext) = e.pptp.gre_out(src, dst, server_cid, len) else {
+        return Verdict::Drop(DropReason::GreUnknownCallId);
+    };
+    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
+    ip.set_src(ext);
+    ip.decrement_ttl();
+    Verdict::Forward(Side::Wan)
+}
+
+fn gre_in(e: &mut Engine, packet: &mut [u8]) -> Verdict {
+    let public_cid = match gre_call_id(packet) {
+        Ok(c) => c,
+        Err(r) => return Verdict::Drop(r),
+    };
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
+    let Some((client, client_cid)) = e.pptp.gre_in(dst, src, public_cid, len) else {
+        return Verdict::Drop(DropReason::GreUnknownCallId);
+    };
+    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
+    GrePacket::new_unchecked(ip.payload_mut()).set_call_id(client_cid);
+    ip.set_dst(client);
+    ip.decrement_ttl();
+    Verdict::Forward(Side::Lan)
+}
+
+/// The PPTP control connection ALG on a TCP segment to or from port 1723: rewrites Call IDs
+/// in the payload and fixes the TCP checksum. `Err` drops the segment.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pptp_control(
+    e: &mut Engine,
+    packet: &mut [u8],
+    client: u32,
+    client_port: u16,
+    server: u32,
+    ext_ip: u32,
+    from_client: bool,
+) -> Result<(), DropReason> {
+    use natpass_wire::tcp::{TcpPacket, flags};
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let (hl, total) = (ip.header_len(), usize::from(ip.total_len()));
+    let Ok(tcp) = TcpPacket::new_checked(&packet[hl..total]) else { return Err(DropReason::Malformed) };
+    let (thl, seq, fl, check) = (tcp.header_len(), tcp.seq(), tcp.flags(), tcp.checksum());
+    let mut rewrites = Vec::new();
+    let mut evs = Vec::new();
+    let payload = &mut packet[hl + thl..total];
+    let r = e.pptp.segment(client, client_port, server, ext_ip, from_client, seq, payload, &mut rewrites, &mut evs);
+    if !rewrites.is_empty() {
+        let mut c = check;
+        for w in &rewrites {
+            c = natpass_wire::checksum::update_bytes(c, thl + w.at, w.old, w.new);
+        }
+        TcpPacket::new_unchecked(&mut packet[hl..total]).set_checksum(c);
+    }
+    if r.is_ok() && fl & (flags::FIN | flags::RST) != 0 {
+        e.pptp.end_connection(client, client_port, server, &mut evs);
+    }
+    for ev in evs {
+        e.queue_event(ev);
+    }
+    r
 }
 
 fn ns(d: core::time::Duration) -> u64 {

@@ -39,6 +39,13 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         },
     };
     let (ext_ip, ext_port) = e.table.ext_of(idx);
+    if proto == Proto::Tcp
+        && dport == 1723
+        && e.config.passthrough.pptp
+        && let Err(r) = crate::passthrough::pptp_control(e, packet, src, sport, dst, ext_ip, true)
+    {
+        return Verdict::Drop(r);
+    }
     let l4 = &mut packet[hl..total];
     match proto {
         Proto::Tcp => TcpPacket::new_unchecked(l4).set_src_port(ext_port, Some((src, ext_ip))),
@@ -99,6 +106,13 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     };
     let s = &e.table.sessions[idx as usize];
     let (lan_ip, lan_port) = (s.lan_ip, s.lan_port);
+    if proto == Proto::Tcp
+        && sport == 1723
+        && e.config.passthrough.pptp
+        && let Err(r) = crate::passthrough::pptp_control(e, packet, lan_ip, lan_port, src, dst, false)
+    {
+        return Verdict::Drop(r);
+    }
     let l4 = &mut packet[hl..total];
     match proto {
         Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(lan_port, Some((dst, lan_ip))),
