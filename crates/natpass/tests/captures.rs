@@ -71,6 +71,8 @@ fn every_capture_replays() {
                 DropReason::Martian,
                 // AH cannot pass a NAT (RFC 3715 §2.1 a).
                 DropReason::AhRefused,
+                // GRE of a PPTP call whose control connection is not in the capture.
+                DropReason::GreUnknownCallId,
             ],
         );
     }
@@ -108,11 +110,38 @@ fn l2tp_control_and_data_pass_both_ways() {
 }
 
 #[test]
-fn pptp_control_connection_passes() {
+fn pptp_control_connection_and_gre_pass() {
     let Some(dir) = captures() else { return };
     let s = replay(&dir, "pptp_control_sli_tcpdump.pcap");
-    // The TCP 1723 control channel passes both ways; the one GRE packet awaits the PPTP ALG.
-    check("pptp", &s, &[DropReason::UnsupportedProtocol]);
-    assert_eq!(s.dropped(DropReason::UnsupportedProtocol), 1);
+    check("pptp", &s, &[]);
     assert_eq!(s.fed[1], s.restored);
+    assert_eq!(s.fed[0], s.forwarded[1], "the control channel and the GRE packet leave");
+    // The Windows client's full session: control, Set-Link-Info, GRE both ways.
+    let s = replay(&dir, "pptp_full_windows-client_pptpd.pcapng");
+    check("pptp full", &s, &[DropReason::Martian, DropReason::NotIpv4]);
+    assert_eq!(s.fed[1], s.restored, "every server packet, GRE included, reaches the client unchanged");
+    assert_eq!(s.dropped(DropReason::Martian), 30, "LAN multicast/broadcast");
+    assert_eq!(s.dropped(DropReason::NotIpv4), 19);
+}
+
+#[test]
+fn gre_without_its_control_connection_is_dropped() {
+    let Some(dir) = captures() else { return };
+    let s = replay(&dir, "pptp_gre_data_only_natted-client.pcap");
+    check("gre only", &s, &[DropReason::GreUnknownCallId]);
+    assert_eq!(s.dropped(DropReason::GreUnknownCallId), 402);
+}
+
+#[test]
+fn esp_and_ah_captures() {
+    let Some(dir) = captures() else { return };
+    let s = replay(&dir, "ikev2_esp_labC.pcapng");
+    check("esp", &s, &[]);
+    assert_eq!(s.fed[1], s.restored, "IKE and the server's ESP reach the client");
+    let s = replay(&dir, "esp_raw_multi-sa_ipv4-ipv6_oneway.pcap");
+    check("multi-sa", &s, &[DropReason::NotIpv4]);
+    assert_eq!(s.forwarded[1], 120, "12 SAs to 12 servers leave");
+    let s = replay(&dir, "ikev2_ah_labC.pcapng");
+    check("ah", &s, &[DropReason::AhRefused]);
+    assert_eq!(s.dropped(DropReason::AhRefused), 2);
 }
