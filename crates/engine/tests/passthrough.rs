@@ -303,3 +303,111 @@ fn switches_block_their_protocol_and_remove_its_state() {
     let evs = events(&mut e);
     assert!(evs.iter().any(|ev| matches!(ev, Event::TunnelUp { ids: TunnelIds::Esp { .. }, .. })));
 }
+
+#[test]
+fn fragmented_ike_from_two_clients_passes_out_of_order_with_distinct_ids() {
+    let mut e = engine();
+    // IKE_AUTH with certificates: 3 000 bytes, fragmented, from two clients with the same IP ID.
+    let big = |c: [u8; 4], spi: u64| {
+        let mut m = ike(c, 500, SERVER, 500, spi, 0x99, false);
+        let hl = 28;
+        m.extend_from_slice(&[0x5a; 3000]);
+        let total = m.len() as u16;
+        m[2..4].copy_from_slice(&total.to_be_bytes());
+        let ulen = total - 20;
+        m[24..26].copy_from_slice(&ulen.to_be_bytes());
+        m[26..28].copy_from_slice(&[0, 0]); // no UDP checksum
+        let _ = hl;
+        without_df(m)
+    };
+    let a = fragment_ip(&big(client(0), 0xa), 1500);
+    let b = fragment_ip(&big(client(1), 0xb), 1500);
+    assert_eq!(a.len(), 3);
+    let mut out_a = Vec::new();
+    let mut out_b = Vec::new();
+    // Client A: last fragment first.
+    assert_eq!(run(&mut e, t(0), Side::Lan, a[2].clone()), Verdict::Consumed);
+    out_a.push(pass(&mut e, t(0), Side::Lan, a[0].clone(), Side::Wan));
+    out_b.push(pass(&mut e, t(0), Side::Lan, b[0].clone(), Side::Wan));
+    out_a.push(pass(&mut e, t(0), Side::Lan, a[1].clone(), Side::Wan));
+    out_b.push(pass(&mut e, t(0), Side::Lan, b[1].clone(), Side::Wan));
+    out_b.push(pass(&mut e, t(0), Side::Lan, b[2].clone(), Side::Wan));
+    while let Some(tx) = e.poll_transmit() {
+        out_a.push(tx.packet);
+    }
+    assert_eq!(out_a.len(), 3);
+    assert_ne!(seen(&out_a[0]).ident, seen(&out_b[0]).ident, "IP IDs differ on the public address");
+    for (frags, c) in [(&out_a, 0u8), (&out_b, 1)] {
+        let whole = reassemble_ip(frags);
+        let s = seen(&whole);
+        assert_eq!((s.src, s.sport, s.dport), (PUB, 500, 500), "client {c} keeps port 500");
+        assert_eq!(whole.len(), 20 + 8 + 40 + 3000);
+    }
+}
+
+fn fragment_ip(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let (h, _) = etherparse::Ipv4Header::from_slice(p).unwrap();
+    let data = &p[20..usize::from(h.total_len)];
+    let step = (mtu - 20) & !7;
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let n = step.min(data.len() - pos);
+        let mut f = h.clone();
+        f.more_fragments = pos + n < data.len();
+        f.fragment_offset = etherparse::IpFragOffset::try_new((pos / 8) as u16).unwrap();
+        f.set_payload_len(n).unwrap();
+        f.header_checksum = f.calc_header_checksum();
+        let mut v = f.to_bytes().to_vec();
+        v.extend_from_slice(&data[pos..pos + n]);
+        out.push(v);
+        pos += n;
+    }
+    out
+}
+
+fn reassemble_ip(frags: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, Vec<u8>)> = frags
+        .iter()
+        .map(|f| {
+            let (h, _) = etherparse::Ipv4Header::from_slice(f).unwrap();
+            assert_eq!(h.calc_header_checksum(), h.header_checksum);
+            (usize::from(h.fragment_offset.value()) * 8, f[20..usize::from(h.total_len)].to_vec())
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let mut data = Vec::new();
+    for (off, d) in &parts {
+        assert_eq!(*off, data.len());
+        data.extend_from_slice(d);
+    }
+    let mut v = frags[0][..20].to_vec();
+    v.extend_from_slice(&data);
+    v
+}
+
+#[test]
+fn icmp_errors_about_esp_and_ike_reach_the_right_client() {
+    let mut e = engine();
+    for (i, spi) in [(0u8, 0x10u32), (1, 0x20)] {
+        pass(&mut e, t(0), Side::Lan, esp(client(i), SERVER, spi, 1), Side::Wan);
+        pass(&mut e, t(0), Side::Wan, esp(SERVER, PUB, spi + 1, 1), Side::Lan);
+    }
+    // A router on the path: Fragmentation Needed about client 1's ESP.
+    let sent = pass(&mut e, t(1), Side::Lan, esp(client(1), SERVER, 0x20, 2), Side::Wan);
+    let err = icmp_error([192, 0, 2, 1], PUB, 3, 4, 1400, &sent, false);
+    let back = pass(&mut e, t(1), Side::Wan, err, Side::Lan);
+    assert_eq!(seen(&back).dst, client(1));
+    let (inner, _) = etherparse::Ipv4Header::from_slice(&back[28..48]).unwrap();
+    assert_eq!(inner.calc_header_checksum(), inner.header_checksum, "embedded IP checksum");
+    assert_eq!(seen(&back[28..]).src, client(1), "embedded source restored");
+    // An error about IKE on port 500 embedding the SPIs.
+    let ike_out = pass(&mut e, t(2), Side::Lan, ike(client(0), 500, SERVER, 500, 0x77, 0, false), Side::Wan);
+    pass(&mut e, t(2), Side::Lan, ike(client(1), 500, SERVER, 500, 0x88, 0, false), Side::Wan);
+    let err = icmp_error([192, 0, 2, 1], PUB, 3, 4, 1400, &ike_out, true);
+    assert_eq!(seen(&pass(&mut e, t(2), Side::Wan, err, Side::Lan)).dst, client(0));
+    // An error about ESP nobody sent: dropped silently (RFC 5508 REQ-4).
+    let stray = esp(PUB, SERVER, 0x5555, 1);
+    let err = icmp_error([192, 0, 2, 1], PUB, 3, 4, 1400, &stray, false);
+    assert_eq!(run(&mut e, t(3), Side::Wan, err), Verdict::Drop(DropReason::IcmpErrorNoSession));
+}

@@ -179,3 +179,18 @@ fn pptp_calls_end_with_their_control_connection() {
     pass(&mut e, t(1), Side::Wan, fin, Side::Lan);
     assert_eq!(run(&mut e, t(2), Side::Wan, gre(SERVER, PUB, public)), Verdict::Drop(DropReason::GreUnknownCallId));
 }
+
+#[test]
+fn icmp_error_about_gre_reaches_the_client() {
+    let mut e = engine();
+    open_call(&mut e, 0, 5, 50);
+    open_call(&mut e, 1, 6, 60);
+    let sent = pass(&mut e, t(1), Side::Lan, gre(client(1), SERVER, 60), Side::Wan);
+    let mut err = Vec::new();
+    etherparse::PacketBuilder::ipv4([192, 0, 2, 1], PUB, 64)
+        .icmpv4_raw(3, 4, [0, 0, 5, 0x78])
+        .write(&mut err, &sent[..28])
+        .unwrap();
+    let back = pass(&mut e, t(1), Side::Wan, err, Side::Lan);
+    assert_eq!(seen(&back).dst, client(1));
+}

@@ -195,4 +195,10 @@ impl EspTable {
         self.pending.clear();
         self.servers.clear();
     }
+
+    /// The client whose outbound SA `spi_out` to `server` leaves from `ext_ip` (ICMP errors
+    /// embed our outbound ESP). A scan: errors are rare and rate-limited upstream.
+    pub(crate) fn lan_for_outbound(&self, ext_ip: u32, server: u32, spi_out: u32) -> Option<u32> {
+        self.out.iter().find(|(k, sa)| k.1 == server && k.2 == spi_out && sa.ext_ip == ext_ip).map(|(k, _)| k.0)
+    }
 }

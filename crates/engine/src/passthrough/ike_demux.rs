@@ -116,6 +116,21 @@ impl IkeTable {
         Ok(lan_ip)
     }
 
+    /// The client an ICMP error about our IKE message to `server` is for: by its SPIs when
+    /// the error embeds them, else the only client talking to that server.
+    pub(crate) fn client_for(&self, ext_ip: u32, server: u32, spis: Option<(u64, u64)>) -> Option<u32> {
+        if let Some((i, r)) = spis {
+            let hit = [i, r].into_iter().filter(|&s| s != 0).find_map(|s| self.by_spi.get(&(ext_ip, server, s)));
+            if let Some(h) = hit {
+                return Some(h.lan_ip);
+            }
+        }
+        match self.clients.get(&(ext_ip, server)).map(Vec::as_slice) {
+            Some([(only, _)]) => Some(*only),
+            _ => None,
+        }
+    }
+
     /// Forgets SPIs and clients idle for `idle` ns.
     pub(crate) fn expire(&mut self, now: Instant, idle: u64) {
         let t = now.as_nanos();

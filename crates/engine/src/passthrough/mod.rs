@@ -136,7 +136,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Optio
             icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
             Some(Verdict::Drop(DropReason::AhRefused))
         }
-        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_out(e, now, packet)),
+        (17, 500, 500) => Some(ike_out(e, now, packet)),
         (47, ..) => Some(gre_out(e, packet)),
         _ => None,
     }
@@ -152,7 +152,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Option
     match (proto, sport, dport) {
         (50, ..) => Some(esp_in(e, now, packet)),
         (51, ..) => Some(Verdict::Drop(DropReason::AhRefused)),
-        (17, 500, 500) if !Ipv4Packet::new_unchecked(&*packet).is_fragment() => Some(ike_in(e, now, packet)),
+        (17, 500, 500) => Some(ike_in(e, now, packet)),
         (47, ..) => Some(gre_in(e, packet)),
         _ => None,
     }

@@ -405,6 +405,19 @@ impl PptpTable {
         Some((client, call.client_cid))
     }
 
+    /// The client of the call whose outbound GRE to `server` carries `server_cid` and leaves
+    /// from `ext_ip` (ICMP errors embed our outbound GRE).
+    pub(crate) fn lan_for_outbound(&self, ext_ip: u32, server: u32, server_cid: u16) -> Option<u32> {
+        self.outbound
+            .iter()
+            .find(|(k, port)| {
+                k.1 == server
+                    && k.2 == server_cid
+                    && self.conns.get(&(k.0, **port, server)).is_some_and(|c| c.ext_ip == ext_ip)
+            })
+            .map(|(k, _)| k.0)
+    }
+
     /// Forgets everything (the PPTP switch went off).
     pub(crate) fn clear(&mut self) {
         self.conns.clear();

@@ -117,10 +117,57 @@ fn refill_icmp_checksum(packet: &mut [u8]) {
     m.fill_checksum();
 }
 
+/// An ICMP error from the WAN about a passthrough packet natpass sent out (ESP by SPI, GRE by
+/// the server's Call ID, IKE on port 500 by its SPIs): back to the client. `None` when the
+/// embedded packet is not passthrough traffic.
+fn passthrough_inbound(e: &mut Engine, packet: &mut [u8]) -> Option<Verdict> {
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let total = usize::from(ip.total_len());
+    let at = ip.header_len() + icmp::HEADER_LEN;
+    let inner = packet.get(at..total)?;
+    if inner.len() < 28 || inner[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    let l4 = inner.get(ihl..ihl + 8)?;
+    let v = Ipv4Packet::new_unchecked(inner);
+    let (ext, server, proto) = (v.src(), v.dst(), v.protocol());
+    let lan = match proto {
+        50 => e.esp.lan_for_outbound(ext, server, u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]])),
+        47 => e.pptp.lan_for_outbound(ext, server, u16::from_be_bytes([l4[6], l4[7]])),
+        17 if l4[0..4] == [0x01, 0xf4, 0x01, 0xf4] => {
+            // UDP 500 → 500: the SPIs when the router embedded enough, else the only client.
+            let ike = natpass_wire::ike::IkePacket::new_checked(inner.get(ihl + 8..)?.to_vec()).ok();
+            e.ike.client_for(ext, server, ike.map(|k| (k.initiator_spi(), k.responder_spi())))
+        }
+        _ => return None,
+    };
+    let Some(lan) = lan else { return Some(Verdict::Drop(DropReason::IcmpErrorNoSession)) };
+    // The embedded source back to the client; for UDP, its checksum's pseudo-header too.
+    let inner = &mut packet[at..total];
+    let c = u16::from_be_bytes([inner[10], inner[11]]);
+    inner[10..12].copy_from_slice(&checksum::update_u32(c, ext, lan).to_be_bytes());
+    inner[12..16].copy_from_slice(&lan.to_be_bytes());
+    if proto == 17 {
+        let c = u16::from_be_bytes([inner[ihl + 6], inner[ihl + 7]]);
+        if c != 0 {
+            inner[ihl + 6..ihl + 8].copy_from_slice(&checksum::update_u32(c, ext, lan).to_be_bytes());
+        }
+    }
+    refill_icmp_checksum(packet);
+    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
+    ip.set_dst(lan);
+    ip.decrement_ttl();
+    Some(Verdict::Forward(Side::Lan))
+}
+
 /// An ICMP error from the WAN about a packet the NAT sent out: back to the LAN host.
 pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
     if let Err(r) = verify_icmp(packet) {
         return Verdict::Drop(r);
+    }
+    if let Some(v) = passthrough_inbound(e, packet) {
+        return v;
     }
     let emb = match embedded(packet) {
         Ok(x) => x,
