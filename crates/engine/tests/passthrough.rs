@@ -204,25 +204,25 @@ fn ike_new_sa_from_server_with_unknown_spis() {
 }
 
 #[test]
-fn nat_t_on_4500_for_several_clients_with_keepalives() {
+fn nat_t_on_4500_for_sixteen_clients_with_keepalives() {
     let mut e = engine();
     let mut ext = Vec::new();
-    for i in 0..4u8 {
+    for i in 0..16u8 {
         let out = pass(&mut e, t(0), Side::Lan, udp(client(i), 4500, SERVER, 4500, &[0, 0, 0, 0, 1]), Side::Wan);
         ext.push(seen(&out).sport);
     }
     ext.sort_unstable();
     ext.dedup();
-    assert_eq!(ext.len(), 4, "one public port per client");
+    assert_eq!(ext.len(), 16, "one public port per client");
     // Keepalives (one 0xFF byte) every 250 s keep the mappings past 300 s with no reply.
     for s in [250, 500, 750] {
-        for i in 0..4u8 {
+        for i in 0..16u8 {
             pass(&mut e, t(s), Side::Lan, udp(client(i), 4500, SERVER, 4500, &[0xff]), Side::Wan);
         }
         e.handle_timeout(t(s + 1));
     }
-    assert_eq!(e.session_count(), 4);
-    for i in 0..4u8 {
+    assert_eq!(e.session_count(), 16);
+    for i in 0..16u8 {
         let out = pass(&mut e, t(760), Side::Lan, udp(client(i), 4500, SERVER, 4500, &[0xff]), Side::Wan);
         let back = pass(
             &mut e,
@@ -236,11 +236,11 @@ fn nat_t_on_4500_for_several_clients_with_keepalives() {
 }
 
 #[test]
-fn l2tp_server_may_answer_from_another_port() {
+fn l2tp_sixteen_clients_and_a_server_answering_from_another_port() {
     // Even with the strictest filtering, an LNS answer from a new port reaches the LAC.
     let mut e = engine_with(|c| c.filtering = Filtering::AddressAndPortDependent);
     let mut ext = Vec::new();
-    for i in 0..3u8 {
+    for i in 0..16u8 {
         let out = pass(&mut e, t(0), Side::Lan, udp(client(i), 1701, SERVER, 1701, b"SCCRQ"), Side::Wan);
         ext.push(seen(&out).sport);
     }
