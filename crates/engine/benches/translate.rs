@@ -41,6 +41,8 @@ fn lan_of(i: u32) -> (u32, u16) {
 }
 
 const REMOTE: u32 = 0xc633_6407;
+/// Plain UDP (QUIC's port), not a passthrough port: the NAPT path alone.
+const REMOTE_PORT: u16 = 443;
 
 /// An engine holding `n` established UDP sessions, with one outbound and one inbound packet
 /// per session.
@@ -50,12 +52,12 @@ fn setup(n: u32) -> (Engine, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut ins = Vec::with_capacity(n as usize);
     for i in 0..n {
         let (ip, port) = lan_of(i);
-        let p = udp(ip, port, REMOTE, 4500);
+        let p = udp(ip, port, REMOTE, REMOTE_PORT);
         let mut q = p.clone();
         assert_eq!(e.process(Instant::ZERO, Side::Lan, &mut q), Verdict::Forward(Side::Wan));
         let ext_ip = u32::from_be_bytes([q[12], q[13], q[14], q[15]]);
         let ext_port = u16::from_be_bytes([q[20], q[21]]);
-        let mut r = udp(REMOTE, 4500, ext_ip, ext_port);
+        let mut r = udp(REMOTE, REMOTE_PORT, ext_ip, ext_port);
         let r0 = r.clone();
         assert_eq!(e.process(Instant::ZERO, Side::Wan, &mut r), Verdict::Forward(Side::Lan));
         outs.push(p);

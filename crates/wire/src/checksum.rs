@@ -6,6 +6,7 @@
 /// Adds `data` to a running one's-complement sum, as 16-bit big-endian words (RFC 1071 §4.1).
 ///
 /// An odd trailing byte is padded with a zero byte. The result is not folded.
+#[inline]
 pub fn sum(mut acc: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
@@ -26,6 +27,7 @@ pub fn sum(mut acc: u64, data: &[u8]) -> u64 {
 }
 
 /// Folds a running sum to 16 bits with end-around carry.
+#[inline]
 pub fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);

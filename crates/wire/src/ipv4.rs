@@ -162,6 +162,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// True when the header checksum verifies (RFC 1071).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let hl = self.header_len();
         checksum::fold(checksum::sum(0, &self.buffer.as_ref()[..hl])) == 0xffff
@@ -210,7 +211,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Decrements the TTL by one and updates the checksum. The caller checks the TTL is > 1.
-    #[inline]
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
         let old = be16(b, field::TTL);

@@ -77,6 +77,13 @@ pub enum TunnelIds {
     },
 }
 
+/// True when either port is one a passthrough protocol uses (IKE 500, NAT-T 4500, L2TP 1701,
+/// PPTP 1723): the cheap test on the NAPT path before [`classify`].
+#[inline]
+pub(crate) fn is_passthrough_port(sport: u16, dport: u16) -> bool {
+    matches!(sport, 500 | 1701 | 1723 | 4500) || matches!(dport, 500 | 1701 | 1723 | 4500)
+}
+
 /// Which passthrough protocol a transport flow belongs to, by IP protocol and ports.
 pub(crate) fn classify(proto: u8, sport: u16, dport: u16) -> Option<Protocol> {
     match proto {
@@ -140,6 +147,31 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Optio
         (47, ..) => Some(gre_out(e, packet)),
         _ => None,
     }
+}
+
+/// A TCP or UDP packet on a passthrough port, with its ports already read by the NAPT path:
+/// refused when its switch is off; IKE on 500 ↔ 500 handled here; `None` for the NAPT engine.
+#[inline]
+pub(crate) fn transport(
+    e: &mut Engine,
+    now: Instant,
+    packet: &mut [u8],
+    side: Side,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+) -> Option<Verdict> {
+    let p = classify(proto, sport, dport)?;
+    if !enabled(e, p) {
+        return Some(Verdict::Drop(p.disabled_reason()));
+    }
+    if proto == 17 && sport == 500 && dport == 500 {
+        return Some(match side {
+            Side::Lan => ike_out(e, now, packet),
+            Side::Wan => ike_in(e, now, packet),
+        });
+    }
+    None
 }
 
 /// A WAN → LAN packet of a passthrough protocol (see [`outbound`]).
@@ -208,6 +240,8 @@ fn gre_in(e: &mut Engine, packet: &mut [u8]) -> Verdict {
 /// The PPTP control connection ALG on a TCP segment to or from port 1723: rewrites Call IDs
 /// in the payload and fixes the TCP checksum. `Err` drops the segment.
 #[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
 pub(crate) fn pptp_control(
     e: &mut Engine,
     packet: &mut [u8],

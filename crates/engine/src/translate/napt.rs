@@ -31,6 +31,11 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
+    if proto != Proto::Icmp && crate::passthrough::is_passthrough_port(sport, dport) {
+        if let Some(v) = crate::passthrough::transport(e, now, packet, Side::Lan, proto.number(), sport, dport) {
+            return v;
+        }
+    }
     let idx = match e.table.find_out(proto, src, sport, dst, dport) {
         Some(i) => i,
         None => match e.table.create_outbound(now, proto, src, sport, dst, dport) {
@@ -66,6 +71,11 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
+    if proto != Proto::Icmp && crate::passthrough::is_passthrough_port(sport, dport) {
+        if let Some(v) = crate::passthrough::transport(e, now, packet, Side::Wan, proto.number(), sport, dport) {
+            return v;
+        }
+    }
     // ICMP replies match on (identifier, remote); their "ports" are (ident, 0) from our side.
     let (ext_port, rem_port) = match proto {
         Proto::Icmp => (sport, 0),
@@ -128,6 +138,8 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
 
 /// Refuses a new session: counts it, tells the control plane, and for resource limits tells
 /// the LAN host with ICMP Destination Unreachable, code 13 (RFC 5508 REQ-8).
+#[cold]
+#[inline(never)]
 fn refuse(e: &mut Engine, now: Instant, packet: &[u8], lan_ip: u32, reason: DropReason) -> Verdict {
     e.queue_event(Event::SessionRefused { lan_ip, reason });
     super::icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
