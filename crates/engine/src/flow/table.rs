@@ -310,17 +310,23 @@ impl Table {
         self.public.get(usize::from(h.ext_idx)).copied()
     }
 
-    /// The public address a LAN host uses: its paired one, or the least used one when it has
-    /// no NAPT session yet (passthrough traffic such as raw ESP).
-    pub(crate) fn ext_for(&self, lan_ip: u32) -> u32 {
-        self.paired_ext(lan_ip).unwrap_or_else(|| self.public.get(self.pool_index(lan_ip)).copied().unwrap_or(0))
+    /// The public address a LAN host uses, pairing it first if it has none yet (passthrough
+    /// traffic such as IKE or raw ESP before any NAPT session), so that every protocol of a
+    /// host leaves from one address (RFC 4787 REQ-2). A host paired this way keeps its entry
+    /// until its NAPT sessions, if it ever has some, end.
+    pub(crate) fn ext_for(&mut self, lan_ip: u32) -> u32 {
+        if let Some(ext) = self.paired_ext(lan_ip) {
+            return ext;
+        }
+        let ext_idx = self.least_used();
+        self.hosts.insert(lan_ip, Host { ext_idx, sessions: 0 });
+        self.hosts_per_ext[usize::from(ext_idx)] += 1;
+        self.public.get(usize::from(ext_idx)).copied().unwrap_or(0)
     }
 
-    /// The public address a new LAN host gets: a seeded hash of its address, so that a host
-    /// keeps its address across protocols and passthrough (paired pooling, RFC 4787 REQ-2)
-    /// and hosts spread over the pool.
-    fn pool_index(&self, lan_ip: u32) -> usize {
-        (self.hasher.hash_one(lan_ip) % self.public.len().max(1) as u64) as usize
+    /// The public address with the fewest LAN hosts paired to it.
+    fn least_used(&self) -> u16 {
+        self.hosts_per_ext.iter().enumerate().min_by_key(|&(_, n)| *n).map_or(0, |(i, _)| i as u16)
     }
 
     /// Reserves public port `port` for `proto` on every public address: the general allocator
@@ -358,8 +364,8 @@ impl Table {
             }
             return Ok(*h);
         }
-        let ext_idx = self.pool_index(lan_ip);
-        Ok(Host { ext_idx: ext_idx as u16, sessions: 0 })
+        let ext_idx = self.least_used();
+        Ok(Host { ext_idx, sessions: 0 })
     }
 
     fn find_mapping(&self, proto: Proto, lan_ip: u32, lan_port: u16) -> Option<u32> {

@@ -133,10 +133,10 @@ fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
     // TCP and UDP reach the passthrough modules from napt, which has their ports in hand.
-    if !matches!(ip.protocol(), 1 | 6 | 17) {
-        if let Some(v) = crate::passthrough::outbound(e, now, packet) {
-            return v;
-        }
+    if !matches!(ip.protocol(), 1 | 6 | 17)
+        && let Some(v) = crate::passthrough::outbound(e, now, packet)
+    {
+        return v;
     }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     match ip.protocol() {
@@ -161,10 +161,10 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
 /// The WAN → LAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    if !matches!(ip.protocol(), 1 | 6 | 17) {
-        if let Some(v) = crate::passthrough::inbound(e, now, packet) {
-            return v;
-        }
+    if !matches!(ip.protocol(), 1 | 6 | 17)
+        && let Some(v) = crate::passthrough::inbound(e, now, packet)
+    {
+        return v;
     }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     match ip.protocol() {

@@ -31,10 +31,11 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
-    if proto != Proto::Icmp && crate::passthrough::is_passthrough_port(sport, dport) {
-        if let Some(v) = crate::passthrough::transport(e, now, packet, Side::Lan, proto.number(), sport, dport) {
-            return v;
-        }
+    if proto != Proto::Icmp
+        && crate::passthrough::is_passthrough_port(sport, dport)
+        && let Some(v) = crate::passthrough::transport(e, now, packet, Side::Lan, proto.number(), sport, dport)
+    {
+        return v;
     }
     let idx = match e.table.find_out(proto, src, sport, dst, dport) {
         Some(i) => i,
@@ -71,10 +72,11 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
-    if proto != Proto::Icmp && crate::passthrough::is_passthrough_port(sport, dport) {
-        if let Some(v) = crate::passthrough::transport(e, now, packet, Side::Wan, proto.number(), sport, dport) {
-            return v;
-        }
+    if proto != Proto::Icmp
+        && crate::passthrough::is_passthrough_port(sport, dport)
+        && let Some(v) = crate::passthrough::transport(e, now, packet, Side::Wan, proto.number(), sport, dport)
+    {
+        return v;
     }
     // ICMP replies match on (identifier, remote); their "ports" are (ident, 0) from our side.
     let (ext_port, rem_port) = match proto {
