@@ -31,6 +31,7 @@ pub use flow::table::SessionInfo;
 use flow::table::Table;
 use passthrough::esp_learning::EspTable;
 use passthrough::ike_demux::IkeTable;
+use passthrough::l2tp_tunnels::L2tpTable;
 use passthrough::pptp_call_ids::PptpTable;
 pub use passthrough::{Protocol, TunnelIds};
 pub use stats::Stats;
@@ -106,6 +107,7 @@ pub struct Engine {
     esp: EspTable,
     ike: IkeTable,
     pptp: PptpTable,
+    l2tp: L2tpTable,
     icmp_tokens: u64,
     icmp_refill_at: Instant,
     ip_ident: u16,
@@ -124,6 +126,7 @@ impl Engine {
             esp: EspTable::new(config.seed),
             ike: IkeTable::new(config.seed),
             pptp: PptpTable::new(config.seed),
+            l2tp: L2tpTable::new(config.seed),
             stats: Stats::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -246,7 +249,11 @@ impl Engine {
                 self.pptp.clear();
                 n
             }
-            Protocol::L2tp => 0,
+            Protocol::L2tp => {
+                let n = self.l2tp.len();
+                self.l2tp.clear();
+                n
+            }
         };
         removed + tunnels
     }

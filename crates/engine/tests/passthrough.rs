@@ -411,3 +411,46 @@ fn icmp_errors_about_esp_and_ike_reach_the_right_client() {
     let err = icmp_error([192, 0, 2, 1], PUB, 3, 4, 1400, &stray, false);
     assert_eq!(run(&mut e, t(3), Side::Wan, err), Verdict::Drop(DropReason::IcmpErrorNoSession));
 }
+
+/// An L2TPv2 control message: `tunnel` in the header, Message Type and Assigned Tunnel ID AVPs.
+fn l2tp_ctrl(msg: u16, tunnel: u16, assigned: u16) -> Vec<u8> {
+    let mut m = vec![0xc8, 0x02, 0, 0];
+    m.extend_from_slice(&tunnel.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&[0x80, 0x08, 0, 0, 0, 0]);
+    m.extend_from_slice(&msg.to_be_bytes());
+    m.extend_from_slice(&[0x80, 0x08, 0, 0, 0, 9]);
+    m.extend_from_slice(&assigned.to_be_bytes());
+    let len = m.len() as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    m
+}
+
+#[test]
+fn l2tp_tunnels_are_reported_with_their_ids() {
+    let mut e = engine();
+    for i in 0..2u8 {
+        // Both clients pick tunnel ID 7; the server answers from another port.
+        let out = pass(&mut e, t(0), Side::Lan, udp(client(i), 1701, SERVER, 1701, &l2tp_ctrl(1, 0, 7)), Side::Wan);
+        let reply = l2tp_ctrl(2, 7, 100 + u16::from(i));
+        pass(&mut e, t(0), Side::Wan, udp(SERVER, 50000, PUB, seen(&out).sport, &reply), Side::Lan);
+    }
+    let ups: Vec<(u32, TunnelIds)> = events(&mut e)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            Event::TunnelUp { protocol: Protocol::L2tp, client, ids, .. } => Some((client, ids)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ups.len(), 2);
+    assert_eq!(ups[1], (ip(client(1)), TunnelIds::L2tp { client_tunnel_id: 7, server_tunnel_id: 101 }));
+    // The server stops client 0's tunnel.
+    let stop = l2tp_ctrl(4, 7, 100);
+    let ext = e.outside_of(natpass_engine::Proto::Udp, (ip(client(0)), 1701), (ip(SERVER), 1701)).unwrap();
+    pass(&mut e, t(1), Side::Wan, udp(SERVER, 50000, PUB, ext.1, &stop), Side::Lan);
+    let downs = events(&mut e)
+        .into_iter()
+        .filter(|ev| matches!(ev, Event::TunnelDown { protocol: Protocol::L2tp, .. }))
+        .count();
+    assert_eq!(downs, 1);
+}

@@ -15,6 +15,7 @@
 
 pub(crate) mod esp_learning;
 pub(crate) mod ike_demux;
+pub(crate) mod l2tp_tunnels;
 pub(crate) mod pptp_call_ids;
 
 use crate::verdict::DropReason;
@@ -67,6 +68,13 @@ pub enum TunnelIds {
         public_call_id: u16,
         /// The server's Call ID (carried by outbound GRE).
         server_call_id: u16,
+    },
+    /// An L2TP tunnel: each end's Assigned Tunnel ID.
+    L2tp {
+        /// The client's (LAC's) tunnel ID.
+        client_tunnel_id: u16,
+        /// The server's (LNS's) tunnel ID.
+        server_tunnel_id: u16,
     },
     /// An IKE SA on port 500: initiator and responder SPIs (IKEv1 cookies).
     Ike {
@@ -172,6 +180,20 @@ pub(crate) fn transport(
         });
     }
     None
+}
+
+/// Reads an L2TP control message between `client` and `server` for tunnel events (nothing is
+/// rewritten). Called by the NAPT path for L2TP mappings (LAN port 1701), whatever port the
+/// server answers from.
+pub(crate) fn l2tp_event(e: &mut Engine, packet: &[u8], client: u32, server: u32, public: u32, from_client: bool) {
+    let ip = Ipv4Packet::new_unchecked(packet);
+    if ip.is_fragment() || !e.config.passthrough.l2tp {
+        return;
+    }
+    let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return };
+    if let Some(ev) = e.l2tp.message(client, server, public, from_client, udp.payload()) {
+        e.queue_event(ev);
+    }
 }
 
 /// A WAN → LAN packet of a passthrough protocol (see [`outbound`]).

@@ -45,6 +45,9 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         },
     };
     let (ext_ip, ext_port) = e.table.ext_of(idx);
+    if proto == Proto::Udp && (sport == 1701 || dport == 1701) {
+        crate::passthrough::l2tp_event(e, packet, src, dst, ext_ip, true);
+    }
     if proto == Proto::Tcp
         && dport == 1723
         && e.config.passthrough.pptp
@@ -118,6 +121,9 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     };
     let s = &e.table.sessions[idx as usize];
     let (lan_ip, lan_port) = (s.lan_ip, s.lan_port);
+    if proto == Proto::Udp && (lan_port == 1701 || sport == 1701) {
+        crate::passthrough::l2tp_event(e, packet, lan_ip, src, dst, false);
+    }
     if proto == Proto::Tcp
         && sport == 1723
         && e.config.passthrough.pptp
