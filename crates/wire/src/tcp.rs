@@ -147,15 +147,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 
     #[inline]
     fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<(u32, u32)>) {
-        let check = self.checksum();
-        let c = match addr {
-            Some((oa, na)) => checksum::update_addr_port(check, oa, na, old, new),
-            None => checksum::update_u16(check, old, new),
-        };
         let b = self.buffer.as_mut();
         put16(b, at, new);
-        // The checksum lies within the first 18 bytes; a ports-only view (8 bytes) skips it.
+        // The checksum lies at 16..18; a ports-only view (8 bytes, from an ICMP error) has none.
         if b.len() >= 18 {
+            let check = be16(b, 16);
+            let c = match addr {
+                Some((oa, na)) => checksum::update_addr_port(check, oa, na, old, new),
+                None => checksum::update_u16(check, old, new),
+            };
             put16(b, 16, c);
         }
     }
@@ -186,6 +186,16 @@ mod tests {
         assert_eq!(t.flags(), flags::SYN);
         assert_eq!(t.payload(), b"data");
         assert_eq!(t.seq(), 7);
+    }
+
+    #[test]
+    fn test_ports_only_view_rewrites_ports() {
+        // Found by the tcp fuzz target: an 8-byte view must not touch the checksum.
+        let mut b = [10, 93, 93, 93, 93, 126, 93, 10];
+        let mut p = TcpPacket::new_ports_only(&mut b[..]).unwrap();
+        p.set_src_port(1, Some((1, 2)));
+        p.set_dst_port(2, None);
+        assert_eq!((p.src_port(), p.dst_port()), (1, 2));
     }
 
     #[test]
