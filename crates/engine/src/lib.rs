@@ -258,6 +258,12 @@ impl Engine {
         removed + tunnels
     }
 
+    /// The public Call ID natpass gave the call that LAN `client` numbered `client_call_id`
+    /// towards `server`, if there is one.
+    pub fn pptp_public_call_id(&self, client: u32, server: u32, client_call_id: u16) -> Option<u16> {
+        self.pptp.public_call_id(client, server, client_call_id)
+    }
+
     /// PPTP calls with GRE flowing.
     pub fn pptp_calls(&self) -> usize {
         self.pptp.calls()

@@ -418,6 +418,14 @@ impl PptpTable {
             .map(|(k, _)| k.0)
     }
 
+    /// The public Call ID of `client`'s call `client_cid` towards `server`.
+    pub(crate) fn public_call_id(&self, client: u32, server: u32, client_cid: u16) -> Option<u16> {
+        self.conns
+            .iter()
+            .filter(|(k, _)| k.0 == client && k.2 == server)
+            .find_map(|(_, c)| c.calls.iter().find(|x| x.client_cid == client_cid).map(|x| x.public_cid))
+    }
+
     /// Forgets everything (the PPTP switch went off).
     pub(crate) fn clear(&mut self) {
         self.conns.clear();
