@@ -282,7 +282,7 @@ impl Engine {
         let pending = u64::try_from(self.config.timeouts.esp_pending.as_nanos()).unwrap_or(u64::MAX);
         let mut evs = Vec::new();
         self.esp.expire(now, idle, pending, &mut evs);
-        self.ike.expire(now, idle);
+        self.ike.expire(now, idle, &mut evs);
         for ev in evs {
             self.queue_event(ev);
         }

@@ -454,3 +454,20 @@ fn l2tp_tunnels_are_reported_with_their_ids() {
         .count();
     assert_eq!(downs, 1);
 }
+
+#[test]
+fn ike_sas_come_up_and_go_down_with_their_spis() {
+    let mut e = engine();
+    pass(&mut e, t(0), Side::Lan, ike(client(0), 500, SERVER, 500, 0xabc, 0, false), Side::Wan);
+    pass(&mut e, t(0), Side::Wan, ike(SERVER, 500, PUB, 500, 0xabc, 0xdef, true), Side::Lan);
+    assert!(
+        events(&mut e).iter().any(|ev| matches!(ev, Event::TunnelUp { ids: TunnelIds::Ike { spi_i: 0xabc, .. }, .. }))
+    );
+    e.handle_timeout(t(301));
+    let down = events(&mut e);
+    assert!(
+        down.iter()
+            .any(|ev| matches!(ev, Event::TunnelDown { ids: TunnelIds::Ike { spi_i: 0xabc, spi_r: 0xdef }, .. })),
+        "{down:?}"
+    );
+}

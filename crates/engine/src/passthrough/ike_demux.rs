@@ -32,6 +32,15 @@ pub(crate) struct IkeTable {
     by_spi: HashMap<(u32, u32, u64), SpiEntry, FixedState>,
     /// Clients talking IKE to a server, by (public address, server): client → last seen.
     clients: HashMap<(u32, u32), Vec<(u32, u64)>, FixedState>,
+    /// IKE SAs for tunnel events, by (public address, server, SPIi).
+    sas: HashMap<(u32, u32, u64), IkeSa, FixedState>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct IkeSa {
+    lan_ip: u32,
+    spi_r: u64,
+    last_seen: u64,
 }
 
 impl IkeTable {
@@ -39,6 +48,7 @@ impl IkeTable {
         Self {
             by_spi: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce0)),
             clients: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce1)),
+            sas: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce2)),
         }
     }
 
@@ -75,9 +85,18 @@ impl IkeTable {
         spi_r: u64,
     ) -> Option<Event> {
         let t = now.as_nanos();
-        let new_sa = self.learn(t, ext_ip, server, spi_i, lan_ip);
+        self.learn(t, ext_ip, server, spi_i, lan_ip);
         self.learn(t, ext_ip, server, spi_r, lan_ip);
         self.touch_client(t, ext_ip, server, lan_ip);
+        if spi_i == 0 {
+            return None;
+        }
+        let sa = self.sas.entry((ext_ip, server, spi_i)).or_insert(IkeSa { lan_ip, spi_r: 0, last_seen: 0 });
+        let new_sa = sa.last_seen == 0;
+        sa.last_seen = t;
+        if spi_r != 0 {
+            sa.spi_r = spi_r;
+        }
         new_sa.then_some(Event::TunnelUp {
             protocol: Protocol::Ipsec,
             client: lan_ip,
@@ -110,6 +129,12 @@ impl IkeTable {
             },
         };
         // Learn the responder's SPI from its reply, and refresh both.
+        if let Some(sa) = self.sas.get_mut(&(ext_ip, server, spi_i)) {
+            sa.last_seen = t;
+            if spi_r != 0 {
+                sa.spi_r = spi_r;
+            }
+        }
         self.learn(t, ext_ip, server, spi_i, lan_ip);
         self.learn(t, ext_ip, server, spi_r, lan_ip);
         self.touch_client(t, ext_ip, server, lan_ip);
@@ -131,9 +156,23 @@ impl IkeTable {
         }
     }
 
-    /// Forgets SPIs and clients idle for `idle` ns.
-    pub(crate) fn expire(&mut self, now: Instant, idle: u64) {
+    /// Forgets SPIs and clients idle for `idle` ns; IKE SAs that go raise `TunnelDown`.
+    pub(crate) fn expire(&mut self, now: Instant, idle: u64, events: &mut Vec<Event>) {
         let t = now.as_nanos();
+        self.sas.retain(|&(_, server, spi_i), sa| {
+            let keep = t.saturating_sub(sa.last_seen) < idle;
+            if !keep {
+                events.push(Event::TunnelDown {
+                    protocol: Protocol::Ipsec,
+                    client: sa.lan_ip,
+                    server,
+                    ids: TunnelIds::Ike { spi_i, spi_r: sa.spi_r },
+                    bytes_out: 0,
+                    bytes_in: 0,
+                });
+            }
+            keep
+        });
         self.by_spi.retain(|_, e| t.saturating_sub(e.last_seen) < idle);
         self.clients.retain(|_, list| {
             list.retain(|c| t.saturating_sub(c.1) < idle);
@@ -145,5 +184,6 @@ impl IkeTable {
     pub(crate) fn clear(&mut self) {
         self.by_spi.clear();
         self.clients.clear();
+        self.sas.clear();
     }
 }
