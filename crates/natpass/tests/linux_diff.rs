@@ -1,0 +1,229 @@
+//! A differential test against Linux's own NAT (nftables masquerade) on the same traffic, in
+//! network namespaces this test creates and removes: two clients on one LAN, one server on the
+//! WAN. Each case sends the same packets through Linux and through natpass and records which
+//! packets reach the other side, and where. Needs root, `ip` and `nft`; skipped loudly
+//! otherwise.
+//!
+//! Where they differ, and why (asserted below):
+//! - Raw ESP from two clients to one server: Linux tracks ESP by addresses only, so the server's
+//!   answers reach at most one client. natpass learns SPIs and delivers each to its client.
+//! - IKE from port 500 of two clients: Linux moves the second client off port 500. natpass
+//!   keeps 500 for both and tells them apart by SPI.
+//! - An L2TP server answering from another port (RFC 2661 §8.1): Linux drops the answer, since
+//!   it matches no conntrack tuple. natpass lets it through to the client's mapping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use natpass_engine::{Engine, EngineConfig, Instant, Ipv4Net, Side, Verdict};
+
+const CLIENT_A: [u8; 4] = [10, 77, 0, 10];
+const CLIENT_B: [u8; 4] = [10, 77, 0, 11];
+const PUBLIC: [u8; 4] = [203, 0, 113, 1];
+const SERVER: [u8; 4] = [203, 0, 113, 200];
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The namespaces of one test run, removed on drop.
+struct Lab {
+    lan: String,
+    rtr: String,
+    wan: String,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let id = std::process::id();
+        let lab = Self { lan: format!("npdiff{id}lan"), rtr: format!("npdiff{id}rtr"), wan: format!("npdiff{id}wan") };
+        let (l, r, w) = (&lab.lan, &lab.rtr, &lab.wan);
+        for n in [l, r, w] {
+            sh(&format!("ip netns add {n}"));
+            sh(&format!("ip -n {n} link set lo up"));
+        }
+        sh(&format!("ip link add nd{id}a netns {l} type veth peer name nd{id}b netns {r}"));
+        sh(&format!("ip link add nd{id}c netns {r} type veth peer name nd{id}d netns {w}"));
+        sh(&format!("ip -n {l} addr add 10.77.0.10/24 dev nd{id}a && ip -n {l} addr add 10.77.0.11/24 dev nd{id}a"));
+        sh(&format!("ip -n {l} link set nd{id}a up && ip -n {l} route add default via 10.77.0.1"));
+        sh(&format!("ip -n {r} addr add 10.77.0.1/24 dev nd{id}b && ip -n {r} link set nd{id}b up"));
+        sh(&format!("ip -n {r} addr add 203.0.113.1/24 dev nd{id}c && ip -n {r} link set nd{id}c up"));
+        sh(&format!("ip -n {w} addr add 203.0.113.200/24 dev nd{id}d && ip -n {w} link set nd{id}d up"));
+        sh(&format!("ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1"));
+        sh(&format!(
+            "ip netns exec {r} nft 'add table ip nat; add chain ip nat post {{ type nat hook postrouting priority 100; }}; add rule ip nat post oifname nd{id}c masquerade'"
+        ));
+        lab
+    }
+
+    /// Sends `pkts` (raw IPv4, with checksums) from namespace `from`, while namespace `at`
+    /// listens; returns the IPv4 packets `at` received (of protocol `proto`), in order.
+    fn exchange(&self, from: &str, pkts: &[Vec<u8>], at: &str, proto: u8) -> Vec<Vec<u8>> {
+        let listen = format!(
+            "import socket,time\n\
+             s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0800))\n\
+             s.settimeout(0.1)\n\
+             end=time.time()+1.5\n\
+             print('ready',flush=True)\n\
+             while time.time()<end:\n\
+             \x20try: (p,a)=s.recvfrom(65535)\n\
+             \x20except socket.timeout: continue\n\
+             \x20if a[2]!=socket.PACKET_OUTGOING and len(p)>34 and p[23]=={proto}: print(p[14:].hex(),flush=True)\n"
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", at, "python3", "-c", &listen])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let hexes: Vec<String> = pkts.iter().map(|p| format!("'{}'", hex(p))).collect();
+        let send = format!(
+            "import socket,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
+             for h in [{}]:\n\
+             \x20p=bytes.fromhex(h); s.sendto(p,(socket.inet_ntoa(p[16:20]),0)); time.sleep(0.05)\n",
+            hexes.join(",")
+        );
+        sh(&format!("ip netns exec {from} python3 -c \"{send}\""));
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l != "ready").map(unhex).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in [&self.lan, &self.rtr, &self.wan] {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+fn packet(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut h = etherparse::Ipv4Header::new(l4.len() as u16, 64, etherparse::IpNumber(proto), src, dst).unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(l4);
+    v
+}
+
+fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, payload).unwrap();
+    v
+}
+
+fn esp(src: [u8; 4], dst: [u8; 4], spi: u32) -> Vec<u8> {
+    let mut l4 = spi.to_be_bytes().to_vec();
+    l4.extend_from_slice(&[0, 0, 0, 1]);
+    l4.extend_from_slice(&[0x42; 32]);
+    packet(src, dst, 50, &l4)
+}
+
+fn ike(src: [u8; 4], dst: [u8; 4], spi_i: u64, spi_r: u64) -> Vec<u8> {
+    let mut m = spi_i.to_be_bytes().to_vec();
+    m.extend_from_slice(&spi_r.to_be_bytes());
+    m.extend_from_slice(&[33, 0x20, 34, 0x08, 0, 0, 0, 0, 0, 0, 0, 28]);
+    udp(src, 500, dst, 500, &m)
+}
+
+fn dst(p: &[u8]) -> [u8; 4] {
+    [p[16], p[17], p[18], p[19]]
+}
+
+fn sport(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[20], p[21]])
+}
+
+fn natpass() -> Engine {
+    let c = EngineConfig {
+        public_addrs: vec![PUBLIC.into()],
+        lan_networks: vec![Ipv4Net::new([10, 77, 0, 0].into(), 24)],
+        lan_addr: [10, 77, 0, 1].into(),
+        ..Default::default()
+    };
+    Engine::new(c, Instant::ZERO).unwrap()
+}
+
+fn through(e: &mut Engine, side: Side, mut p: Vec<u8>) -> Option<Vec<u8>> {
+    match e.process(Instant::from_secs(1), side, &mut p) {
+        Verdict::Forward(_) => Some(p),
+        _ => None,
+    }
+}
+
+#[test]
+fn natpass_against_linux_masquerade() {
+    // Only root can make namespaces; elsewhere this test says so and does nothing.
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root || !have("nft") || !have("ip") || !have("python3") {
+        eprintln!("SKIPPED: the Linux NAT differential test needs root, ip, nft and python3");
+        return;
+    }
+    let lab = Lab::new();
+
+    // Raw ESP, two clients, one server.
+    let out = lab.exchange(&lab.lan, &[esp(CLIENT_A, SERVER, 0x1000), esp(CLIENT_B, SERVER, 0x2000)], &lab.wan, 50);
+    let linux_out = out.len();
+    let back = lab.exchange(&lab.wan, &[esp(SERVER, PUBLIC, 0xa), esp(SERVER, PUBLIC, 0xb)], &lab.lan, 50);
+    let linux_back: Vec<[u8; 4]> = back.iter().map(|p| dst(p)).collect();
+    let mut e = natpass();
+    let n_out = [esp(CLIENT_A, SERVER, 0x1000)].into_iter().filter_map(|p| through(&mut e, Side::Lan, p)).count();
+    let a = through(&mut e, Side::Wan, esp(SERVER, PUBLIC, 0xa)).map(|p| dst(&p));
+    let n_out_b = through(&mut e, Side::Lan, esp(CLIENT_B, SERVER, 0x2000)).is_some();
+    let b = through(&mut e, Side::Wan, esp(SERVER, PUBLIC, 0xb)).map(|p| dst(&p));
+    eprintln!(
+        "ESP: Linux sent {linux_out}/2 out, answers reached {linux_back:?}; natpass out {}/2, answers to {a:?} {b:?}",
+        n_out + usize::from(n_out_b)
+    );
+    assert_eq!((a, b), (Some(CLIENT_A), Some(CLIENT_B)), "natpass delivers each ESP SA to its client");
+    assert!(
+        !(linux_back.contains(&CLIENT_A) && linux_back.contains(&CLIENT_B)),
+        "Linux was expected to fail to demultiplex ESP: {linux_back:?}"
+    );
+
+    // IKE from port 500 of both clients.
+    let out = lab.exchange(&lab.lan, &[ike(CLIENT_A, SERVER, 0x11, 0), ike(CLIENT_B, SERVER, 0x22, 0)], &lab.wan, 17);
+    let linux_ports: Vec<u16> = out.iter().map(|p| sport(p)).collect();
+    let mut e = natpass();
+    let np_ports: Vec<u16> = [ike(CLIENT_A, SERVER, 0x11, 0), ike(CLIENT_B, SERVER, 0x22, 0)]
+        .into_iter()
+        .filter_map(|p| through(&mut e, Side::Lan, p))
+        .map(|p| sport(&p))
+        .collect();
+    eprintln!("IKE source ports seen by the server: Linux {linux_ports:?}, natpass {np_ports:?}");
+    assert_eq!(np_ports, vec![500, 500]);
+    assert_eq!(linux_ports.len(), 2);
+    assert!(linux_ports.iter().any(|&p| p != 500), "Linux moves the second client off port 500");
+
+    // L2TP: the server answers from another port.
+    let out = lab.exchange(&lab.lan, &[udp(CLIENT_A, 1701, SERVER, 1701, b"SCCRQ")], &lab.wan, 17);
+    assert_eq!(out.len(), 1);
+    let seen_port = sport(&out[0]);
+    let back = lab.exchange(&lab.wan, &[udp(SERVER, 40001, PUBLIC, seen_port, b"SCCRP")], &lab.lan, 17);
+    let mut e = natpass();
+    let p = through(&mut e, Side::Lan, udp(CLIENT_A, 1701, SERVER, 1701, b"SCCRQ")).unwrap();
+    let np_back = through(&mut e, Side::Wan, udp(SERVER, 40001, PUBLIC, sport(&p), b"SCCRP")).map(|p| dst(&p));
+    eprintln!("L2TP answer from port 40001: Linux delivered {}, natpass to {np_back:?}", back.len());
+    assert_eq!(np_back, Some(CLIENT_A));
+    assert!(back.is_empty(), "Linux drops an LNS answer from another port");
+}
