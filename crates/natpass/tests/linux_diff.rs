@@ -11,6 +11,11 @@
 //!   keeps 500 for both and tells them apart by SPI.
 //! - An L2TP server answering from another port (RFC 2661 §8.1): Linux drops the answer, since
 //!   it matches no conntrack tuple. natpass lets it through to the client's mapping.
+//! - PPTP from two clients with the same Call ID, under plain masquerade: the server's GRE for
+//!   the calls reaches neither client (its key matches no GRE conntrack entry). natpass
+//!   translates the Call IDs and delivers each call's GRE to its client. Linux's `pptp` helper
+//!   attached with an nftables `ct helper` rule did not rewrite Call IDs in this kernel, so the
+//!   comparison with the helper is left to the netns lab with real pptpd and pptp peers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -101,6 +106,79 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l != "ready").map(unhex).collect()
     }
 }
+
+impl Lab {
+    /// Starts `script` in namespace `ns`; its stdout is returned by `finish`.
+    fn spawn(&self, ns: &str, script: &str) -> std::process::Child {
+        Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script]).stdout(Stdio::piped()).spawn().unwrap()
+    }
+}
+
+fn finish(child: std::process::Child) -> Vec<String> {
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Python: a PPTP server on 1723 that answers SCCRQ and OCRQ of two connections, then sends
+/// GRE to each caller with the peer Call ID it saw, and prints what it saw.
+const PPTP_SERVER: &str = r#"
+import socket,struct,time
+def msg(kind,length,fields):
+    m=bytearray(length); struct.pack_into('>HHIHH',m,0,length,1,0x1a2b3c4d,kind,0)
+    for at,v in fields: struct.pack_into('>H',m,at,v)
+    return bytes(m)
+def readn(c,n):
+    b=b''
+    while len(b)<n:
+        x=c.recv(n-len(b))
+        if not x: raise Exception('eof')
+        b+=x
+    return b
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('203.0.113.200',1723)); l.listen(4); l.settimeout(6)
+conns=[]; seen=[]
+for i in range(2):
+    c,a=l.accept(); c.settimeout(4)
+    readn(c,156); c.sendall(msg(2,156,[]))
+    o=readn(c,168); cid=struct.unpack_from('>H',o,12)[0]
+    c.sendall(msg(8,32,[(12,100+i),(14,cid)]))
+    conns.append(c); seen.append((a[0],cid)); print('call',a[0],cid,flush=True)
+time.sleep(0.5)
+g=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)
+for src,cid in seen:
+    body=bytes([0x30,0x01,0x88,0x0b,0,4])+struct.pack('>H',cid)+bytes([0,0,0,1,0xff,0x03,0xc0,0x21])
+    ip=struct.pack('>BBHHHBBH4s4s',0x45,0,20+len(body),0,0,64,47,0,socket.inet_aton('203.0.113.200'),socket.inet_aton(src))
+    g.sendto(ip+body,(src,0)); time.sleep(0.05)
+time.sleep(1)
+"#;
+
+/// Python: two PPTP clients (10.77.0.10 and .11), both with Call ID 0x4000; afterwards they
+/// listen for GRE and print which client got which Call ID.
+const PPTP_CLIENTS: &str = r#"
+import socket,struct,time
+def msg(kind,length,fields):
+    m=bytearray(length); struct.pack_into('>HHIHH',m,0,length,1,0x1a2b3c4d,kind,0)
+    for at,v in fields: struct.pack_into('>H',m,at,v)
+    return bytes(m)
+r=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0800)); r.settimeout(0.1)
+cs=[]
+for ip in ['10.77.0.10','10.77.0.11']:
+    c=socket.socket(); c.bind((ip,0)); c.settimeout(4); c.connect(('203.0.113.200',1723))
+    c.sendall(msg(1,156,[])); c.recv(156)
+    c.sendall(msg(7,168,[(12,0x4000)]))
+    rep=b''
+    while len(rep)<32: rep+=c.recv(32-len(rep))
+    print('reply',ip,struct.unpack_from('>H',rep,14)[0],flush=True); cs.append(c)
+    # The client's first GRE (LCP), keyed with the server's Call ID, as real clients send.
+    body=bytes([0x30,0x01,0x88,0x0b,0,4])+rep[12:14]+bytes([0,0,0,1,0xff,0x03,0xc0,0x21])
+    hdr=struct.pack('>BBHHHBBH4s4s',0x45,0,20+len(body),0,0,64,47,0,socket.inet_aton(ip),socket.inet_aton('203.0.113.200'))
+    socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW).sendto(hdr+body,('203.0.113.200',0))
+end=time.time()+3
+while time.time()<end:
+    try: (p,a)=r.recvfrom(65535)
+    except socket.timeout: continue
+    if a[2]!=socket.PACKET_OUTGOING and len(p)>40 and p[23]==47:
+        print('gre',socket.inet_ntoa(p[30:34]),struct.unpack_from('>H',p,40)[0],flush=True)
+"#;
 
 impl Drop for Lab {
     fn drop(&mut self) {
@@ -226,4 +304,63 @@ fn natpass_against_linux_masquerade() {
     eprintln!("L2TP answer from port 40001: Linux delivered {}, natpass to {np_back:?}", back.len());
     assert_eq!(np_back, Some(CLIENT_A));
     assert!(back.is_empty(), "Linux drops an LNS answer from another port");
+
+    // PPTP, two clients with the same Call ID (0x4000) to one server, each sending its first
+    // GRE as real clients do; then the server sends GRE to the Call ID it saw. Plain
+    // masquerade: Linux cannot tell the calls apart.
+    let server = lab.spawn(&lab.wan, PPTP_SERVER);
+    std::thread::sleep(Duration::from_millis(300));
+    let clients = lab.spawn(&lab.lan, PPTP_CLIENTS);
+    let srv = finish(server);
+    let cli = finish(clients);
+    let linux_gre: Vec<&String> = cli.iter().filter(|l| l.starts_with("gre")).collect();
+    eprintln!("PPTP, Linux masquerade: server saw {srv:?}; GRE reached clients: {linux_gre:?}");
+    assert_eq!(srv.len(), 2, "both control connections reach the server");
+    assert!(linux_gre.len() < 2, "Linux without its helper does not deliver both calls' GRE");
+    // natpass on the same exchange.
+    let mut e = natpass();
+    let mut got = Vec::new();
+    for (i, c) in [CLIENT_A, CLIENT_B].into_iter().enumerate() {
+        let out = through(&mut e, Side::Lan, pptp_seg(c, 40000, SERVER, 1723, 1, &pptp_msg(7, 168, &[(12, 0x4000)])))
+            .unwrap();
+        let public = u16::from_be_bytes([out[40 + 12], out[40 + 13]]);
+        let ext_port = sport(&out);
+        let server_cid = 100 + i as u16;
+        through(
+            &mut e,
+            Side::Wan,
+            pptp_seg(SERVER, 1723, PUBLIC, ext_port, 1, &pptp_msg(8, 32, &[(12, server_cid), (14, public)])),
+        )
+        .unwrap();
+        through(&mut e, Side::Lan, gre(c, SERVER, server_cid)).unwrap();
+        let back = through(&mut e, Side::Wan, gre(SERVER, PUBLIC, public)).unwrap();
+        got.push((dst(&back), u16::from_be_bytes([back[26], back[27]])));
+    }
+    eprintln!("PPTP, natpass: GRE reached {got:?}");
+    assert_eq!(got, vec![(CLIENT_A, 0x4000), (CLIENT_B, 0x4000)]);
+}
+
+fn pptp_msg(kind: u16, len: usize, fields: &[(usize, u16)]) -> Vec<u8> {
+    let mut m = vec![0u8; len];
+    m[0..2].copy_from_slice(&(len as u16).to_be_bytes());
+    m[2..4].copy_from_slice(&1u16.to_be_bytes());
+    m[4..8].copy_from_slice(&0x1a2b_3c4du32.to_be_bytes());
+    m[8..10].copy_from_slice(&kind.to_be_bytes());
+    for &(at, v) in fields {
+        m[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+    m
+}
+
+fn pptp_seg(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, seq, 65535).ack(1).write(&mut v, payload).unwrap();
+    v
+}
+
+fn gre(src: [u8; 4], dst: [u8; 4], call_id: u16) -> Vec<u8> {
+    let mut g = vec![0x30, 0x01, 0x88, 0x0b, 0x00, 0x04];
+    g.extend_from_slice(&call_id.to_be_bytes());
+    g.extend_from_slice(&[0, 0, 0, 1, 0xff, 0x03, 0xc0, 0x21]);
+    packet(src, dst, 47, &g)
 }
