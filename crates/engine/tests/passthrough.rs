@@ -448,11 +448,13 @@ fn l2tp_tunnels_are_reported_with_their_ids() {
     let stop = l2tp_ctrl(4, 7, 100);
     let ext = e.outside_of(natpass_engine::Proto::Udp, (ip(client(0)), 1701), (ip(SERVER), 1701)).unwrap();
     pass(&mut e, t(1), Side::Wan, udp(SERVER, 50000, PUB, ext.1, &stop), Side::Lan);
-    let downs = events(&mut e)
+    let downs: Vec<Event> = events(&mut e)
         .into_iter()
         .filter(|ev| matches!(ev, Event::TunnelDown { protocol: Protocol::L2tp, .. }))
-        .count();
-    assert_eq!(downs, 1);
+        .collect();
+    assert_eq!(downs.len(), 1);
+    // SCCRQ out (20 + 8 + 28 bytes); SCCRP and StopCCN in.
+    assert!(matches!(downs[0], Event::TunnelDown { bytes_out: 56, bytes_in: 112, .. }), "{downs:?}");
 }
 
 #[test]
@@ -466,8 +468,10 @@ fn ike_sas_come_up_and_go_down_with_their_spis() {
     e.handle_timeout(t(301));
     let down = events(&mut e);
     assert!(
-        down.iter()
-            .any(|ev| matches!(ev, Event::TunnelDown { ids: TunnelIds::Ike { spi_i: 0xabc, spi_r: 0xdef }, .. })),
+        down.iter().any(|ev| matches!(
+            ev,
+            Event::TunnelDown { ids: TunnelIds::Ike { spi_i: 0xabc, spi_r: 0xdef }, bytes_out: 68, bytes_in: 68, .. }
+        )),
         "{down:?}"
     );
 }

@@ -41,6 +41,8 @@ struct IkeSa {
     lan_ip: u32,
     spi_r: u64,
     last_seen: u64,
+    bytes_out: u64,
+    bytes_in: u64,
 }
 
 impl IkeTable {
@@ -83,6 +85,7 @@ impl IkeTable {
         ext_ip: u32,
         spi_i: u64,
         spi_r: u64,
+        bytes: usize,
     ) -> Option<Event> {
         let t = now.as_nanos();
         self.learn(t, ext_ip, server, spi_i, lan_ip);
@@ -91,9 +94,16 @@ impl IkeTable {
         if spi_i == 0 {
             return None;
         }
-        let sa = self.sas.entry((ext_ip, server, spi_i)).or_insert(IkeSa { lan_ip, spi_r: 0, last_seen: 0 });
+        let sa = self.sas.entry((ext_ip, server, spi_i)).or_insert(IkeSa {
+            lan_ip,
+            spi_r: 0,
+            last_seen: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+        });
         let new_sa = sa.last_seen == 0;
         sa.last_seen = t;
+        sa.bytes_out += bytes as u64;
         if spi_r != 0 {
             sa.spi_r = spi_r;
         }
@@ -114,6 +124,7 @@ impl IkeTable {
         server: u32,
         spi_i: u64,
         spi_r: u64,
+        bytes: usize,
     ) -> Result<u32, DropReason> {
         let t = now.as_nanos();
         let known = [spi_i, spi_r]
@@ -131,6 +142,7 @@ impl IkeTable {
         // Learn the responder's SPI from its reply, and refresh both.
         if let Some(sa) = self.sas.get_mut(&(ext_ip, server, spi_i)) {
             sa.last_seen = t;
+            sa.bytes_in += bytes as u64;
             if spi_r != 0 {
                 sa.spi_r = spi_r;
             }
@@ -167,8 +179,8 @@ impl IkeTable {
                     client: sa.lan_ip,
                     server,
                     ids: TunnelIds::Ike { spi_i, spi_r: sa.spi_r },
-                    bytes_out: 0,
-                    bytes_in: 0,
+                    bytes_out: sa.bytes_out,
+                    bytes_in: sa.bytes_in,
                 });
             }
             keep

@@ -13,6 +13,8 @@ use crate::Event;
 /// L2TP tunnels of one engine: (client, server, client tunnel ID) → server tunnel ID, if known.
 pub(crate) struct L2tpTable {
     tunnels: HashMap<(u32, u32, u16), Option<u16>, FixedState>,
+    /// Bytes (client → server, server → client) between a client and an LNS, for its tunnels.
+    bytes: HashMap<(u32, u32), (u64, u64), FixedState>,
 }
 
 fn assigned_tunnel_id(p: &L2tpPacket<&[u8]>) -> Option<u16> {
@@ -24,7 +26,10 @@ fn assigned_tunnel_id(p: &L2tpPacket<&[u8]>) -> Option<u16> {
 
 impl L2tpTable {
     pub(crate) fn new(seed: u64) -> Self {
-        Self { tunnels: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1701)) }
+        Self {
+            tunnels: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1701)),
+            bytes: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1702)),
+        }
     }
 
     /// Tunnels known.
@@ -41,7 +46,15 @@ impl L2tpTable {
         public: u32,
         from_client: bool,
         payload: &[u8],
+        bytes: usize,
     ) -> Option<Event> {
+        if let Some(b) = self.bytes.get_mut(&(client, server)) {
+            if from_client {
+                b.0 += bytes as u64;
+            } else {
+                b.1 += bytes as u64;
+            }
+        }
         let p = L2tpPacket::new_checked(payload).ok()?;
         if !p.is_control() || p.version() != 2 {
             return None;
@@ -50,6 +63,7 @@ impl L2tpTable {
             (true, message::SCCRQ) => {
                 let tid = assigned_tunnel_id(&p)?;
                 self.tunnels.insert((client, server, tid), None);
+                self.bytes.entry((client, server)).or_insert((bytes as u64, 0));
                 None
             }
             (false, message::SCCRP) => {
@@ -74,13 +88,18 @@ impl L2tpTable {
                     (p.tunnel_id()?, assigned_tunnel_id(&p)?)
                 };
                 self.tunnels.remove(&(client, server, client_tid))?;
+                let (bytes_out, bytes_in) = if self.tunnels.keys().any(|k| k.0 == client && k.1 == server) {
+                    self.bytes.get(&(client, server)).copied().unwrap_or_default()
+                } else {
+                    self.bytes.remove(&(client, server)).unwrap_or_default()
+                };
                 Some(Event::TunnelDown {
                     protocol: Protocol::L2tp,
                     client,
                     server,
                     ids: TunnelIds::L2tp { client_tunnel_id: client_tid, server_tunnel_id: server_tid },
-                    bytes_out: 0,
-                    bytes_in: 0,
+                    bytes_out,
+                    bytes_in,
                 })
             }
             _ => None,
@@ -90,5 +109,6 @@ impl L2tpTable {
     /// Forgets everything (the L2TP switch went off).
     pub(crate) fn clear(&mut self) {
         self.tunnels.clear();
+        self.bytes.clear();
     }
 }

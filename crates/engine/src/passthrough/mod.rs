@@ -191,7 +191,8 @@ pub(crate) fn l2tp_event(e: &mut Engine, packet: &[u8], client: u32, server: u32
         return;
     }
     let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return };
-    if let Some(ev) = e.l2tp.message(client, server, public, from_client, udp.payload()) {
+    let bytes = usize::from(ip.total_len());
+    if let Some(ev) = e.l2tp.message(client, server, public, from_client, udp.payload(), bytes) {
         e.queue_event(ev);
     }
 }
@@ -377,7 +378,7 @@ fn ike_out(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let ext = e.table.ext_for(src);
-    if let Some(ev) = e.ike.outbound(now, src, dst, ext, spi_i, spi_r) {
+    if let Some(ev) = e.ike.outbound(now, src, dst, ext, spi_i, spi_r, total) {
         e.queue_event(ev);
     }
     // Port 500 stays; only the pseudo-header address changes in the UDP checksum.
@@ -394,7 +395,7 @@ fn ike_in(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     };
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
-    let lan = match e.ike.inbound(now, dst, src, spi_i, spi_r) {
+    let lan = match e.ike.inbound(now, dst, src, spi_i, spi_r, total) {
         Ok(l) => l,
         Err(reason) => return Verdict::Drop(reason),
     };
