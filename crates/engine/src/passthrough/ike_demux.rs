@@ -77,6 +77,7 @@ impl IkeTable {
     }
 
     /// An IKE message from `lan_ip` to `server`, both on port 500, leaving from `ext_ip`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn outbound(
         &mut self,
         now: Instant,
