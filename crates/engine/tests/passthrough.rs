@@ -320,8 +320,8 @@ fn fragmented_ike_from_two_clients_passes_out_of_order_with_distinct_ids() {
         let _ = hl;
         without_df(m)
     };
-    let a = fragment_ip(&big(client(0), 0xa), 1500);
-    let b = fragment_ip(&big(client(1), 0xb), 1500);
+    let a = fragment(&big(client(0), 0xa), 1500);
+    let b = fragment(&big(client(1), 0xb), 1500);
     assert_eq!(a.len(), 3);
     let mut out_a = Vec::new();
     let mut out_b = Vec::new();
@@ -338,52 +338,11 @@ fn fragmented_ike_from_two_clients_passes_out_of_order_with_distinct_ids() {
     assert_eq!(out_a.len(), 3);
     assert_ne!(seen(&out_a[0]).ident, seen(&out_b[0]).ident, "IP IDs differ on the public address");
     for (frags, c) in [(&out_a, 0u8), (&out_b, 1)] {
-        let whole = reassemble_ip(frags);
+        let whole = reassemble(frags);
         let s = seen(&whole);
         assert_eq!((s.src, s.sport, s.dport), (PUB, 500, 500), "client {c} keeps port 500");
         assert_eq!(whole.len(), 20 + 8 + 40 + 3000);
     }
-}
-
-fn fragment_ip(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
-    let (h, _) = etherparse::Ipv4Header::from_slice(p).unwrap();
-    let data = &p[20..usize::from(h.total_len)];
-    let step = (mtu - 20) & !7;
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        let n = step.min(data.len() - pos);
-        let mut f = h.clone();
-        f.more_fragments = pos + n < data.len();
-        f.fragment_offset = etherparse::IpFragOffset::try_new((pos / 8) as u16).unwrap();
-        f.set_payload_len(n).unwrap();
-        f.header_checksum = f.calc_header_checksum();
-        let mut v = f.to_bytes().to_vec();
-        v.extend_from_slice(&data[pos..pos + n]);
-        out.push(v);
-        pos += n;
-    }
-    out
-}
-
-fn reassemble_ip(frags: &[Vec<u8>]) -> Vec<u8> {
-    let mut parts: Vec<(usize, Vec<u8>)> = frags
-        .iter()
-        .map(|f| {
-            let (h, _) = etherparse::Ipv4Header::from_slice(f).unwrap();
-            assert_eq!(h.calc_header_checksum(), h.header_checksum);
-            (usize::from(h.fragment_offset.value()) * 8, f[20..usize::from(h.total_len)].to_vec())
-        })
-        .collect();
-    parts.sort_by_key(|p| p.0);
-    let mut data = Vec::new();
-    for (off, d) in &parts {
-        assert_eq!(*off, data.len());
-        data.extend_from_slice(d);
-    }
-    let mut v = frags[0][..20].to_vec();
-    v.extend_from_slice(&data);
-    v
 }
 
 #[test]

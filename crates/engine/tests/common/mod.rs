@@ -174,3 +174,56 @@ pub fn pass(e: &mut Engine, now: Instant, side: Side, mut p: Vec<u8>, want: Side
 pub fn run(e: &mut Engine, now: Instant, side: Side, mut p: Vec<u8>) -> Verdict {
     e.process(now, side, &mut p)
 }
+
+/// Splits a whole datagram into fragments of at most `mtu` bytes (test-side, independent).
+pub fn fragment(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let (h, _) = etherparse::Ipv4Header::from_slice(p).unwrap();
+    let hl = h.header_len();
+    let data = &p[hl..usize::from(h.total_len)];
+    let step = (mtu - hl) & !7;
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let n = step.min(data.len() - pos);
+        let mut f = h.clone();
+        f.more_fragments = pos + n < data.len();
+        f.fragment_offset = etherparse::IpFragOffset::try_new((pos / 8) as u16).unwrap();
+        f.set_payload_len(n).unwrap();
+        f.header_checksum = f.calc_header_checksum();
+        let mut v = f.to_bytes().to_vec();
+        v.extend_from_slice(&data[pos..pos + n]);
+        out.push(v);
+        pos += n;
+    }
+    out
+}
+
+/// Joins fragments (any order) into one datagram (test-side, independent).
+pub fn reassemble(frags: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, Vec<u8>, etherparse::Ipv4Header)> = frags
+        .iter()
+        .map(|f| {
+            let (h, _) = etherparse::Ipv4Header::from_slice(f).unwrap();
+            assert_eq!(h.calc_header_checksum(), h.header_checksum, "fragment header checksum");
+            let off = usize::from(h.fragment_offset.value()) * 8;
+            (off, f[h.header_len()..usize::from(h.total_len)].to_vec(), h)
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let ident = parts[0].2.identification;
+    assert!(parts.iter().all(|p| p.2.identification == ident), "one IP ID");
+    let mut data = Vec::new();
+    for (off, d, _) in &parts {
+        assert_eq!(*off, data.len(), "contiguous fragments");
+        data.extend_from_slice(d);
+    }
+    let mut h = parts[0].2.clone();
+    h.more_fragments = false;
+    h.fragment_offset = etherparse::IpFragOffset::ZERO;
+    h.options = etherparse::Ipv4Options::default();
+    h.set_payload_len(data.len()).unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(&data);
+    v
+}
