@@ -21,7 +21,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use natpass_engine::{Engine, EngineConfig, Instant, Ipv4Net, Side, Verdict};
 
@@ -88,12 +87,12 @@ impl Lab {
              \x20except socket.timeout: continue\n\
              \x20if a[2]!=socket.PACKET_OUTGOING and len(p)>34 and p[23]=={proto}: print(p[14:].hex(),flush=True)\n"
         );
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", at, "python3", "-c", &listen])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        wait_ready(&mut child);
         let hexes: Vec<String> = pkts.iter().map(|p| format!("'{}'", hex(p))).collect();
         let send = format!(
             "import socket,time\n\
@@ -105,6 +104,17 @@ impl Lab {
         sh(&format!("ip netns exec {from} python3 -c \"{send}\""));
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l != "ready").map(unhex).collect()
+    }
+}
+
+/// Waits until a spawned script prints its `ready` line (its socket is open).
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::Read;
+    let Some(out) = child.stdout.as_mut() else { return };
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"ready\n") && out.read(&mut byte).is_ok_and(|n| n == 1) {
+        seen.push(byte[0]);
     }
 }
 
@@ -136,6 +146,7 @@ def readn(c,n):
         b+=x
     return b
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('203.0.113.200',1723)); l.listen(4); l.settimeout(6)
+print('ready',flush=True)
 conns=[]; seen=[]
 for i in range(2):
     c,a=l.accept(); c.settimeout(4)
@@ -309,10 +320,10 @@ fn natpass_against_linux_masquerade() {
     // PPTP, two clients with the same Call ID (0x4000) to one server, each sending its first
     // GRE as real clients do; then the server sends GRE to the Call ID it saw. Plain
     // masquerade: Linux cannot tell the calls apart.
-    let server = lab.spawn(&lab.wan, PPTP_SERVER);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut server = lab.spawn(&lab.wan, PPTP_SERVER);
+    wait_ready(&mut server);
     let clients = lab.spawn(&lab.lan, PPTP_CLIENTS);
-    let srv = finish(server);
+    let srv: Vec<String> = finish(server).into_iter().filter(|l| l.starts_with("call")).collect();
     let cli = finish(clients);
     let linux_gre: Vec<&String> = cli.iter().filter(|l| l.starts_with("gre")).collect();
     eprintln!("PPTP, Linux masquerade: server saw {srv:?}; GRE reached clients: {linux_gre:?}");
@@ -324,10 +335,10 @@ fn natpass_against_linux_masquerade() {
         "ip netns exec {} nft 'add ct helper ip nat pptph {{ type \"pptp\" protocol tcp; }}; add chain ip nat pre {{ type filter hook prerouting priority 0; }}; add rule ip nat pre tcp dport 1723 ct helper set \"pptph\"'",
         lab.rtr
     ));
-    let server = lab.spawn(&lab.wan, PPTP_SERVER);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut server = lab.spawn(&lab.wan, PPTP_SERVER);
+    wait_ready(&mut server);
     let clients = lab.spawn(&lab.lan, PPTP_CLIENTS);
-    let srv = finish(server);
+    let srv: Vec<String> = finish(server).into_iter().filter(|l| l.starts_with("call")).collect();
     let cli = finish(clients);
     let helper_gre: Vec<&String> = cli.iter().filter(|l| l.starts_with("gre")).collect();
     eprintln!("PPTP, Linux masquerade + pptp helper: server saw {srv:?}; GRE reached clients: {helper_gre:?}");
