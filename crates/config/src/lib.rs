@@ -52,6 +52,55 @@ struct File {
     nat: Nat,
     #[serde(default)]
     timeouts: Timers,
+    #[serde(default)]
+    passthrough: PassthroughSwitches,
+    interfaces: Option<Links>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PassthroughSwitches {
+    ipsec: Option<bool>,
+    pptp: Option<bool>,
+    l2tp: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Links {
+    lan: LinkFile,
+    wan: LinkFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkFile {
+    name: String,
+    address: String,
+    gateway: Option<String>,
+}
+
+/// One interface natpass runs on: its name, the address natpass owns there and the link's
+/// network, and (WAN) the next hop for everything off the link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Kernel interface name.
+    pub name: String,
+    /// The address natpass answers ARP for and sends from.
+    pub addr: Ipv4Addr,
+    /// The on-link network.
+    pub net: Ipv4Net,
+    /// The default gateway (WAN only); `None` means every destination must be on-link.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A whole natpass configuration: the engine's settings and, for `natpass run`, the links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// NAT settings.
+    pub engine: EngineConfig,
+    /// LAN and WAN links, from `[interfaces.lan]` and `[interfaces.wan]`.
+    pub links: Option<(Link, Link)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,13 +156,91 @@ fn parse_net(s: &str) -> Option<Ipv4Net> {
     Some(Ipv4Net::new(a.parse().ok()?, len))
 }
 
-/// Parses and validates a configuration file's text.
+/// Parses and validates a configuration file's text into the engine's settings.
 pub fn parse(text: &str) -> Result<EngineConfig, Error> {
+    parse_config(text).map(|c| c.engine)
+}
+
+fn parse_link(text: &str, side: &str, l: &LinkFile) -> Result<Link, Error> {
+    let table = format!("interfaces.{side}");
+    let (a, len) = l.address.split_once('/').ok_or_else(|| {
+        value_error(
+            text,
+            &table,
+            "address",
+            format!(
+                "{:?} has no prefix length; write the address with its network, like \"192.168.1.1/24\"",
+                l.address
+            ),
+        )
+    })?;
+    let addr: Ipv4Addr = a.parse().map_err(|_| {
+        value_error(text, &table, "address", format!("{a:?} is not an IPv4 address; write it like \"192.168.1.1/24\""))
+    })?;
+    let len: u8 = len.parse().ok().filter(|&n| (1..=30).contains(&n)).ok_or_else(|| {
+        value_error(text, &table, "address", format!("/{len} is not a usable prefix length; use 1 to 30, like /24"))
+    })?;
+    if l.name.is_empty() || l.name.len() > 15 || l.name.contains(['/', ' ']) {
+        return Err(value_error(
+            text,
+            &table,
+            "name",
+            format!("{:?} is not an interface name; use the name `ip link` shows, like \"eth0\"", l.name),
+        ));
+    }
+    let net = Ipv4Net::new(addr, len);
+    let gateway = match &l.gateway {
+        None => None,
+        Some(g) => {
+            let ip: Ipv4Addr = g.parse().map_err(|_| {
+                value_error(
+                    text,
+                    &table,
+                    "gateway",
+                    format!("{g:?} is not an IPv4 address; write it like \"203.0.113.254\""),
+                )
+            })?;
+            if !net.contains(u32::from(ip)) || ip == addr {
+                return Err(value_error(
+                    text,
+                    &table,
+                    "gateway",
+                    format!("{ip} is not a neighbour on {net}; the gateway must be another address on the link"),
+                ));
+            }
+            Some(ip)
+        }
+    };
+    Ok(Link { name: l.name.clone(), addr, net, gateway })
+}
+
+/// Parses and validates a configuration file's text, links included.
+pub fn parse_config(text: &str) -> Result<Config, Error> {
     let file: File = toml::from_str(text).map_err(|e| {
         let line = e.span().and_then(|s| text.get(..s.start)).map_or(0, |t| t.matches('\n').count() + 1);
         Error::Syntax { line, message: e.message().to_string() }
     })?;
     let mut c = EngineConfig::default();
+    let links = match &file.interfaces {
+        None => None,
+        Some(l) => {
+            let lan = parse_link(text, "lan", &l.lan)?;
+            let wan = parse_link(text, "wan", &l.wan)?;
+            if lan.name == wan.name {
+                return Err(value_error(
+                    text,
+                    "interfaces.wan",
+                    "name",
+                    "the LAN and WAN must be two different interfaces".to_string(),
+                ));
+            }
+            // The links give the defaults; [nat] keys still win.
+            c.lan_addr = lan.addr;
+            c.lan_networks = vec![lan.net];
+            c.public_addrs = vec![wan.addr];
+            Some((lan, wan))
+        }
+    };
     let n = &file.nat;
     if let Some(v) = &n.public_addrs {
         c.public_addrs = v
@@ -182,6 +309,36 @@ pub fn parse(text: &str) -> Result<EngineConfig, Error> {
     c.timeouts.icmp = secs(t.icmp, c.timeouts.icmp);
     c.timeouts.port_reuse_delay = secs(t.port_reuse_delay, c.timeouts.port_reuse_delay);
     c.timeouts.fragment = secs(t.fragment, c.timeouts.fragment);
+    let p = &file.passthrough;
+    c.passthrough.ipsec = p.ipsec.unwrap_or(c.passthrough.ipsec);
+    c.passthrough.pptp = p.pptp.unwrap_or(c.passthrough.pptp);
+    c.passthrough.l2tp = p.l2tp.unwrap_or(c.passthrough.l2tp);
+    if let Some((lan, wan)) = &links {
+        if !c.public_addrs.contains(&wan.addr) {
+            return Err(value_error(
+                text,
+                "nat",
+                "public_addrs",
+                format!("the WAN address {} must be one of the public addresses; add it or drop the key", wan.addr),
+            ));
+        }
+        if let Some(p) = c.public_addrs.iter().find(|p| !wan.net.contains(u32::from(**p))) {
+            return Err(value_error(
+                text,
+                "nat",
+                "public_addrs",
+                format!("{p} is not on the WAN link {}; natpass answers ARP for its public addresses there", wan.net),
+            ));
+        }
+        if c.lan_addr != lan.addr {
+            return Err(value_error(
+                text,
+                "nat",
+                "lan_addr",
+                format!("must be the LAN interface's address {}; drop the key to use it", lan.addr),
+            ));
+        }
+    }
     c.validate().map_err(|e| {
         let (table, key) = match &e {
             ConfigError::TimerBelowFloor { name, .. } => name.split_once('.').unwrap_or(("nat", name)),
@@ -197,7 +354,7 @@ pub fn parse(text: &str) -> Result<EngineConfig, Error> {
         }
         err
     })?;
-    Ok(c)
+    Ok(Config { engine: c, links })
 }
 
 #[cfg(test)]
@@ -225,6 +382,37 @@ udp = 600
         assert_eq!(c.timeouts.udp, Duration::from_secs(600));
         assert_eq!(c.wan_mtu, 1400);
         assert_eq!(c.lan_networks[0].to_string(), "10.1.0.0/16");
+    }
+
+    #[test]
+    fn links_give_the_defaults() {
+        let c = parse_config(
+            "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\ngateway = \"203.0.113.254\"\n\n[passthrough]\npptp = false\n",
+        )
+        .unwrap();
+        let (lan, wan) = c.links.unwrap();
+        assert_eq!(lan.net.to_string(), "192.168.1.0/24");
+        assert_eq!(wan.gateway, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        assert_eq!(c.engine.public_addrs, vec![Ipv4Addr::new(203, 0, 113, 1)]);
+        assert_eq!(c.engine.lan_addr, Ipv4Addr::new(192, 168, 1, 1));
+        assert!(!c.engine.passthrough.pptp && c.engine.passthrough.ipsec);
+    }
+
+    #[test]
+    fn bad_links_name_the_line() {
+        let base =
+            "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n[interfaces.wan]\nname = \"wan0\"\n";
+        let e = parse_config(&format!("{base}address = \"203.0.113.1\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("line 6: interfaces.wan.address") && e.contains("prefix"), "{e}");
+        let e = parse_config(&format!("{base}address = \"203.0.113.1/24\"\ngateway = \"10.0.0.1\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 7: interfaces.wan.gateway") && e.contains("not a neighbour"), "{e}");
+        let e =
+            parse_config(&format!("{base}address = \"203.0.113.1/24\"\n[nat]\npublic_addrs = [\"198.51.100.1\"]\n"))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("nat.public_addrs"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!
 //! The reader streams: it holds one packet at a time, so captures of any size replay.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
-//! The natpass command: `natpass replay` now; the router and its control plane come next.
+//! The natpass command: `natpass run` (the router on two Linux interfaces), `natpass lab`
+//! (real VPN peers through it in network namespaces) and `natpass replay` (captures offline).
 
 #![forbid(unsafe_code)]
 
 pub mod demo;
 pub mod replay;
+pub mod router;

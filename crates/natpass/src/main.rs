@@ -18,6 +18,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the router on the LAN and WAN interfaces named in the config (needs root).
+    /// SIGINT or SIGTERM stops it cleanly and prints its counters.
+    Run {
+        /// The configuration file (TOML) with [interfaces.lan] and [interfaces.wan].
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
     Replay {
         /// The capture (pcap or pcapng; Ethernet, loopback/NULL, raw IP or Linux SLL).
@@ -62,6 +69,27 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run { config } => {
+            let text =
+                std::fs::read_to_string(&config).map_err(|e| anyhow::anyhow!("reading {}: {e}", config.display()))?;
+            let c = natpass_config::parse_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            let Some((lan, wan)) = c.links else {
+                anyhow::bail!(
+                    "{}: no [interfaces.lan] and [interfaces.wan]; `natpass run` needs both (see README)",
+                    config.display()
+                );
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+            }
+            let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
+            let mut router = natpass::router::Router::open(lan, wan, c.engine)?;
+            eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
+            router.run(&stop)?;
+            eprintln!("natpass: stopped\n{}", router.summary());
+            Ok(())
+        }
         Command::Replay { capture, lan, public, out_dir, config, wan_mtu, quiet } => {
             let mut base = match config {
                 Some(path) => {

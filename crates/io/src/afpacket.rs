@@ -1,0 +1,449 @@
+//! Linux AF_PACKET sockets (packet(7)): a TPACKET_V3 receive ring read in whole blocks and
+//! batched transmission with `sendmmsg(2)`, bypassing the qdisc (PACKET_QDISC_BYPASS).
+//!
+//! The receive ring is a shared memory area the kernel fills block by block; a block belongs to
+//! user space while its status has `TP_STATUS_USER` and goes back when we write
+//! `TP_STATUS_KERNEL`. Frames are handed out as `&mut [u8]` inside the ring, so a driver can
+//! translate them in place and copy them once into a [`TxBatch`].
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// What can go wrong opening or using a packet socket.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The interface name is not one of this namespace's interfaces.
+    #[error("interface {0:?} does not exist in this network namespace (see `ip link`)")]
+    NoSuchInterface(String),
+    /// A system call failed.
+    #[error("{call} on {iface}: {source}")]
+    Sys {
+        /// The call.
+        call: &'static str,
+        /// The interface.
+        iface: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+}
+
+/// Ring geometry.
+#[derive(Clone, Copy, Debug)]
+pub struct RingOptions {
+    /// Bytes per block (a power of two multiple of the page size).
+    pub block_size: usize,
+    /// Blocks in the ring.
+    pub block_count: usize,
+    /// Milliseconds after which the kernel hands over a block that is not full.
+    pub block_timeout_ms: u32,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        Self { block_size: 1 << 18, block_count: 64, block_timeout_ms: 1 }
+    }
+}
+
+/// What the kernel told us about one received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The frame's length on the wire (may exceed the captured length).
+    pub wire_len: usize,
+    /// The transport checksum was left for offload (TP_STATUS_CSUMNOTREADY): it is not valid
+    /// and must be computed before the frame leaves.
+    pub csum_not_ready: bool,
+    /// The kernel removed an 802.1Q tag (TP_STATUS_VLAN_VALID).
+    pub vlan_stripped: bool,
+    /// The frame was sent by this host (PACKET_OUTGOING).
+    pub outgoing: bool,
+}
+
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+const TPACKET_V3: libc::c_int = 2;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_VERSION: libc::c_int = 10;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_OUTGOING: u8 = 4;
+
+// struct tpacket_block_desc: version u32, offset_to_priv u32, then tpacket_hdr_v1.
+const BLK_STATUS: usize = 8;
+const BLK_NUM_PKTS: usize = 12;
+const BLK_FIRST: usize = 16;
+// struct tpacket3_hdr.
+const PKT_NEXT: usize = 0;
+const PKT_SNAPLEN: usize = 12;
+const PKT_LEN: usize = 16;
+const PKT_STATUS: usize = 20;
+const PKT_MAC: usize = 24;
+const PKT_HDR_LEN: usize = 48;
+// struct sockaddr_ll follows the header at TPACKET_ALIGN(sizeof(tpacket3_hdr)).
+const SLL_PKTTYPE: usize = PKT_HDR_LEN + 10;
+
+/// One AF_PACKET socket bound to an interface, with its receive ring.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ring: *mut u8,
+    ring_len: usize,
+    opts: RingOptions,
+    next_block: usize,
+    ifindex: i32,
+    name: String,
+    mac: [u8; 6],
+    mtu: usize,
+}
+
+fn sys_err(call: &'static str, iface: &str) -> Error {
+    Error::Sys { call, iface: iface.to_string(), source: io::Error::last_os_error() }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
+    // SAFETY: `value` points to a live T of exactly the size passed.
+    unsafe { libc::setsockopt(fd, level, name, (value as *const T).cast(), size_of::<T>() as libc::socklen_t) }
+}
+
+fn ifreq_for(name: &str) -> Result<libc::ifreq, Error> {
+    let cname = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
+    let bytes = cname.as_bytes_with_nul();
+    if bytes.len() > libc::IFNAMSIZ {
+        return Err(Error::NoSuchInterface(name.to_string()));
+    }
+    // SAFETY: ifreq is a plain C struct (a name and a union of integers); all zero is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+impl PacketSocket {
+    /// Opens a packet socket on `iface` (all ethertypes), maps its receive ring and binds it.
+    pub fn open(iface: &str, opts: RingOptions) -> Result<Self, Error> {
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        if raw < 0 {
+            return Err(sys_err("socket(AF_PACKET)", iface));
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut ifr = ifreq_for(iface)?;
+        // SAFETY: SIOCGIFINDEX reads the name and writes the index into our ifreq.
+        if unsafe { libc::ioctl(raw, libc::SIOCGIFINDEX, &mut ifr) } < 0 {
+            return Err(Error::NoSuchInterface(iface.to_string()));
+        }
+        // SAFETY: the kernel filled the ifindex member of the union.
+        let ifindex = unsafe { ifr.ifr_ifru.ifru_ifindex };
+        // SAFETY: SIOCGIFHWADDR writes a sockaddr into our ifreq.
+        if unsafe { libc::ioctl(raw, libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
+            return Err(sys_err("SIOCGIFHWADDR", iface));
+        }
+        let mut mac = [0u8; 6];
+        // SAFETY: the kernel filled the hwaddr member of the union.
+        let hw = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_data };
+        for (m, b) in mac.iter_mut().zip(hw.iter()) {
+            *m = *b as u8;
+        }
+        // SAFETY: SIOCGIFMTU writes the MTU into our ifreq.
+        if unsafe { libc::ioctl(raw, libc::SIOCGIFMTU, &mut ifr) } < 0 {
+            return Err(sys_err("SIOCGIFMTU", iface));
+        }
+        // SAFETY: the kernel filled the mtu member of the union.
+        let mtu = usize::try_from(unsafe { ifr.ifr_ifru.ifru_mtu }).unwrap_or(1500);
+
+        let version: libc::c_int = TPACKET_V3;
+        if setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &version) < 0 {
+            return Err(sys_err("PACKET_VERSION (TPACKET_V3)", iface));
+        }
+        let one: libc::c_int = 1;
+        // Best effort: older kernels lack these, and the socket works without them.
+        let _ = setsockopt(raw, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &one);
+        let _ = setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
+        let frame_size = 2048u32;
+        let req = libc::tpacket_req3 {
+            tp_block_size: opts.block_size as u32,
+            tp_block_nr: opts.block_count as u32,
+            tp_frame_size: frame_size,
+            tp_frame_nr: (opts.block_size * opts.block_count) as u32 / frame_size,
+            tp_retire_blk_tov: opts.block_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        if setsockopt(raw, libc::SOL_PACKET, PACKET_RX_RING, &req) < 0 {
+            return Err(sys_err("PACKET_RX_RING", iface));
+        }
+        let ring_len = opts.block_size * opts.block_count;
+        // SAFETY: maps the ring the kernel just allocated for this socket; checked below.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED | libc::MAP_POPULATE,
+                raw,
+                0,
+            )
+        };
+        let ring = if ring == libc::MAP_FAILED {
+            // SAFETY: as above, without MAP_LOCKED (RLIMIT_MEMLOCK may forbid it).
+            let r = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    ring_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    raw,
+                    0,
+                )
+            };
+            if r == libc::MAP_FAILED {
+                return Err(sys_err("mmap(rx ring)", iface));
+            }
+            r
+        } else {
+            ring
+        };
+        let sock =
+            Self { fd, ring: ring.cast(), ring_len, opts, next_block: 0, ifindex, name: iface.to_string(), mac, mtu };
+        // SAFETY: sockaddr_ll is a plain C struct; all zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex;
+        // SAFETY: binds to a sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(sys_err("bind", iface));
+        }
+        Ok(sock)
+    }
+
+    /// The interface's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The interface's MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    fn block_status(&self, block: usize) -> &AtomicU32 {
+        // SAFETY: the offset is inside the mapped ring (block < block_count), 4-byte aligned
+        // (blocks are page aligned), and the kernel writes this word concurrently, so it is
+        // only accessed atomically.
+        unsafe { &*self.ring.add(block * self.opts.block_size + BLK_STATUS).cast::<AtomicU32>() }
+    }
+
+    /// True when the next block is ready to read (no system call).
+    pub fn ready(&self) -> bool {
+        self.block_status(self.next_block).load(Ordering::Acquire) & TP_STATUS_USER != 0
+    }
+
+    /// Hands every frame of the next ready block to `f` (the frame starts at the Ethernet
+    /// header and may be changed in place), returns the block to the kernel and says how many
+    /// frames there were; 0 when no block is ready.
+    pub fn receive(&mut self, mut f: impl FnMut(&mut [u8], FrameInfo)) -> usize {
+        if !self.ready() {
+            return 0;
+        }
+        let base = self.next_block * self.opts.block_size;
+        // SAFETY: the block [base, base + block_size) lies inside the ring and belongs to user
+        // space until its status is written back below; nothing else aliases it meanwhile.
+        let block = unsafe { std::slice::from_raw_parts_mut(self.ring.add(base), self.opts.block_size) };
+        let rd = |b: &[u8], at: usize| b.get(at..at + 4).map_or(0, |x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]));
+        let count = rd(block, BLK_NUM_PKTS) as usize;
+        let mut off = rd(block, BLK_FIRST) as usize;
+        for _ in 0..count {
+            if off + PKT_HDR_LEN + 16 > block.len() {
+                break;
+            }
+            let next = rd(block, off + PKT_NEXT) as usize;
+            let snap = rd(block, off + PKT_SNAPLEN) as usize;
+            let len = rd(block, off + PKT_LEN) as usize;
+            let status = rd(block, off + PKT_STATUS);
+            let mac = usize::from(u16::from_ne_bytes([block[off + PKT_MAC], block[off + PKT_MAC + 1]]));
+            let info = FrameInfo {
+                wire_len: len,
+                csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
+                vlan_stripped: status & TP_STATUS_VLAN_VALID != 0,
+                outgoing: block[off + SLL_PKTTYPE] == PACKET_OUTGOING,
+            };
+            if let Some(frame) = block.get_mut(off + mac..off + mac + snap) {
+                f(frame, info);
+            }
+            if next == 0 {
+                break;
+            }
+            off += next;
+        }
+        self.block_status(self.next_block).store(TP_STATUS_KERNEL, Ordering::Release);
+        self.next_block = (self.next_block + 1) % self.opts.block_count;
+        count
+    }
+
+    /// Sends the frames in `batch` with as few `sendmmsg` calls as it takes, then empties it.
+    /// Returns how many frames the kernel took; frames it refused (full queue) are dropped.
+    pub fn send(&self, batch: &mut TxBatch) -> usize {
+        let n = batch.ends.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(n);
+        let mut start = 0;
+        for &end in &batch.ends {
+            iovs.push(libc::iovec {
+                iov_base: batch.bytes[start..end].as_ptr() as *mut libc::c_void,
+                iov_len: end - start,
+            });
+            start = end;
+        }
+        // SAFETY: mmsghdr is a plain C struct; all zero is valid.
+        let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let mut sent = 0;
+        let mut spins = 0;
+        while sent < n && spins < 4 {
+            // SAFETY: msgs[sent..] point at iovecs that point into `batch.bytes`, all alive
+            // until this function returns; the socket is bound, so no address is needed.
+            let rc = unsafe {
+                libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr().add(sent), (n - sent) as u32, libc::MSG_DONTWAIT)
+            };
+            if rc <= 0 {
+                spins += 1;
+                continue;
+            }
+            sent += rc as usize;
+        }
+        batch.clear();
+        sent
+    }
+
+    /// Waits until one of `sockets` has a ready block, or `timeout_ms` passes (-1: forever).
+    /// Returns early (with no error) when a signal arrives.
+    pub fn wait(sockets: &[&PacketSocket], timeout_ms: i32) -> io::Result<()> {
+        let mut fds: Vec<libc::pollfd> = sockets
+            .iter()
+            .map(|s| libc::pollfd { fd: s.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 })
+            .collect();
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PacketSocket {
+    fn drop(&mut self) {
+        // SAFETY: `ring` was returned by mmap with `ring_len` and is not used after this.
+        unsafe {
+            libc::munmap(self.ring.cast(), self.ring_len);
+        }
+    }
+}
+
+/// Frames waiting to be sent on one socket, packed in one buffer.
+#[derive(Default)]
+pub struct TxBatch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl TxBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one frame.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.bytes.extend_from_slice(frame);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Appends one frame built by `f` in a zeroed area of `len` bytes.
+    pub fn push_with(&mut self, len: usize, f: impl FnOnce(&mut [u8])) {
+        let start = self.bytes.len();
+        self.bytes.resize(start + len, 0);
+        f(&mut self.bytes[start..]);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Frames queued.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forgets every frame.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+/// The IPv4 addresses the kernel has on `iface` (getifaddrs(3)), to refuse running beside a
+/// kernel that answers ARP and sends resets for the same addresses.
+pub fn kernel_ipv4_addrs(iface: &str) -> io::Result<Vec<std::net::Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_name is a NUL-terminated C string for every node.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if name.to_bytes() == iface.as_bytes() && !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr is non-null and points at a sockaddr of its family.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: for AF_INET the sockaddr is a sockaddr_in.
+                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}

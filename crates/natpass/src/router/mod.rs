@@ -1,0 +1,478 @@
+//! `natpass run`: the engine on two Linux interfaces through AF_PACKET sockets.
+//!
+//! natpass owns its addresses at layer 2: it answers ARP for its LAN address and its public
+//! addresses (RFC 826), resolves next hops with its own cache ([`neighbours`]), answers pings
+//! to itself (RFC 1122 §3.2.2.6), and sends everything off the WAN link to the configured
+//! gateway. The kernel in the router's namespace must not hold the same addresses (it would
+//! answer ARP too and reset TCP connections it does not know): [`Router::open`] refuses to
+//! start when it does.
+//!
+//! Per batch: take a ready ring block from each socket, translate each frame in place, copy it
+//! into the other side's transmit batch with fresh Ethernet addresses, then `sendmmsg` the
+//! batches. Between batches: engine timers, ARP retries, packets the engine made itself.
+
+pub mod neighbours;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant as WallInstant;
+
+use anyhow::{Context, bail};
+use natpass_config::Link;
+use natpass_engine::{Engine, EngineConfig, Event, Instant, Side, Verdict};
+use natpass_io::afpacket::{FrameInfo, PacketSocket, RingOptions, TxBatch};
+use natpass_wire::{arp, checksum, ethernet, icmp, ipv4::Ipv4Packet, tcp::TcpPacket, udp::UdpPacket};
+use neighbours::{Lookup, Neighbours};
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// Counters of the link layer (the engine keeps its own).
+#[derive(Clone, Debug, Default)]
+pub struct LinkStats {
+    /// Frames received per side.
+    pub rx_frames: [u64; 2],
+    /// Frames sent per side.
+    pub tx_frames: [u64; 2],
+    /// Frames the kernel would not take (queue full).
+    pub tx_dropped: [u64; 2],
+    /// ARP requests for our addresses answered.
+    pub arp_answered: u64,
+    /// ARP requests we sent.
+    pub arp_requests: u64,
+    /// Pings to the router answered.
+    pub pings_answered: u64,
+    /// Frames neither IPv4 nor ARP (IPv6, LLDP, ...), ignored.
+    pub not_ipv4: u64,
+    /// Frames for another MAC address (flooded by a switch), ignored.
+    pub not_for_us: u64,
+    /// Frames larger than the link MTU: GSO/TSO super-frames from a sender with offloads on.
+    pub oversize: u64,
+    /// 802.1Q-tagged frames (natpass runs on untagged links).
+    pub vlan_tagged: u64,
+    /// Packets that had no route (a LAN destination off the LAN link, no WAN gateway).
+    pub no_route: u64,
+}
+
+struct Port {
+    link: Link,
+    mac: [u8; 6],
+    mtu: usize,
+    neighbours: Neighbours,
+    tx: TxBatch,
+}
+
+/// The data plane of `natpass run`.
+pub struct Router {
+    sockets: [PacketSocket; 2],
+    plane: Plane,
+}
+
+/// Everything but the sockets, so a ring block can be borrowed while frames are handled.
+struct Plane {
+    ports: [Port; 2],
+    engine: Engine,
+    /// Extra public addresses natpass answers ARP for on the WAN.
+    public: Vec<u32>,
+    start: WallInstant,
+    stats: LinkStats,
+    log_events: bool,
+}
+
+fn now_ns(start: WallInstant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Router {
+    /// Opens both interfaces and the engine. Refuses to start when the kernel holds one of the
+    /// addresses natpass owns on that interface.
+    pub fn open(lan: Link, wan: Link, mut config: EngineConfig) -> anyhow::Result<Self> {
+        for (l, owned) in [(&lan, vec![lan.addr]), (&wan, config.public_addrs.clone())] {
+            let kernel = natpass_io::afpacket::kernel_ipv4_addrs(&l.name)
+                .with_context(|| format!("reading the addresses of {}", l.name))?;
+            if let Some(a) = kernel.iter().find(|a| owned.contains(a)) {
+                bail!(
+                    "the kernel has {a} on {}: it would answer ARP and reset connections for natpass. \
+                     Remove it with `ip addr del {a}/{} dev {}` (natpass owns that address)",
+                    l.name,
+                    l.net.len(),
+                    l.name
+                );
+            }
+        }
+        let opts = RingOptions::default();
+        let lan_sock = PacketSocket::open(&lan.name, opts)?;
+        let wan_sock = PacketSocket::open(&wan.name, opts)?;
+        if config.seed == EngineConfig::default().seed {
+            config.seed = random_seed();
+        }
+        let public = config.public_addrs.iter().map(|a| u32::from(*a)).collect();
+        let start = WallInstant::now();
+        let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let port = |link: Link, s: &PacketSocket| Port {
+            link,
+            mac: s.mac(),
+            mtu: s.mtu(),
+            neighbours: Neighbours::new(),
+            tx: TxBatch::new(),
+        };
+        let plane = Plane {
+            ports: [port(lan, &lan_sock), port(wan, &wan_sock)],
+            engine,
+            public,
+            start,
+            stats: LinkStats::default(),
+            log_events: true,
+        };
+        Ok(Self { sockets: [lan_sock, wan_sock], plane })
+    }
+
+    /// The engine, for status and counters.
+    pub fn engine(&self) -> &Engine {
+        &self.plane.engine
+    }
+
+    /// The engine, to change switches while running.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.plane.engine
+    }
+
+    /// Link-layer counters.
+    pub fn link_stats(&self) -> &LinkStats {
+        &self.plane.stats
+    }
+
+    /// Whether engine events are written to stderr as they happen (default: yes).
+    pub fn set_log_events(&mut self, on: bool) {
+        self.plane.log_events = on;
+    }
+
+    /// Runs until `stop` is set (by a signal handler), then returns.
+    pub fn run(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        let mut next_housekeeping = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut busy = false;
+            for side in [Side::Lan, Side::Wan] {
+                // A few blocks per side per round keeps both directions moving under load.
+                for _ in 0..4 {
+                    if !self.receive_block(side) {
+                        break;
+                    }
+                    busy = true;
+                }
+            }
+            let now = now_ns(self.plane.start);
+            if now >= next_housekeeping || busy {
+                self.plane.housekeeping(now);
+                next_housekeeping = now + 10_000_000;
+            }
+            self.flush();
+            if !busy {
+                let until_timer = self
+                    .plane
+                    .engine
+                    .poll_timeout()
+                    .map_or(100, |t| (t.as_nanos().saturating_sub(now) / 1_000_000).clamp(0, 100) as i32);
+                let [a, b] = &self.sockets;
+                PacketSocket::wait(&[a, b], until_timer.min(10))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_block(&mut self, side: Side) -> bool {
+        let sock = &mut self.sockets[side as usize];
+        if !sock.ready() {
+            return false;
+        }
+        let plane = &mut self.plane;
+        let now = now_ns(plane.start);
+        sock.receive(|frame, info| plane.handle_frame(now, side, frame, info));
+        true
+    }
+
+    fn flush(&mut self) {
+        for i in 0..2 {
+            let port = &mut self.plane.ports[i];
+            let n = port.tx.len();
+            if n > 0 {
+                let sent = self.sockets[i].send(&mut port.tx);
+                self.plane.stats.tx_frames[i] += sent as u64;
+                self.plane.stats.tx_dropped[i] += (n - sent) as u64;
+            }
+        }
+    }
+
+    /// A short report of counters, for the log at exit.
+    pub fn summary(&self) -> String {
+        self.plane.summary()
+    }
+}
+
+impl Plane {
+    fn handle_frame(&mut self, now: u64, side: Side, frame: &mut [u8], info: FrameInfo) {
+        let i = side as usize;
+        self.stats.rx_frames[i] += 1;
+        if info.outgoing {
+            return;
+        }
+        if info.vlan_stripped {
+            self.stats.vlan_tagged += 1;
+            return;
+        }
+        let Ok(eth) = ethernet::EthernetFrame::new_checked(&*frame) else {
+            self.stats.not_ipv4 += 1;
+            return;
+        };
+        let (dst, ethertype, hl) = (eth.dst(), eth.ethertype(), eth.header_len());
+        match ethertype {
+            ethernet::ethertype::ARP => self.handle_arp(now, side, &frame[hl..]),
+            ethernet::ethertype::IPV4 if hl == ethernet::HEADER_LEN => {
+                if dst != self.ports[i].mac {
+                    self.stats.not_for_us += 1;
+                    return;
+                }
+                if frame.len() - hl > self.ports[i].mtu {
+                    self.stats.oversize += 1;
+                    return;
+                }
+                let ip = &mut frame[hl..];
+                if info.csum_not_ready {
+                    complete_l4_checksum(ip);
+                }
+                if self.answer_ping(side, ip) {
+                    return;
+                }
+                let t = Instant::from_nanos(now);
+                match self.engine.process(t, side, ip) {
+                    Verdict::Forward(out) => self.send_ip(now, out, ip),
+                    Verdict::Consumed | Verdict::Drop(_) => {}
+                }
+            }
+            ethernet::ethertype::VLAN | ethernet::ethertype::QINQ => self.stats.vlan_tagged += 1,
+            _ => self.stats.not_ipv4 += 1,
+        }
+    }
+
+    /// True when `ip` is ours on `side`.
+    fn owns(&self, side: Side, ip: u32) -> bool {
+        match side {
+            Side::Lan => ip == u32::from(self.ports[0].link.addr),
+            Side::Wan => self.public.contains(&ip),
+        }
+    }
+
+    fn handle_arp(&mut self, now: u64, side: Side, body: &[u8]) {
+        let i = side as usize;
+        let Ok(a) = arp::ArpPacket::new_checked(body) else {
+            self.stats.not_ipv4 += 1;
+            return;
+        };
+        let (op, sha, spa, tpa) = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip());
+        if !self.ports[i].link.net.contains(spa) || sha == BROADCAST || sha[0] & 1 == 1 {
+            return;
+        }
+        let released = if self.owns(side, tpa) {
+            self.ports[i].neighbours.learn(now, spa, sha)
+        } else {
+            self.ports[i].neighbours.refresh(now, spa, sha)
+        };
+        for p in released {
+            self.emit_ip(side, sha, &p);
+        }
+        if op == arp::REQUEST && self.owns(side, tpa) {
+            let mac = self.ports[i].mac;
+            self.ports[i].tx.push_with(ethernet::HEADER_LEN + arp::PACKET_LEN, |b| {
+                ethernet::emit_header(b, sha, mac, ethernet::ethertype::ARP);
+                arp::emit(&mut b[ethernet::HEADER_LEN..], arp::REPLY, mac, tpa, sha, spa);
+            });
+            self.stats.arp_answered += 1;
+        }
+    }
+
+    /// Answers an ICMP echo request to one of the router's own addresses.
+    fn answer_ping(&mut self, side: Side, ip: &mut [u8]) -> bool {
+        let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return false };
+        let (src, dst) = (p.src(), p.dst());
+        if p.protocol() != PROTO_ICMP || p.is_fragment() || !self.owns(side, dst) {
+            return false;
+        }
+        let hl = p.header_len();
+        let body = p.payload_mut();
+        if body.len() < 8 || body[0] != icmp::kind::ECHO_REQUEST || body[1] != 0 {
+            return false;
+        }
+        body[0] = icmp::kind::ECHO_REPLY;
+        let check = u16::from_be_bytes([body[2], body[3]]);
+        let new = checksum::update_u16(
+            check,
+            u16::from(icmp::kind::ECHO_REQUEST) << 8,
+            u16::from(icmp::kind::ECHO_REPLY) << 8,
+        );
+        body[2..4].copy_from_slice(&new.to_be_bytes());
+        let total = usize::from(p.total_len());
+        let b = p.as_mut_bytes();
+        b[12..16].copy_from_slice(&dst.to_be_bytes());
+        b[16..20].copy_from_slice(&src.to_be_bytes());
+        b[8] = 64;
+        let mut hdr = Ipv4Packet::new_unchecked(&mut b[..total.max(hl)]);
+        hdr.fill_checksum();
+        self.stats.pings_answered += 1;
+        let now = now_ns(self.start);
+        let copy = ip[..total.min(ip.len())].to_vec();
+        self.send_ip(now, side, &copy);
+        true
+    }
+
+    /// Sends an IPv4 packet out of `side`, resolving its next hop.
+    fn send_ip(&mut self, now: u64, side: Side, ip: &[u8]) {
+        let i = side as usize;
+        let Ok(p) = Ipv4Packet::new_checked(ip) else { return };
+        let dst = p.dst();
+        let len = usize::from(p.total_len()).min(ip.len());
+        let port = &mut self.ports[i];
+        let hop = if port.link.net.contains(dst) {
+            dst
+        } else if let (Side::Wan, Some(g)) = (side, port.link.gateway) {
+            u32::from(g)
+        } else {
+            self.stats.no_route += 1;
+            return;
+        };
+        match port.neighbours.lookup(now, hop, &ip[..len]) {
+            Lookup::Known(mac) => self.emit_ip(side, mac, &ip[..len]),
+            Lookup::Queued { request: true } => self.send_arp_request(side, hop),
+            Lookup::Queued { request: false } | Lookup::Dropped => {}
+        }
+    }
+
+    fn emit_ip(&mut self, side: Side, dst_mac: [u8; 6], ip: &[u8]) {
+        let port = &mut self.ports[side as usize];
+        let mac = port.mac;
+        port.tx.push_with(ethernet::HEADER_LEN + ip.len(), |b| {
+            ethernet::emit_header(b, dst_mac, mac, ethernet::ethertype::IPV4);
+            b[ethernet::HEADER_LEN..].copy_from_slice(ip);
+        });
+    }
+
+    fn send_arp_request(&mut self, side: Side, ip: u32) {
+        let port = &mut self.ports[side as usize];
+        let (mac, own) = (port.mac, u32::from(port.link.addr));
+        port.tx.push_with(ethernet::HEADER_LEN + arp::PACKET_LEN, |b| {
+            ethernet::emit_header(b, BROADCAST, mac, ethernet::ethertype::ARP);
+            arp::emit(&mut b[ethernet::HEADER_LEN..], arp::REQUEST, mac, own, [0; 6], ip);
+        });
+        self.stats.arp_requests += 1;
+    }
+
+    fn housekeeping(&mut self, now: u64) {
+        let t = Instant::from_nanos(now);
+        if self.engine.poll_timeout().is_some_and(|d| d <= t) {
+            self.engine.handle_timeout(t);
+        }
+        while let Some(tx) = self.engine.poll_transmit() {
+            self.send_ip(now, tx.side, &tx.packet);
+        }
+        while let Some(ev) = self.engine.poll_event() {
+            if self.log_events {
+                eprintln!("natpass: {}", describe_event(&ev));
+            }
+        }
+        for side in [Side::Lan, Side::Wan] {
+            for ip in self.ports[side as usize].neighbours.poll(now) {
+                self.send_arp_request(side, ip);
+            }
+        }
+    }
+
+    fn summary(&self) -> String {
+        let s = self.engine.stats();
+        let l = &self.stats;
+        let mut out = format!(
+            "lan: rx {} tx {} | wan: rx {} tx {} | forwarded lan→wan {} wan→lan {} | sessions {} | arp answered {} asked {} | pings {}",
+            l.rx_frames[0],
+            l.tx_frames[0],
+            l.rx_frames[1],
+            l.tx_frames[1],
+            s.forwarded[1],
+            s.forwarded[0],
+            self.engine.session_count(),
+            l.arp_answered,
+            l.arp_requests,
+            l.pings_answered,
+        );
+        for (r, n) in s.drops_by_reason() {
+            if n > 0 {
+                out.push_str(&format!("\n  dropped {n}: {r}"));
+            }
+        }
+        for (what, n) in [
+            ("oversize frames (turn off TSO/GSO on the peers)", l.oversize),
+            ("ARP unresolved", self.ports[0].neighbours.unresolved + self.ports[1].neighbours.unresolved),
+            ("transmit queue full", l.tx_dropped[0] + l.tx_dropped[1]),
+            ("no route", l.no_route),
+        ] {
+            if n > 0 {
+                out.push_str(&format!("\n  dropped {n}: {what}"));
+            }
+        }
+        out
+    }
+}
+
+/// Writes the TCP or UDP checksum a sender left to offload (TP_STATUS_CSUMNOTREADY).
+fn complete_l4_checksum(ip: &mut [u8]) {
+    let Ok(p) = Ipv4Packet::new_checked(&*ip) else { return };
+    if p.is_fragment() && p.frag_offset() != 0 {
+        return;
+    }
+    let (proto, hl, total, pseudo) = (p.protocol(), p.header_len(), usize::from(p.total_len()), p.pseudo_header_sum());
+    let Some(l4) = ip.get_mut(hl..total) else { return };
+    match proto {
+        PROTO_TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(l4) {
+                t.fill_checksum(pseudo);
+            }
+        }
+        PROTO_UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(l4) {
+                u.fill_checksum(pseudo);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn ip4(a: u32) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+/// One log line for an engine event.
+pub fn describe_event(ev: &Event) -> String {
+    match ev {
+        Event::SessionRefused { lan_ip, reason } => format!("session refused for {}: {reason}", ip4(*lan_ip)),
+        Event::TunnelUp { protocol, client, server, public, ids } => {
+            format!("{protocol:?} tunnel up: {} → {} as {} ({ids:?})", ip4(*client), ip4(*server), ip4(*public))
+        }
+        Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => format!(
+            "{protocol:?} tunnel down: {} → {} ({ids:?}), {bytes_out} B out, {bytes_in} B in",
+            ip4(*client),
+            ip4(*server)
+        ),
+        Event::PassthroughRefused { protocol, client, server, reason } => {
+            format!("{protocol:?} refused: {} → {}: {reason}", ip4(*client), ip4(*server))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Random bytes for the port randomisation seed, from the kernel.
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    u64::from_ne_bytes(b) | 1
+}
