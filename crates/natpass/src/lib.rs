@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod demo;
+pub mod lab;
 pub mod replay;
 pub mod router;

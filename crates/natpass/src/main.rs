@@ -25,6 +25,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Build the VPN lab in network namespaces (LAN clients, a router, a server), run real
+    /// VPN software through natpass and through Linux NAT, and print what passed (needs root
+    /// and the packages scripts/lab-setup.sh installs).
+    Lab {
+        /// Which NAT runs in the router namespace.
+        #[arg(long, value_enum, default_value = "both")]
+        nat: natpass::lab::Nat,
+        /// LAN clients behind the router.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Run only these checks (repeat or comma-separate); default: all.
+        #[arg(long = "check", value_enum, value_delimiter = ',')]
+        checks: Vec<natpass::lab::Check>,
+        /// Prefix of the network namespace names.
+        #[arg(long, default_value = "nplab")]
+        prefix: String,
+        /// Where configs and logs go.
+        #[arg(long, default_value = "/tmp/natpass-lab")]
+        dir: PathBuf,
+        /// Seconds of iperf3 per throughput figure (0 skips them).
+        #[arg(long, default_value_t = 3)]
+        iperf_secs: u32,
+        /// Also write the results as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
     Replay {
         /// The capture (pcap or pcapng; Ethernet, loopback/NULL, raw IP or Linux SLL).
@@ -116,6 +142,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("\n  wrote {} and {}", dir.join("lan.pcap").display(), dir.join("wan.pcap").display());
             }
             Ok(())
+        }
+        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json } => {
+            let opts = natpass::lab::Options {
+                nat,
+                clients,
+                checks,
+                prefix,
+                dir,
+                natpass_bin: std::env::current_exe()?,
+                iperf_secs,
+            };
+            let outcomes = natpass::lab::run(&opts)?;
+            print!("{}", natpass::lab::render(&outcomes, clients));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&outcomes)?)?;
+            }
+            let failed: Vec<&str> =
+                outcomes.iter().filter(|o| o.nat == "natpass" && !o.passed()).map(|o| o.check.as_str()).collect();
+            if failed.is_empty() { Ok(()) } else { anyhow::bail!("natpass failed: {}", failed.join("; ")) }
         }
         Command::DemoCapture { path } => {
             let n = demo::write_capture(&path)?;

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""natpass lab raw-ESP peer: ESP (IP protocol 50, RFC 4303, tunnel mode) really encrypted
+with AES-128-CBC (RFC 3602) and authenticated with HMAC-SHA-256-128 (RFC 4868).
+
+No IKE here can produce raw ESP through a NAT (NAT detection moves it into UDP 4500), so the
+lab drives raw ESP passthrough with this peer. Keys are derived from the SPI and a shared
+lab secret, so both ends know them without a key exchange.
+
+  esp_peer.py server                     answer every valid ESP packet from its sender,
+                                         on SPI+1, with the decrypted payload echoed back
+  esp_peer.py client SERVER SPI COUNT    send COUNT packets on SPI, wait for each answer;
+                                         prints one JSON line: sent, answered, bytes
+"""
+import hashlib
+import hmac
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+SECRET = b"natpass-lab-raw-esp"
+
+
+def keys(spi):
+    s = struct.pack("!I", spi)
+    return hashlib.sha256(SECRET + b"enc" + s).digest()[:16], hashlib.sha256(SECRET + b"auth" + s).digest()
+
+
+def inner_ipv4(src, dst, text):
+    udp = struct.pack("!HHHH", 40000, 7, 8 + len(text), 0) + text
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst)
+    s = sum(struct.unpack("!10H", hdr))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return hdr[:10] + struct.pack("!H", ~s & 0xFFFF) + hdr[12:] + udp
+
+
+def seal(spi, seq, inner):
+    enc, auth = keys(spi)
+    pad = (-(len(inner) + 2)) % 16
+    plain = inner + bytes(range(1, pad + 1)) + bytes([pad, 4])  # next header 4: IPv4
+    iv = os.urandom(16)
+    e = Cipher(algorithms.AES(enc), modes.CBC(iv)).encryptor()
+    body = struct.pack("!II", spi, seq) + iv + e.update(plain) + e.finalize()
+    return body + hmac.new(auth, body, hashlib.sha256).digest()[:16]
+
+
+def open_esp(packet):
+    """ESP bytes -> (spi, seq, inner) or None when the ICV or padding is wrong."""
+    if len(packet) < 8 + 16 + 16 + 16:
+        return None
+    spi, seq = struct.unpack("!II", packet[:8])
+    enc, auth = keys(spi)
+    body, icv = packet[:-16], packet[-16:]
+    if not hmac.compare_digest(hmac.new(auth, body, hashlib.sha256).digest()[:16], icv):
+        return None
+    iv, ct = body[8:24], body[24:]
+    if len(ct) % 16:
+        return None
+    d = Cipher(algorithms.AES(enc), modes.CBC(iv)).decryptor()
+    plain = d.update(ct) + d.finalize()
+    pad, nh = plain[-2], plain[-1]
+    if nh != 4 or pad + 2 > len(plain):
+        return None
+    return spi, seq, plain[: -(pad + 2)]
+
+
+def esp_socket():
+    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ESP)
+
+
+def server():
+    s = esp_socket()
+    print("ready", flush=True)
+    seqs = {}
+    while True:
+        data, (src, _) = s.recvfrom(65535)
+        hl = (data[0] & 0x0F) * 4
+        got = open_esp(data[hl:])
+        if got is None:
+            print("bad packet from %s" % src, flush=True)
+            continue
+        spi, seq, inner = got
+        reply_spi = (spi + 1) & 0xFFFFFFFF
+        seqs[reply_spi] = seqs.get(reply_spi, 0) + 1
+        text = b"echo " + inner[28:]
+        out = seal(reply_spi, seqs[reply_spi], inner_ipv4(inner[16:20], inner[12:16], text))
+        s.sendto(out, (src, 0))
+        print("spi %#x seq %d from %s answered" % (spi, seq, src), flush=True)
+
+
+def client(server_ip, spi, count):
+    s = esp_socket()
+    answered, nbytes = 0, 0
+    for seq in range(1, count + 1):
+        text = b"natpass lab spi %#x seq %d" % (spi, seq)
+        pkt = seal(spi, seq, inner_ipv4(socket.inet_aton("10.99.0.2"), socket.inet_aton("10.99.0.1"), text))
+        deadline = time.time() + 3.0
+        next_send = 0.0
+        ok = False
+        while time.time() < deadline and not ok:
+            if time.time() >= next_send:
+                s.sendto(pkt, (server_ip, 0))
+                next_send = time.time() + 0.5
+            r, _, _ = select.select([s], [], [], 0.1)
+            if not r:
+                continue
+            data, (src, _) = s.recvfrom(65535)
+            hl = (data[0] & 0x0F) * 4
+            got = open_esp(data[hl:])
+            if got and got[0] == spi + 1 and got[2][28:] == b"echo " + text:
+                ok = True
+                answered += 1
+                nbytes += len(data)
+    print(json.dumps({"spi": spi, "sent": count, "answered": answered, "bytes": nbytes}), flush=True)
+    return 0 if answered == count else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["server"]:
+        server()
+    elif sys.argv[1:2] == ["client"] and len(sys.argv) == 5:
+        sys.exit(client(sys.argv[2], int(sys.argv[3], 0), int(sys.argv[4])))
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
