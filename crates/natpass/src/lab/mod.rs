@@ -6,8 +6,8 @@
 //! the TCP throughput of the first client through the tunnel (iperf3):
 //! - plain NAT: ping, curl (HTTP), traceroute (ICMP time-exceeded and port-unreachable back
 //!   through the NAT, RFC 5508), iperf3 TCP;
-//! - STUN (RFC 5780 behaviour discovery with coturn): the mapping must be endpoint-independent
-//!   (RFC 4787 REQ-1);
+//! - STUN (RFC 5780 behaviour discovery, [`STUN_PEER`]): the mapping must be
+//!   endpoint-independent (RFC 4787 REQ-1);
 //! - IPsec: strongSwan charon with kernel-libipsec (ESP in user space), IKEv2 and IKEv1 with a
 //!   PSK, NAT-T (RFC 3947/7296 §2.23), all clients to one server;
 //! - raw ESP (IP protocol 50): [`ESP_PEER`] sends AES-CBC/HMAC-SHA-256 ESP from every client
@@ -29,6 +29,8 @@ use topology::{PUBLIC, ROUTER_LAN, SERVER, SERVER_ALT, Topology};
 pub const PPP: &str = include_str!("ppp.py");
 /// The lab's raw ESP peer.
 pub const ESP_PEER: &str = include_str!("esp_peer.py");
+/// The lab's STUN server and RFC 5780 behaviour-discovery client.
+pub const STUN_PEER: &str = include_str!("stun_peer.py");
 
 /// Which NAT runs in the router namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -153,8 +155,6 @@ const TOOLS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("traceroute", "traceroute"),
     ("iperf3", "iperf3"),
-    ("turnserver", "coturn"),
-    ("turnutils_natdiscovery", "coturn"),
     ("/usr/lib/ipsec/charon", "strongswan-charon"),
     ("swanctl", "strongswan-swanctl"),
     ("xl2tpd", "xl2tpd"),
@@ -278,7 +278,7 @@ struct Lab<'a> {
 impl<'a> Lab<'a> {
     fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
         let t = Topology::up(&opts.prefix, opts.clients, dir)?;
-        for (name, text) in [("ppp.py", PPP), ("esp_peer.py", ESP_PEER)] {
+        for (name, text) in [("ppp.py", PPP), ("esp_peer.py", ESP_PEER), ("stun_peer.py", STUN_PEER)] {
             let p = dir.join(name);
             std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
@@ -462,33 +462,45 @@ impl<'a> Lab<'a> {
 
     fn stun(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
+        let peer = self.t.dir.join("stun_peer.py");
         self.t.spawn(
             "stun@wan",
             &wan,
-            &format!("exec turnserver --stun-only --no-cli --no-tls --no-dtls --no-tcp -L {SERVER} -L {SERVER_ALT} --log-file stdout --simple-log"),
+            &format!("exec /usr/bin/python3 -u {} server {SERVER} {SERVER_ALT}", peer.display()),
         )?;
-        std::thread::sleep(Duration::from_millis(800));
-        let mut filtering = String::new();
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(5), || t.log("stun@wan").contains("ready")) {
+            bail!("the STUN server did not start: {}", self.t.log("stun@wan"));
+        }
+        let mut filtering = Vec::new();
         for c in self.t.clients.clone() {
             let out = self
                 .t
-                .try_sh(&c, &format!("timeout 20 turnutils_natdiscovery -m -f {SERVER} 2>&1"))
+                .try_sh(&c, &format!("timeout 30 /usr/bin/python3 -u {} client {SERVER}", peer.display()))
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
-            let verdicts: Vec<&str> = out.lines().filter(|l| l.contains("NAT")).map(str::trim).collect();
-            let eim =
-                verdicts.first().is_some_and(|l| l.contains("Endpoint Independent Mapping") && !l.contains("No NAT"));
-            if let Some(f) = verdicts.get(1) {
-                filtering = f.to_string();
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let mapping = v["mapping"].as_str().unwrap_or("");
+            if let Some(f) = v["filtering"].as_str() {
+                filtering.push(f.to_string());
             }
             o.clients.push(ClientResult {
                 client: c,
-                connected: !verdicts.is_empty(),
-                data: eim,
-                detail: verdicts.join("; "),
+                connected: v["mapped"].is_string(),
+                data: mapping == "endpoint-independent",
+                detail: if v["mapped"].is_string() {
+                    format!(
+                        "mapped {}, {mapping} mapping, {} filtering",
+                        v["mapped"].as_str().unwrap_or(""),
+                        v["filtering"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    format!("no STUN answer: {}", out.trim())
+                },
             });
         }
-        o.note = format!("filtering: {}", filtering.trim_matches(|c: char| c == '!' || c.is_whitespace()));
+        filtering.dedup();
+        o.note = format!("mapping must be endpoint-independent; filtering seen: {}", filtering.join(", "));
         Ok(())
     }
 
@@ -588,7 +600,8 @@ impl<'a> Lab<'a> {
         let sas = self.t.try_sh(&wan, &format!("swanctl --list-sas --uri {server_uri}"))?;
         let peers: Vec<String> = String::from_utf8_lossy(&sas.stdout)
             .lines()
-            .filter_map(|l| l.split("...").nth(1))
+            .filter(|l| l.trim_start().starts_with("remote"))
+            .filter_map(|l| l.split(" @ ").nth(1))
             .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
             .collect();
         o.note = format!("server sees {}", peers.join(", "));
