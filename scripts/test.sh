@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# The lab tests (crates/natpass/tests/lab.rs) run real VPN software in network namespaces;
+# as root, install it. Without root they print SKIPPED.
+if [ "$(id -u)" -eq 0 ]; then source scripts/lab-setup.sh; fi
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo fmt --all --check

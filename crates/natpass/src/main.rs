@@ -112,6 +112,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
             let mut router = natpass::router::Router::open(lan, wan, c.engine)?;
             eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
+            // For scripts and benchmark harnesses that wait for the router to forward.
+            println!("ready");
+            std::io::Write::flush(&mut std::io::stdout())?;
             router.run(&stop)?;
             eprintln!("natpass: stopped\n{}", router.summary());
             Ok(())

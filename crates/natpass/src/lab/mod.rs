@@ -243,23 +243,65 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
     Ok(out)
 }
 
-/// The table: protocol × NAT → clients connected, with data, throughput.
+/// The table: one row per check, a column group per NAT (connected clients, clients that
+/// carried data, throughput), then the details of every client that failed.
 pub fn render(outcomes: &[Outcome], clients: usize) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "\n{:<36} {:<8} {:>9} {:>9} {:>13}  notes", "check", "NAT", "connected", "data", "throughput");
+    let mut nats: Vec<&str> = Vec::new();
+    let mut checks: Vec<&str> = Vec::new();
     for o in outcomes {
-        let conn = o.clients.iter().filter(|c| c.connected).count();
-        let data = o.clients.iter().filter(|c| c.data).count();
-        let thr = o.throughput_bps.map_or("-".to_string(), format_bps);
-        let verdict = if o.passed() { "PASS" } else { "FAIL" };
-        let _ = writeln!(
-            s,
-            "{:<36} {:<8} {:>7}/{} {:>7}/{} {:>13}  {verdict} {}",
-            o.check, o.nat, conn, clients, data, clients, thr, o.note
-        );
-        for c in o.clients.iter().filter(|c| !(c.connected && c.data)) {
-            let _ = writeln!(s, "{:<36} {:<8}   {}: {}", "", "", c.client, c.detail);
+        if !nats.contains(&o.nat.as_str()) {
+            nats.push(&o.nat);
         }
+        if !checks.contains(&o.check.as_str()) {
+            checks.push(&o.check);
+        }
+    }
+    let mut s = String::new();
+    let _ = write!(s, "\n{:<34}", "");
+    for n in &nats {
+        let _ = write!(s, " | {:<31}", format!("{n} ({clients} clients)"));
+    }
+    let _ = write!(s, "\n{:<34}", "check");
+    for _ in &nats {
+        let _ = write!(s, " | {:<5} {:<5} {:>12} {:<6}", "conn", "data", "throughput", "");
+    }
+    s.push('\n');
+    let mut failures = String::new();
+    for c in &checks {
+        let _ = write!(s, "{c:<34}");
+        for n in &nats {
+            match outcomes.iter().find(|o| o.check == *c && o.nat == *n) {
+                Some(o) => {
+                    let conn = o.clients.iter().filter(|c| c.connected).count();
+                    let data = o.clients.iter().filter(|c| c.data).count();
+                    let thr = o.throughput_bps.map_or("-".to_string(), format_bps);
+                    let verdict = if o.passed() { "PASS" } else { "FAIL" };
+                    let _ = write!(
+                        s,
+                        " | {:<5} {:<5} {thr:>12} {verdict:<6}",
+                        format!("{conn}/{clients}"),
+                        format!("{data}/{clients}")
+                    );
+                    for cl in o.clients.iter().filter(|cl| !(cl.connected && cl.data)) {
+                        let _ = writeln!(failures, "  {n}, {c}, {}: {}", cl.client, cl.detail);
+                    }
+                    if o.clients.is_empty() {
+                        let _ = writeln!(failures, "  {n}, {c}: {}", o.note);
+                    }
+                }
+                None => {
+                    let _ = write!(s, " | {:<31}", "(not run)");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "\nnotes:");
+    for o in outcomes.iter().filter(|o| !o.note.is_empty()) {
+        let _ = writeln!(s, "  {}, {}: {}", o.nat, o.check, o.note);
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(s, "failures:\n{failures}");
     }
     s
 }
@@ -786,5 +828,51 @@ impl<'a> Lab<'a> {
         }
         o.note = "GRE v1 + user-space PPP".to_string();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(check: &str, nat: &str, ok: [bool; 2], bps: Option<f64>) -> Outcome {
+        Outcome {
+            check: check.to_string(),
+            nat: nat.to_string(),
+            clients: ok
+                .iter()
+                .enumerate()
+                .map(|(i, &ok)| ClientResult {
+                    client: format!("c{}", i + 1),
+                    connected: true,
+                    data: ok,
+                    detail: if ok { "fine".into() } else { "0/5 answered".into() },
+                })
+                .collect(),
+            throughput_bps: bps,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn table_puts_the_nats_side_by_side_and_lists_failures() {
+        let t = render(
+            &[
+                outcome("raw ESP", "natpass", [true, true], None),
+                outcome("plain NAT", "natpass", [true, true], Some(2.5e9)),
+                outcome("raw ESP", "linux", [true, false], None),
+                outcome("plain NAT", "linux", [true, true], Some(3.6e9)),
+            ],
+            2,
+        );
+        let esp = t.lines().find(|l| l.starts_with("raw ESP")).unwrap();
+        assert!(
+            esp.contains("2/2   2/2") && esp.contains("PASS") && esp.contains("2/2   1/2") && esp.contains("FAIL"),
+            "{t}"
+        );
+        let nat = t.lines().find(|l| l.starts_with("plain NAT")).unwrap();
+        assert!(nat.contains("2.50 Gbit/s") && nat.contains("3.60 Gbit/s"), "{t}");
+        assert!(t.contains("linux, raw ESP, c2: 0/5 answered"), "{t}");
+        assert!(!t.contains("natpass, raw ESP, c"), "{t}");
     }
 }
