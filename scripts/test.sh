@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 # The lab tests (crates/natpass/tests/lab.rs) run real VPN software in network namespaces;
 # as root, install it. Without root they print SKIPPED.
-if [ "$(id -u)" -eq 0 ]; then source scripts/lab-setup.sh; fi
+# The browser test (crates/natpass/tests/browser.rs) needs chromium and playwright-core.
+if [ "$(id -u)" -eq 0 ]; then source scripts/lab-setup.sh; bash scripts/browser-setup.sh; fi
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo fmt --all --check

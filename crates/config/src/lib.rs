@@ -55,6 +55,63 @@ struct File {
     #[serde(default)]
     passthrough: PassthroughSwitches,
     interfaces: Option<Links>,
+    #[serde(default)]
+    admin: AdminFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminFile {
+    listen: Option<String>,
+    token_file: Option<String>,
+    session_minutes: Option<u32>,
+    #[serde(default)]
+    api_tokens_sha256: Vec<String>,
+    #[serde(default)]
+    users: Vec<UserFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    name: String,
+    password_hash: String,
+}
+
+/// One administrator: a name and an argon2id hash (PHC string) of the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// `$argon2id$v=19$...`.
+    pub password_hash: String,
+}
+
+/// The control plane's settings (`[admin]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    /// Where the web admin, the REST API and `/metrics` listen; `None` turns them off.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the daemon writes a fresh API token for the local CLI at start (mode 0600).
+    pub token_file: std::path::PathBuf,
+    /// Idle minutes after which a browser session ends.
+    pub session_minutes: u32,
+    /// SHA-256 (hex) of bearer tokens that scripts may use.
+    pub api_tokens_sha256: Vec<String>,
+    /// Administrators.
+    pub users: Vec<User>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            token_file: std::path::PathBuf::from("/run/natpass/api.token"),
+            session_minutes: 30,
+            api_tokens_sha256: Vec::new(),
+            users: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +158,78 @@ pub struct Config {
     pub engine: EngineConfig,
     /// LAN and WAN links, from `[interfaces.lan]` and `[interfaces.wan]`.
     pub links: Option<(Link, Link)>,
+    /// The control plane.
+    pub admin: Admin,
+}
+
+fn parse_admin(text: &str, a: &AdminFile) -> Result<Admin, Error> {
+    let mut out = Admin::default();
+    if let Some(l) = &a.listen {
+        out.listen = if l == "off" {
+            None
+        } else {
+            Some(l.parse().map_err(|_| {
+                value_error(
+                    text,
+                    "admin",
+                    "listen",
+                    format!("{l:?} is not an address:port; write it like \"127.0.0.1:8080\", or \"off\""),
+                )
+            })?)
+        };
+    }
+    if let Some(f) = &a.token_file {
+        if !f.starts_with('/') {
+            return Err(value_error(
+                text,
+                "admin",
+                "token_file",
+                format!("{f:?} must be an absolute path, like \"/run/natpass/api.token\""),
+            ));
+        }
+        out.token_file = f.into();
+    }
+    if let Some(m) = a.session_minutes {
+        if !(1..=1440).contains(&m) {
+            return Err(value_error(text, "admin", "session_minutes", format!("{m} is out of range; use 1 to 1440")));
+        }
+        out.session_minutes = m;
+    }
+    for t in &a.api_tokens_sha256 {
+        if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(value_error(
+                text,
+                "admin",
+                "api_tokens_sha256",
+                "each entry is the SHA-256 of a token in hex (64 characters); make one with `natpass token`"
+                    .to_string(),
+            ));
+        }
+    }
+    out.api_tokens_sha256 = a.api_tokens_sha256.iter().map(|t| t.to_ascii_lowercase()).collect();
+    for u in &a.users {
+        if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            return Err(value_error(
+                text,
+                "admin.users",
+                "name",
+                format!("{:?} is not a user name; use letters, digits, '.', '_' or '-'", u.name),
+            ));
+        }
+        if !u.password_hash.starts_with("$argon2id$") {
+            return Err(value_error(
+                text,
+                "admin.users",
+                "password_hash",
+                format!(
+                    "the hash for {:?} is not an argon2id PHC string; make one with `natpass hash-password`",
+                    u.name
+                ),
+            ));
+        }
+        out.users.push(User { name: u.name.clone(), password_hash: u.password_hash.clone() });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,7 +483,8 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         }
         err
     })?;
-    Ok(Config { engine: c, links })
+    let admin = parse_admin(text, &file.admin)?;
+    Ok(Config { engine: c, links, admin })
 }
 
 #[cfg(test)]

@@ -96,6 +96,31 @@ pub enum Event {
     },
 }
 
+/// One VPN tunnel natpass is passing through, for the control plane's tunnel table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelInfo {
+    /// The protocol (its passthrough switch).
+    pub protocol: Protocol,
+    /// What is tracked: an ESP SA pair, an IKE SA, a PPTP call, an L2TP tunnel.
+    pub kind: &'static str,
+    /// The LAN client.
+    pub client: u32,
+    /// The server.
+    pub server: u32,
+    /// The public address the client uses.
+    pub public: u32,
+    /// SPIs, Call IDs or tunnel IDs.
+    pub ids: TunnelIds,
+    /// Bytes client → server.
+    pub bytes_out: u64,
+    /// Bytes server → client.
+    pub bytes_in: u64,
+    /// Seconds since the last packet (0 where the protocol's table keeps no clock).
+    pub idle_secs: u64,
+    /// "up", or the step it waits for.
+    pub state: &'static str,
+}
+
 /// One NAT instance. See the crate documentation for how to drive it.
 pub struct Engine {
     config: EngineConfig,
@@ -262,6 +287,35 @@ impl Engine {
     /// towards `server`, if there is one.
     pub fn pptp_public_call_id(&self, client: u32, server: u32, client_call_id: u16) -> Option<u16> {
         self.pptp.public_call_id(client, server, client_call_id)
+    }
+
+    /// Every tunnel tracked by the passthrough modules at `now`.
+    pub fn tunnels(&self, now: Instant) -> Vec<TunnelInfo> {
+        let mut out = Vec::new();
+        let t = now.as_nanos();
+        self.esp.list(t, &mut out);
+        self.ike.list(t, &mut out);
+        self.pptp.list(&mut out);
+        self.l2tp.list(|c| self.table.paired_ext(c).unwrap_or(0), &mut out);
+        out.sort_by_key(|i| (i.protocol as u8, i.client, i.server));
+        out
+    }
+
+    /// Changes the session timers at run time; they apply to every session from its next
+    /// packet or sweep. Refused (nothing changes) when a timer is below its RFC floor.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<(), ConfigError> {
+        let mut c = self.config.clone();
+        c.timeouts = timeouts;
+        c.validate()?;
+        self.table.set_timeouts(&timeouts);
+        self.config.timeouts = timeouts;
+        Ok(())
+    }
+
+    /// Changes the inbound filtering behaviour at run time (RFC 4787 §5); it applies to the
+    /// next inbound packet of every mapping.
+    pub fn set_filtering(&mut self, filtering: Filtering) {
+        self.config.filtering = filtering;
     }
 
     /// PPTP calls with GRE flowing.

@@ -5,6 +5,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 use natpass::{demo, replay};
@@ -25,6 +28,43 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show the running router's status: interfaces, switches, sessions, tunnels, drops.
+    Status(ApiArgs),
+    /// List NAT sessions of the running router (like `conntrack -L`).
+    Sessions {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only tcp, udp or icmp.
+        #[arg(long)]
+        proto: Option<String>,
+        /// Only sessions with this address on any side.
+        #[arg(long)]
+        addr: Option<Ipv4Addr>,
+        /// Only sessions with this port on any side.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Page (1-based).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// Sessions per page (up to 1000).
+        #[arg(long, default_value_t = 100)]
+        per_page: u32,
+    },
+    /// List the VPN tunnels passing through the running router, and recent refusals.
+    Tunnels(ApiArgs),
+    /// Show or set a VPN Passthrough switch: `natpass passthrough pptp disable`.
+    Passthrough {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// ipsec, pptp or l2tp (none: show all three).
+        protocol: Option<String>,
+        /// enable or disable.
+        state: Option<String>,
+    },
+    /// Print an argon2id hash of a password (read from stdin) for [[admin.users]].
+    HashPassword,
+    /// Make a new API token: prints the token and the SHA-256 for [admin] api_tokens_sha256.
+    Token,
     /// Build the VPN lab in network namespaces (LAN clients, a router, a server), run real
     /// VPN software through natpass and through Linux NAT, and print what passed (needs root
     /// and the packages scripts/lab-setup.sh installs).
@@ -83,6 +123,85 @@ enum Command {
     },
 }
 
+/// How the CLI reaches the running router.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The router's admin address.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "NATPASS_API")]
+    api: String,
+    /// The token the daemon wrote at start.
+    #[arg(long, default_value = "/run/natpass/api.token", env = "NATPASS_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn api_get(a: &ApiArgs, path: &str, render: fn(&serde_json::Value) -> String) -> anyhow::Result<()> {
+    let c = natpass::cli::Client::new(&a.api, &a.token_file)?;
+    let v = c.ok("GET", path, None)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?)
+    } else {
+        print!("{}", render(&v))
+    }
+    Ok(())
+}
+
+fn start_control(
+    path: &std::path::Path,
+    text: String,
+    admin: &natpass_config::Admin,
+    router: &mut natpass::router::Router,
+) -> anyhow::Result<()> {
+    use natpass_control::{auth, server, store};
+    let Some(listen) = admin.listen else {
+        eprintln!("natpass: [admin] listen = \"off\": no web admin, API or metrics");
+        return Ok(());
+    };
+    let mut store = store::ConfigStore::new(Some(path.to_path_buf()), text);
+    let mut users = admin.users.clone();
+    if users.is_empty() {
+        // No default password: the first start makes one, shows it once, and saves its hash.
+        let password = auth::new_password();
+        let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("hashing the new password: {e}"))?;
+        let c = store.add_user("admin", &hash).map_err(|e| anyhow::anyhow!("saving the admin user: {e}"))?;
+        users = c.admin.users;
+        eprintln!(
+            "natpass: no admin user was configured; created user \"admin\" with password {password}\n\
+             natpass: (shown once; its argon2id hash is saved in {})",
+            path.display()
+        );
+    }
+    let mut a = auth::Auth::new(
+        users,
+        admin.api_tokens_sha256.clone(),
+        Duration::from_secs(u64::from(admin.session_minutes) * 60),
+    );
+    let token = auth::random_hex(32);
+    if let Some(dir) = admin.token_file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&admin.token_file)
+            .with_context(|| format!("writing the CLI token {}", admin.token_file.display()))?;
+        std::io::Write::write_all(&mut f, token.as_bytes())?;
+    }
+    a.add_token_digest(auth::token_digest(&token));
+    let (handle, mailbox) = natpass_control::interface::channel();
+    router.set_mailbox(mailbox);
+    let control = server::Control { handle, store, auth: a, log: Box::new(|l| eprintln!("natpass: {l}")) };
+    let bound = server::spawn(listen, control).map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!("natpass: web admin, API and metrics on http://{bound}/");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
             let mut router = natpass::router::Router::open(lan, wan, c.engine)?;
+            start_control(&config, text, &c.admin, &mut router)?;
             eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
             // For scripts and benchmark harnesses that wait for the router to forward.
             println!("ready");
@@ -146,6 +266,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Status(a) => api_get(&a, "/api/v1/status", natpass::cli::render_status),
+        Command::Tunnels(a) => api_get(&a, "/api/v1/tunnels", natpass::cli::render_tunnels),
+        Command::Sessions { api, proto, addr, port, page, per_page } => {
+            let mut q = format!("/api/v1/sessions?page={page}&per_page={per_page}");
+            if let Some(p) = proto {
+                q.push_str(&format!("&proto={p}"));
+            }
+            if let Some(a) = addr {
+                q.push_str(&format!("&addr={a}"));
+            }
+            if let Some(p) = port {
+                q.push_str(&format!("&port={p}"));
+            }
+            api_get(&api, &q, natpass::cli::render_sessions)
+        }
+        Command::Passthrough { api, protocol, state } => {
+            let c = natpass::cli::Client::new(&api.api, &api.token_file)?;
+            let v = match (protocol.as_deref(), state.as_deref()) {
+                (None, _) => c.ok("GET", "/api/v1/passthrough", None)?,
+                (Some(p @ ("ipsec" | "pptp" | "l2tp")), Some(s @ ("enable" | "disable"))) => {
+                    let body = serde_json::json!({ p: s == "enable" });
+                    c.ok("PUT", "/api/v1/passthrough", Some(&body))?["passthrough"].clone()
+                }
+                (Some(p @ ("ipsec" | "pptp" | "l2tp")), None) => c.ok("GET", "/api/v1/passthrough", None)?[p].clone(),
+                (Some(p @ ("ipsec" | "pptp" | "l2tp")), Some(s)) => {
+                    anyhow::bail!("{s:?}: use `natpass passthrough {p} enable` or `... disable`")
+                }
+                (Some(p), _) => anyhow::bail!("{p:?} is not a passthrough protocol: use ipsec, pptp or l2tp"),
+            };
+            if api.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if let Some(o) = v.as_object() {
+                for (k, on) in o {
+                    println!("{:<6} {}", k, if on.as_bool() == Some(true) { "enabled" } else { "disabled" });
+                }
+            } else {
+                println!("{}", if v.as_bool() == Some(true) { "enabled" } else { "disabled" });
+            }
+            Ok(())
+        }
+        Command::HashPassword => {
+            let mut pw = String::new();
+            std::io::stdin().read_line(&mut pw)?;
+            let pw = pw.trim_end_matches(['\n', '\r']);
+            if pw.len() < 8 {
+                anyhow::bail!("use a password of at least 8 characters");
+            }
+            println!("{}", natpass_control::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
+        Command::Token => {
+            let t = natpass_control::auth::random_hex(32);
+            println!(
+                "token:  {t}\nsha256: {}  (add to [admin] api_tokens_sha256)",
+                natpass_control::auth::token_digest(&t)
+            );
+            Ok(())
+        }
         Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json } => {
             let opts = natpass::lab::Options {
                 nat,
@@ -155,6 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir,
                 natpass_bin: std::env::current_exe()?,
                 iperf_secs,
+                natpass_extra_config: String::new(),
             };
             let outcomes = natpass::lab::run(&opts)?;
             print!("{}", natpass::lab::render(&outcomes, clients));

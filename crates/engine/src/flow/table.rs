@@ -74,6 +74,19 @@ struct TimeoutsNs {
     port_reuse_secs: u64,
 }
 
+impl TimeoutsNs {
+    fn from(t: &crate::config::Timeouts) -> Self {
+        let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            udp: ns(t.udp),
+            tcp_est: ns(t.tcp_established),
+            tcp_trans: ns(t.tcp_transitory),
+            icmp: ns(t.icmp),
+            port_reuse_secs: t.port_reuse_delay.as_secs(),
+        }
+    }
+}
+
 pub(crate) struct Table {
     pub(crate) sessions: Vec<Session>,
     free: Vec<u32>,
@@ -122,11 +135,15 @@ impl Session {
 }
 
 impl Table {
+    /// New timers for every session from its next packet or sweep.
+    pub(crate) fn set_timeouts(&mut self, t: &crate::config::Timeouts) {
+        self.timeouts = TimeoutsNs::from(t);
+    }
+
     pub(crate) fn new(config: &EngineConfig, now: Instant) -> Self {
         let hasher = FixedState::with_seed(config.seed);
         let cap = config.max_sessions as usize;
         let t = &config.timeouts;
-        let ns = |d: core::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self {
             sessions: Vec::with_capacity(cap),
             free: Vec::new(),
@@ -146,13 +163,7 @@ impl Table {
             swept_to: now.secs(),
             max_sessions: config.max_sessions,
             max_per_host: config.max_sessions_per_host,
-            timeouts: TimeoutsNs {
-                udp: ns(t.udp),
-                tcp_est: ns(t.tcp_established),
-                tcp_trans: ns(t.tcp_transitory),
-                icmp: ns(t.icmp),
-                port_reuse_secs: t.port_reuse_delay.as_secs(),
-            },
+            timeouts: TimeoutsNs::from(t),
             evicted: 0,
             expired: 0,
             created: 0,

@@ -73,6 +73,25 @@ impl EspTable {
         (self.out.len(), self.inb.len())
     }
 
+    /// Every outbound SA, for the tunnel table.
+    pub(crate) fn list(&self, now: u64, out: &mut Vec<crate::TunnelInfo>) {
+        for (&(lan_ip, server, spi_out), sa) in &self.out {
+            let back = sa.spi_in.and_then(|i| self.inb.get(&(sa.ext_ip, server, i)));
+            out.push(crate::TunnelInfo {
+                protocol: Protocol::Ipsec,
+                kind: "ESP SA pair",
+                client: lan_ip,
+                server,
+                public: sa.ext_ip,
+                ids: TunnelIds::Esp { spi_out, spi_in: sa.spi_in.unwrap_or(0) },
+                bytes_out: sa.bytes,
+                bytes_in: back.map_or(0, |b| b.bytes),
+                idle_secs: now.saturating_sub(sa.last_seen.max(back.map_or(0, |b| b.last_seen))) / 1_000_000_000,
+                state: if sa.spi_in.is_some() { "up" } else { "waiting for the server's SPI" },
+            });
+        }
+    }
+
     /// Outbound ESP from `lan_ip` to `server` with SPI `spi`, leaving from `ext_ip`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn outbound(

@@ -54,6 +54,24 @@ impl IkeTable {
         }
     }
 
+    /// Every IKE SA on port 500, for the tunnel table.
+    pub(crate) fn list(&self, now: u64, out: &mut Vec<crate::TunnelInfo>) {
+        for (&(ext_ip, server, spi_i), sa) in &self.sas {
+            out.push(crate::TunnelInfo {
+                protocol: Protocol::Ipsec,
+                kind: "IKE SA (UDP 500)",
+                client: sa.lan_ip,
+                server,
+                public: ext_ip,
+                ids: TunnelIds::Ike { spi_i, spi_r: sa.spi_r },
+                bytes_out: sa.bytes_out,
+                bytes_in: sa.bytes_in,
+                idle_secs: now.saturating_sub(sa.last_seen) / 1_000_000_000,
+                state: if sa.spi_r != 0 { "up" } else { "initiating" },
+            });
+        }
+    }
+
     /// SPIs tracked.
     pub(crate) fn len(&self) -> usize {
         self.by_spi.len()

@@ -32,6 +32,25 @@ impl L2tpTable {
         }
     }
 
+    /// Every tunnel, for the tunnel table; `public_of` gives a client's public address.
+    pub(crate) fn list(&self, public_of: impl Fn(u32) -> u32, out: &mut Vec<crate::TunnelInfo>) {
+        for (&(client, server, client_tunnel_id), server_id) in &self.tunnels {
+            let (bytes_out, bytes_in) = self.bytes.get(&(client, server)).copied().unwrap_or((0, 0));
+            out.push(crate::TunnelInfo {
+                protocol: Protocol::L2tp,
+                kind: "L2TP tunnel (UDP 1701)",
+                client,
+                server,
+                public: public_of(client),
+                ids: TunnelIds::L2tp { client_tunnel_id, server_tunnel_id: server_id.unwrap_or(0) },
+                bytes_out,
+                bytes_in,
+                idle_secs: 0,
+                state: if server_id.is_some() { "up" } else { "requested" },
+            });
+        }
+    }
+
     /// Tunnels known.
     pub(crate) fn len(&self) -> usize {
         self.tunnels.len()

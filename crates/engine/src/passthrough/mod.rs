@@ -110,10 +110,10 @@ use natpass_wire::ike::IkePacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::udp::UdpPacket;
 
-use crate::Engine;
 use crate::time::Instant;
 use crate::translate::icmp_reply;
 use crate::verdict::{Side, Verdict};
+use crate::{Engine, Event};
 
 /// The protocol number and, for a first fragment or whole datagram, the ports of a packet.
 fn flow_of(packet: &[u8]) -> (u8, u16, u16) {
@@ -136,6 +136,14 @@ fn enabled(e: &Engine, p: Protocol) -> bool {
     }
 }
 
+/// Refuses a LAN packet whose passthrough switch is off, telling the control plane who and why.
+fn switched_off(e: &mut Engine, packet: &[u8], p: Protocol) -> Verdict {
+    let ip = Ipv4Packet::new_unchecked(packet);
+    let reason = p.disabled_reason();
+    e.queue_event(Event::PassthroughRefused { protocol: p, client: ip.src(), server: ip.dst(), reason });
+    Verdict::Drop(reason)
+}
+
 /// A LAN → WAN packet of a passthrough protocol: refused when its switch is off, handled
 /// here for ESP, AH and IKE on port 500; `None` lets the NAPT engine take it (NAT-T, L2TP,
 /// everything else).
@@ -143,7 +151,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Optio
     let (proto, sport, dport) = flow_of(packet);
     let p = classify(proto, sport, dport)?;
     if !enabled(e, p) {
-        return Some(Verdict::Drop(p.disabled_reason()));
+        return Some(switched_off(e, packet, p));
     }
     match (proto, sport, dport) {
         (50, ..) => Some(esp_out(e, now, packet)),
@@ -171,7 +179,7 @@ pub(crate) fn transport(
 ) -> Option<Verdict> {
     let p = classify(proto, sport, dport)?;
     if !enabled(e, p) {
-        return Some(Verdict::Drop(p.disabled_reason()));
+        return Some(if side == Side::Lan { switched_off(e, packet, p) } else { Verdict::Drop(p.disabled_reason()) });
     }
     if proto == 17 && sport == 500 && dport == 500 {
         return Some(match side {

@@ -70,6 +70,32 @@ pub(crate) struct PptpTable {
     outbound: HashMap<(u32, u32, u16), u16, FixedState>,
 }
 
+impl PptpTable {
+    /// Every call, for the tunnel table (GRE has no idle clock of its own here: 0).
+    pub(crate) fn list(&self, out: &mut Vec<crate::TunnelInfo>) {
+        for (&(client, _port, server), conn) in &self.conns {
+            for call in &conn.calls {
+                out.push(crate::TunnelInfo {
+                    protocol: super::Protocol::Pptp,
+                    kind: "PPTP call (GRE)",
+                    client,
+                    server,
+                    public: conn.ext_ip,
+                    ids: super::TunnelIds::Pptp {
+                        client_call_id: call.client_cid,
+                        public_call_id: call.public_cid,
+                        server_call_id: call.server_cid.unwrap_or(0),
+                    },
+                    bytes_out: call.bytes_out,
+                    bytes_in: call.bytes_in,
+                    idle_secs: 0,
+                    state: if call.server_cid.is_some() { "up" } else { "call requested" },
+                });
+            }
+        }
+    }
+}
+
 /// A rewrite of two bytes at `at` in the TCP payload.
 pub(crate) struct Rewrite {
     pub(crate) at: usize,

@@ -109,6 +109,8 @@ pub struct Options {
     pub natpass_bin: PathBuf,
     /// Seconds of iperf3 per throughput measurement (0: none).
     pub iperf_secs: u32,
+    /// TOML appended to natpass's config in the router (e.g. `[admin]` for the web admin).
+    pub natpass_extra_config: String,
 }
 
 /// One client's result in one check.
@@ -311,14 +313,17 @@ pub fn format_bps(bps: f64) -> String {
     if bps >= 1e9 { format!("{:.2} Gbit/s", bps / 1e9) } else { format!("{:.1} Mbit/s", bps / 1e6) }
 }
 
-struct Lab<'a> {
+/// One lab network with its router running; checks can be run one by one (the browser test
+/// changes natpass's settings between them).
+pub struct Lab<'a> {
     opts: &'a Options,
     nat: Nat,
     t: Topology,
 }
 
 impl<'a> Lab<'a> {
-    fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
+    /// Builds the network and starts the router (`nat` is natpass or linux).
+    pub fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
         let t = Topology::up(&opts.prefix, opts.clients, dir)?;
         for (name, text) in [("ppp.py", PPP), ("esp_peer.py", ESP_PEER), ("stun_peer.py", STUN_PEER)] {
             let p = dir.join(name);
@@ -339,6 +344,16 @@ impl<'a> Lab<'a> {
         )?;
         lab.t.spawn("iperf3@wan", &wan, "exec iperf3 -s -p 5201")?;
         Ok(lab)
+    }
+
+    /// The namespace name for a role (`rtr`, `wan`, `c1`, ...).
+    pub fn ns(&self, role: &str) -> String {
+        self.t.ns(role)
+    }
+
+    /// natpass's log so far.
+    pub fn router_log(&self) -> String {
+        self.t.log("natpass@rtr")
     }
 
     fn nat_name(&self) -> &'static str {
@@ -365,7 +380,12 @@ impl<'a> Lab<'a> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "# natpass lab router\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n"
+                        "# natpass lab router\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
+                        if self.opts.natpass_extra_config.is_empty() {
+                            "[admin]\nlisten = \"off\"\n"
+                        } else {
+                            &self.opts.natpass_extra_config
+                        }
                     ),
                 )?;
                 self.t.spawn(
@@ -407,8 +427,8 @@ impl<'a> Lab<'a> {
         Ok(())
     }
 
-    /// Ends the VPN software of a check, and waits for the NAT to forget nothing it needs.
-    fn cleanup_between(&mut self) {
+    /// Ends the VPN software of a check.
+    pub fn cleanup_between(&mut self) {
         let names: Vec<String> = self.t.clients.clone();
         for c in names {
             self.t.stop_in(&c);
@@ -427,7 +447,8 @@ impl<'a> Lab<'a> {
         );
     }
 
-    fn check(&mut self, c: Check) -> anyhow::Result<Outcome> {
+    /// Runs one check; its VPN software stays up until [`Lab::cleanup_between`].
+    pub fn check(&mut self, c: Check) -> anyhow::Result<Outcome> {
         let mut o = Outcome {
             check: c.label().to_string(),
             nat: self.nat_name().to_string(),

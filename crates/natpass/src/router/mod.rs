@@ -19,6 +19,7 @@ use std::time::Instant as WallInstant;
 
 use anyhow::{Context, bail};
 use natpass_config::Link;
+use natpass_control::interface::{self, EventLog, InterfaceInfo, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side, Verdict};
 use natpass_io::afpacket::{FrameInfo, PacketSocket, RingOptions, TxBatch};
 use natpass_wire::{arp, checksum, ethernet, icmp, ipv4::Ipv4Packet, tcp::TcpPacket, udp::UdpPacket};
@@ -79,6 +80,8 @@ struct Plane {
     start: WallInstant,
     stats: LinkStats,
     log_events: bool,
+    events: EventLog,
+    mailbox: Option<Mailbox>,
 }
 
 fn now_ns(start: WallInstant) -> u64 {
@@ -125,6 +128,8 @@ impl Router {
             start,
             stats: LinkStats::default(),
             log_events: true,
+            events: EventLog::default(),
+            mailbox: None,
         };
         Ok(Self { sockets: [lan_sock, wan_sock], plane })
     }
@@ -142,6 +147,11 @@ impl Router {
     /// Link-layer counters.
     pub fn link_stats(&self) -> &LinkStats {
         &self.plane.stats
+    }
+
+    /// Answers the control plane's commands from this mailbox, between batches.
+    pub fn set_mailbox(&mut self, mailbox: Mailbox) {
+        self.plane.mailbox = Some(mailbox);
     }
 
     /// Whether engine events are written to stderr as they happen (default: yes).
@@ -168,6 +178,7 @@ impl Router {
                 self.plane.housekeeping(now);
                 next_housekeeping = now + 10_000_000;
             }
+            self.plane.serve_control(now);
             self.flush();
             if !busy {
                 let until_timer = self
@@ -211,7 +222,52 @@ impl Router {
     }
 }
 
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
 impl Plane {
+    fn info(&self, now: u64) -> PlaneInfo {
+        let l = &self.stats;
+        let iface = |i: usize, role: &'static str| {
+            let p = &self.ports[i];
+            InterfaceInfo {
+                role,
+                name: p.link.name.clone(),
+                address: format!("{}/{}", p.link.addr, p.link.net.len()),
+                mac: mac_text(p.mac),
+                rx_frames: l.rx_frames[i],
+                tx_frames: l.tx_frames[i],
+            }
+        };
+        PlaneInfo {
+            uptime_secs: now / 1_000_000_000,
+            interfaces: vec![iface(0, "lan"), iface(1, "wan")],
+            link_counters: vec![
+                ("arp_answered", l.arp_answered),
+                ("arp_requests", l.arp_requests),
+                ("arp_unresolved", self.ports[0].neighbours.unresolved + self.ports[1].neighbours.unresolved),
+                ("arp_queue_full", self.ports[0].neighbours.queue_full + self.ports[1].neighbours.queue_full),
+                ("pings_answered", l.pings_answered),
+                ("oversize_frames", l.oversize),
+                ("tx_queue_full", l.tx_dropped[0] + l.tx_dropped[1]),
+                ("not_ipv4", l.not_ipv4),
+                ("vlan_tagged", l.vlan_tagged),
+                ("no_route", l.no_route),
+            ],
+        }
+    }
+
+    fn serve_control(&mut self, now: u64) {
+        let Some(mb) = self.mailbox.take() else { return };
+        let t = Instant::from_nanos(now);
+        mb.serve(|cmd| {
+            let info = self.info(now);
+            interface::answer(&mut self.engine, &info, &self.events, t, cmd)
+        });
+        self.mailbox = Some(mb);
+    }
+
     fn handle_frame(&mut self, now: u64, side: Side, frame: &mut [u8], info: FrameInfo) {
         let i = side as usize;
         self.stats.rx_frames[i] += 1;
@@ -376,6 +432,7 @@ impl Plane {
             self.send_ip(now, tx.side, &tx.packet);
         }
         while let Some(ev) = self.engine.poll_event() {
+            self.events.record(now / 1_000_000_000, &ev);
             if self.log_events {
                 eprintln!("natpass: {}", describe_event(&ev));
             }

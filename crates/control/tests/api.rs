@@ -1,0 +1,317 @@
+//! The control plane over real HTTP: a server on a loopback port, an engine on a thread of its
+//! own answering through the narrow interface, and a config file on disk. Checks what users
+//! rely on: authentication, live changes that are saved, and bad input refused with a clear
+//! 4xx while nothing changes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use natpass_control::auth::{Auth, hash_password, token_digest};
+use natpass_control::interface::{self, EventLog, PlaneInfo};
+use natpass_control::server::{self, Control};
+use natpass_control::store::ConfigStore;
+use natpass_engine::{Engine, Instant, Side};
+use serde_json::Value;
+
+const TOKEN: &str = "test-token-0123456789";
+const PASSWORD: &str = "correct horse battery";
+
+struct Rig {
+    addr: SocketAddr,
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(self.path.parent().unwrap());
+    }
+}
+
+/// A UDP/IPv4 packet from `src:sport` to `dst:dport` (UDP checksum 0: none, RFC 768).
+fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 28 + 4];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&32u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let mut sum: u32 = 0;
+    for i in (0..20).step_by(2) {
+        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&12u16.to_be_bytes());
+    p
+}
+
+fn rig(name: &str) -> Rig {
+    let dir = std::env::temp_dir().join(format!("natpass-api-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("natpass.toml");
+    let text = "# test router\n[nat]\nlan_networks = [\"192.168.1.0/24\"]\n\n[timeouts]\nudp = 300\n";
+    std::fs::write(&path, text).unwrap();
+    let config = natpass_config::parse_config(text).unwrap();
+    let mut engine = Engine::new(config.engine, Instant::ZERO).unwrap();
+    // Five UDP sessions and one from another client.
+    for port in 40000..40005u16 {
+        let mut p = udp([192, 168, 1, 10], port, [198, 51, 100, 7], 53);
+        assert!(matches!(
+            engine.process(Instant::from_secs(1), Side::Lan, &mut p),
+            natpass_engine::Verdict::Forward(_)
+        ));
+    }
+    let mut p = udp([192, 168, 1, 11], 5000, [198, 51, 100, 8], 123);
+    assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut p), natpass_engine::Verdict::Forward(_)));
+    let (handle, mailbox) = interface::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let events = EventLog::default();
+        while !s.load(Ordering::Relaxed) {
+            mailbox.serve(|cmd| {
+                interface::answer(&mut engine, &PlaneInfo::default(), &events, Instant::from_secs(2), cmd)
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let users = vec![natpass_config::User { name: "admin".into(), password_hash: hash_password(PASSWORD).unwrap() }];
+    let control = Control {
+        handle,
+        store: ConfigStore::new(Some(path.clone()), text.into()),
+        auth: Auth::new(users, vec![token_digest(TOKEN)], Duration::from_secs(600)),
+        log: Box::new(|_| {}),
+    };
+    let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control).unwrap();
+    Rig { addr, path, stop }
+}
+
+struct Resp {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    Resp {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        headers: head.to_string(),
+        body: body.into(),
+    }
+}
+
+const BEARER: (&str, &str) = ("Authorization", "Bearer test-token-0123456789");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+#[test]
+fn the_api_needs_a_token_but_metrics_and_the_description_do_not() {
+    let r = rig("auth");
+    assert_eq!(http(r.addr, "GET", "/api/v1/status", &[], "").status, 401);
+    assert_eq!(http(r.addr, "GET", "/api/v1/status", &[("Authorization", "Bearer wrong")], "").status, 401);
+    let s = http(r.addr, "GET", "/api/v1/status", &[BEARER], "");
+    assert_eq!(s.status, 200);
+    let v = s.json();
+    assert_eq!(v["sessions"]["udp"], 6);
+    assert_eq!(v["passthrough"]["pptp"], true);
+    assert_eq!(v["timeouts"]["udp"], 300);
+    let m = http(r.addr, "GET", "/metrics", &[], "");
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("natpass_sessions{proto=\"udp\"} 6"), "{}", m.body);
+    assert!(m.body.contains("natpass_passthrough_enabled{protocol=\"pptp\"} 1"), "{}", m.body);
+    assert!(m.body.contains("natpass_ports_used{proto=\"udp\"} 6"), "{}", m.body);
+    let o = http(r.addr, "GET", "/api/v1/openapi.yaml", &[], "");
+    assert!(o.status == 200 && o.body.starts_with("openapi: 3"), "{}", o.status);
+    assert_eq!(s.header("X-Frame-Options").as_deref(), Some("DENY"));
+    assert!(s.header("Content-Security-Policy").unwrap().contains("frame-ancestors 'none'"));
+}
+
+#[test]
+fn sessions_filter_and_paginate() {
+    let r = rig("sessions");
+    let v = http(r.addr, "GET", "/api/v1/sessions?addr=192.168.1.10&per_page=2&page=2", &[BEARER], "").json();
+    assert_eq!(v["total"], 5);
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
+    assert_eq!(v["sessions"][0]["lan"], "192.168.1.10:40002");
+    let v = http(r.addr, "GET", "/api/v1/sessions?port=123", &[BEARER], "").json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["sessions"][0]["remote"], "198.51.100.8:123");
+    assert_eq!(http(r.addr, "GET", "/api/v1/sessions?proto=tcp", &[BEARER], "").json()["total"], 0);
+    for bad in ["proto=gre", "addr=300.1.1.1", "port=70000", "per_page=0", "page=x"] {
+        let resp = http(r.addr, "GET", &format!("/api/v1/sessions?{bad}"), &[BEARER], "");
+        assert_eq!(resp.status, 400, "{bad}: {}", resp.body);
+        assert!(resp.json()["error"].as_str().unwrap().contains(bad.split('=').next().unwrap()), "{}", resp.body);
+    }
+}
+
+#[test]
+fn switches_change_live_and_are_saved() {
+    let r = rig("switch");
+    let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["passthrough"]["pptp"], false);
+    assert_eq!(resp.json()["changed"][0], "passthrough.pptp: (default) → false");
+    assert_eq!(http(r.addr, "GET", "/api/v1/passthrough", &[BEARER], "").json()["pptp"], false);
+    let file = std::fs::read_to_string(&r.path).unwrap();
+    assert!(file.contains("pptp = false") && file.starts_with("# test router"), "{file}");
+    let resp = http(
+        r.addr,
+        "PATCH",
+        "/api/v1/settings",
+        &[BEARER, JSON],
+        r#"{"timeouts": {"udp": 600}, "filtering": "endpoint-independent"}"#,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let v = http(r.addr, "GET", "/api/v1/status", &[BEARER], "").json();
+    assert_eq!(v["timeouts"]["udp"], 600);
+    assert_eq!(v["filtering"], "endpoint-independent");
+    assert!(std::fs::read_to_string(&r.path).unwrap().contains("udp = 600"));
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_changes() {
+    let r = rig("bad");
+    let before = std::fs::read_to_string(&r.path).unwrap();
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        ("PUT", "/api/v1/passthrough", r#"{"pptp": "no"}"#, 400, "invalid type"),
+        ("PUT", "/api/v1/passthrough", r#"{"ppt": false}"#, 400, "unknown field"),
+        ("PUT", "/api/v1/passthrough", r#"{}"#, 400, "at least one"),
+        ("PUT", "/api/v1/passthrough", r#"{"pptp": false"#, 400, "bad JSON"),
+        ("PATCH", "/api/v1/settings", r#"{"timeouts": {"udp": 30}}"#, 422, "120"),
+        ("PATCH", "/api/v1/settings", r#"{"timeouts": {"tcp_established": 60}}"#, 422, "7440"),
+        ("PATCH", "/api/v1/settings", r#"{"timeouts": {"udp": -5}}"#, 400, "invalid value"),
+        ("PATCH", "/api/v1/settings", r#"{"filtering": "full-cone"}"#, 422, "endpoint-independent"),
+        ("PATCH", "/api/v1/settings", r#"{"timeout": {}}"#, 400, "unknown field"),
+        ("DELETE", "/api/v1/passthrough", "", 405, "PUT"),
+        ("POST", "/api/v1/status", "", 405, "GET"),
+        ("GET", "/api/v1/nothing", "", 404, "no such"),
+    ];
+    for (m, path, body, want, text) in cases {
+        let resp = http(r.addr, m, path, &[BEARER, JSON], body);
+        assert_eq!(resp.status, *want, "{m} {path} {body}: {}", resp.body);
+        assert!(resp.json()["error"].as_str().unwrap_or("").contains(text), "{m} {path} {body}: {}", resp.body);
+    }
+    let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER], r#"{"pptp": false}"#);
+    assert_eq!(resp.status, 415, "{}", resp.body);
+    let big = format!("{{\"pptp\": false, \"x\": \"{}\"}}", "a".repeat(70 * 1024));
+    assert_eq!(http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], &big).status, 413);
+    assert_eq!(http(r.addr, "PUT", "/api/v1/passthrough", &[JSON], r#"{"pptp": false}"#).status, 401);
+    // Nothing changed: not the file, not the running switches or timers.
+    assert_eq!(std::fs::read_to_string(&r.path).unwrap(), before);
+    let v = http(r.addr, "GET", "/api/v1/status", &[BEARER], "").json();
+    assert_eq!(v["passthrough"], serde_json::json!({"ipsec": true, "pptp": true, "l2tp": true}));
+    assert_eq!(v["timeouts"]["udp"], 300);
+    assert_eq!(v["filtering"], "address-dependent");
+}
+
+fn login(r: &Rig) -> (String, String) {
+    let resp = http(
+        r.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("user=admin&password={}", PASSWORD.replace(' ', "+")),
+    );
+    assert_eq!(resp.status, 303, "{}", resp.body);
+    let cookie = resp.header("Set-Cookie").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http(r.addr, "GET", "/vpn/passthrough", &[("Cookie", &cookie)], "");
+    assert_eq!(page.status, 200);
+    let csrf = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    (cookie, csrf)
+}
+
+#[test]
+fn the_web_admin_logs_in_and_saves_the_passthrough_page_with_a_csrf_token() {
+    let r = rig("web");
+    assert_eq!(http(r.addr, "GET", "/status", &[], "").header("Location").as_deref(), Some("/login"));
+    let (cookie, csrf) = login(&r);
+    let form = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    // Without the token, or with a wrong one: refused, nothing changed.
+    assert_eq!(http(r.addr, "POST", "/vpn/passthrough", &form, "ipsec=enable&pptp=disable&l2tp=enable").status, 403);
+    assert_eq!(
+        http(r.addr, "POST", "/vpn/passthrough", &form, "csrf=00&ipsec=enable&pptp=disable&l2tp=enable").status,
+        403
+    );
+    assert_eq!(http(r.addr, "GET", "/api/v1/passthrough", &[BEARER], "").json()["pptp"], true);
+    // A cookie-authenticated API change needs the token in a header.
+    assert_eq!(
+        http(r.addr, "PUT", "/api/v1/passthrough", &[("Cookie", &cookie), JSON], r#"{"pptp": false}"#).status,
+        403
+    );
+    let ok =
+        http(r.addr, "POST", "/vpn/passthrough", &form, &format!("csrf={csrf}&ipsec=enable&pptp=disable&l2tp=enable"));
+    assert_eq!(ok.status, 303);
+    let page = http(r.addr, "GET", &ok.header("Location").unwrap(), &[("Cookie", &cookie)], "");
+    assert!(
+        page.body.contains("Settings saved and applied") && page.body.contains("passthrough.pptp"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"pptp-disable\" checked"), "{}", page.body);
+    assert_eq!(http(r.addr, "GET", "/api/v1/passthrough", &[BEARER], "").json()["pptp"], false);
+    // Settings below the RFC floor: the page says why; nothing changed.
+    let bad = http(r.addr, "POST", "/settings", &form, &format!("csrf={csrf}&udp=30"));
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("Not saved") && bad.body.contains("120"), "{}", bad.body);
+    for page in ["/status", "/vpn/tunnels", "/sessions?proto=udp", "/settings"] {
+        let p = http(r.addr, "GET", page, &[("Cookie", &cookie)], "");
+        assert_eq!(p.status, 200, "{page}");
+    }
+    assert!(http(r.addr, "GET", "/sessions?proto=udp", &[("Cookie", &cookie)], "").body.contains("192.168.1.10:40000"));
+    // Logging out ends the session.
+    assert_eq!(http(r.addr, "POST", "/logout", &form, &format!("csrf={csrf}")).status, 303);
+    assert_eq!(
+        http(r.addr, "GET", "/status", &[("Cookie", &cookie)], "").header("Location").as_deref(),
+        Some("/login")
+    );
+}
+
+#[test]
+fn logins_are_rate_limited() {
+    let r = rig("rate");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    for _ in 0..5 {
+        assert_eq!(http(r.addr, "POST", "/login", &form, "user=admin&password=guess").status, 401);
+    }
+    let resp = http(r.addr, "POST", "/login", &form, &format!("user=admin&password={}", PASSWORD.replace(' ', "+")));
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.header("Retry-After").as_deref(), Some("300"));
+}
