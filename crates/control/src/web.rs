@@ -50,7 +50,12 @@ button.primary { background:var(--accent); color:#fff; border:0; border-radius:6
 .login input { width:100%; }
 .login button { width:100%; margin-top:18px; }
 .pager { display:flex; gap:12px; margin-top:12px; }
-@media (max-width: 600px) { main { padding:12px; } header { padding:0 12px; } nav a { padding:6px 8px; } .big { font-size:22px; } }
+nav a { white-space:nowrap; }
+@media (max-width: 700px) {
+  main { padding:12px; } header { padding:0 12px; justify-content:space-between; }
+  nav { order:3; flex-basis:100%; flex-wrap:nowrap; overflow-x:auto; padding-bottom:8px; }
+  nav a { padding:6px 10px; } .big { font-size:22px; }
+}
 "#;
 
 /// Escapes text for HTML.
@@ -214,11 +219,18 @@ pub fn status_page(s: &Status, session: &Session) -> String {
         s.sessions_expired,
         s.sessions_evicted
     );
-    b.push_str("<div class=\"card\"><h2>Drops</h2><table><tr><th>Reason</th><th class=\"num\">Packets</th></tr>");
-    for (r, n) in s.drops.iter().chain(s.link.iter()) {
+    b.push_str("<div class=\"grid\"><div class=\"card\"><h2>Drops by reason</h2><table><tr><th>Reason</th><th class=\"num\">Packets</th></tr>");
+    for (r, n) in &s.drops {
         let _ = write!(b, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(&r.replace('_', " ")));
     }
-    b.push_str("</table></div>");
+    if s.drops.is_empty() {
+        b.push_str("<tr><td colspan=\"2\" class=\"muted\">No drops.</td></tr>");
+    }
+    b.push_str("</table></div><div class=\"card\"><h2>Link layer</h2><table><tr><th>Counter</th><th class=\"num\">Count</th></tr>");
+    for (r, n) in &s.link {
+        let _ = write!(b, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(&r.replace('_', " ")));
+    }
+    b.push_str("</table></div></div>");
     layout("Status", "/status", session, &b)
 }
 

@@ -61,6 +61,27 @@ enum Command {
         /// enable or disable.
         state: Option<String>,
     },
+    /// Show or change the running router's timers and filtering (saved to its config file):
+    /// `natpass settings --udp 600 --filtering endpoint-independent`.
+    Settings {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// UDP mapping timer, seconds (at least 120).
+        #[arg(long)]
+        udp: Option<u64>,
+        /// TCP established timer, seconds (at least 7440).
+        #[arg(long)]
+        tcp_established: Option<u64>,
+        /// TCP transitory timer, seconds (at least 240).
+        #[arg(long)]
+        tcp_transitory: Option<u64>,
+        /// ICMP query timer, seconds (at least 60).
+        #[arg(long)]
+        icmp: Option<u64>,
+        /// endpoint-independent, address-dependent or address-and-port-dependent.
+        #[arg(long)]
+        filtering: Option<String>,
+    },
     /// Print an argon2id hash of a password (read from stdin) for [[admin.users]].
     HashPassword,
     /// Make a new API token: prints the token and the SHA-256 for [admin] api_tokens_sha256.
@@ -303,6 +324,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             } else {
                 println!("{}", if v.as_bool() == Some(true) { "enabled" } else { "disabled" });
+            }
+            Ok(())
+        }
+        Command::Settings { api, udp, tcp_established, tcp_transitory, icmp, filtering } => {
+            let c = natpass::cli::Client::new(&api.api, &api.token_file)?;
+            let mut t = serde_json::Map::new();
+            for (k, v) in
+                [("udp", udp), ("tcp_established", tcp_established), ("tcp_transitory", tcp_transitory), ("icmp", icmp)]
+            {
+                if let Some(v) = v {
+                    t.insert(k.into(), v.into());
+                }
+            }
+            let v = if t.is_empty() && filtering.is_none() {
+                c.ok("GET", "/api/v1/settings", None)?
+            } else {
+                let mut body = serde_json::Map::new();
+                if !t.is_empty() {
+                    body.insert("timeouts".into(), serde_json::Value::Object(t));
+                }
+                if let Some(f) = filtering {
+                    body.insert("filtering".into(), f.into());
+                }
+                let v = c.ok("PATCH", "/api/v1/settings", Some(&serde_json::Value::Object(body)))?;
+                for line in v["changed"].as_array().into_iter().flatten() {
+                    eprintln!("changed: {}", line.as_str().unwrap_or(""));
+                }
+                v
+            };
+            if api.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (k, x) in v["timeouts"].as_object().into_iter().flatten() {
+                    println!("{k:<18} {x} s");
+                }
+                println!("{:<18} {}", "filtering", v["filtering"].as_str().unwrap_or("?"));
             }
             Ok(())
         }

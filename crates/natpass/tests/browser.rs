@@ -95,6 +95,25 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
 
     browser(&lab, "enable-pptp", shots.as_deref());
     let on = lab.check(Check::Pptp).unwrap();
+    // The CLI against the same daemon, while both calls are up.
+    let token = dir.join("natpass/api.token");
+    let cli = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("rtr"), env!("CARGO_BIN_EXE_natpass")])
+            .args(args)
+            .args(["--token-file", token.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "natpass {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cli(&["passthrough", "pptp"]).trim(), "enabled");
+    let tunnels: serde_json::Value = serde_json::from_str(&cli(&["tunnels", "--json"])).unwrap();
+    let pptp_calls = tunnels["tunnels"].as_array().unwrap().iter().filter(|t| t["protocol"] == "PPTP").count();
+    assert_eq!(pptp_calls, 2, "{tunnels}");
+    let sessions = cli(&["sessions", "--proto", "tcp", "--port", "1723"]);
+    assert!(sessions.contains("192.168.1.10:") && sessions.contains("203.0.113.10:1723"), "{sessions}");
+    assert!(cli(&["status"]).contains("VPN passthrough: IPsec enabled, PPTP enabled, L2TP enabled"));
     if let Some(d) = &shots {
         // With both PPTP calls up, so the tunnel page shows them.
         browser(&lab, "screenshots", Some(d));
