@@ -257,6 +257,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("ready");
             std::io::Write::flush(&mut std::io::stdout())?;
             router.run(&stop)?;
+            if c.admin.listen.is_some() {
+                let _ = std::fs::remove_file(&c.admin.token_file);
+            }
             eprintln!("natpass: stopped\n{}", router.summary());
             Ok(())
         }
