@@ -248,15 +248,37 @@ struct Nat {
     icmp_errors_per_sec: Option<u32>,
 }
 
+/// The `[timeouts]` table as written (seconds; absent keys keep their value). The control
+/// plane takes the same shape as a JSON patch.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Timers {
-    udp: Option<u64>,
-    tcp_established: Option<u64>,
-    tcp_transitory: Option<u64>,
-    icmp: Option<u64>,
-    port_reuse_delay: Option<u64>,
-    fragment: Option<u64>,
+pub struct Timers {
+    /// UDP mapping timer.
+    pub udp: Option<u64>,
+    /// TCP established timer.
+    pub tcp_established: Option<u64>,
+    /// TCP transitory timer.
+    pub tcp_transitory: Option<u64>,
+    /// ICMP query timer.
+    pub icmp: Option<u64>,
+    /// Port reuse delay.
+    pub port_reuse_delay: Option<u64>,
+    /// Out-of-order fragment hold.
+    pub fragment: Option<u64>,
+}
+
+impl Timers {
+    /// Each key with its value, in file order.
+    pub fn entries(&self) -> [(&'static str, Option<u64>); 6] {
+        [
+            ("udp", self.udp),
+            ("tcp_established", self.tcp_established),
+            ("tcp_transitory", self.tcp_transitory),
+            ("icmp", self.icmp),
+            ("port_reuse_delay", self.port_reuse_delay),
+            ("fragment", self.fragment),
+        ]
+    }
 }
 
 /// The 1-based line where `key = ` is first set inside `[table]`, or 0.

@@ -163,16 +163,7 @@ struct PassthroughPatch {
     l2tp: Option<bool>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct TimeoutsPatch {
-    udp: Option<u64>,
-    tcp_established: Option<u64>,
-    tcp_transitory: Option<u64>,
-    icmp: Option<u64>,
-    port_reuse_delay: Option<u64>,
-    fragment: Option<u64>,
-}
+use natpass_config::Timers as TimeoutsPatch;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,14 +276,7 @@ impl Control {
 
     fn set_settings(&mut self, who: &str, t: &TimeoutsPatch, filtering: Option<&str>) -> Result<Vec<String>, Reply> {
         let mut edits = Vec::new();
-        for (key, v) in [
-            ("udp", t.udp),
-            ("tcp_established", t.tcp_established),
-            ("tcp_transitory", t.tcp_transitory),
-            ("icmp", t.icmp),
-            ("port_reuse_delay", t.port_reuse_delay),
-            ("fragment", t.fragment),
-        ] {
+        for (key, v) in t.entries() {
             if let Some(v) = v {
                 let v = i64::try_from(v).map_err(|_| Reply::error(422, format!("timeouts.{key}: {v} is too large")))?;
                 edits.push(Edit { table: "timeouts", key, value: Value::from(v) });

@@ -680,10 +680,7 @@ impl<'a> Lab<'a> {
             .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
             .collect();
         o.note = format!("server sees {}", peers.join(", "));
-        if o.clients.first().is_some_and(|c| c.data) {
-            let first = self.t.clients[0].clone();
-            o.throughput_bps = self.iperf(&first, "10.20.0.1");
-        }
+        self.tunnel_throughput(o, "10.20.0.1");
         Ok(())
     }
 
@@ -736,6 +733,32 @@ impl<'a> Lab<'a> {
         })
     }
 
+    /// Whether `c`'s PPP came up with an address in `net` (a `a.b.c.` prefix) and pings the
+    /// server's end (`net` + 1).
+    fn ppp_result(&self, o: &mut Outcome, c: &str, net: &str) {
+        let server = format!("{net}1");
+        let up = self.ppp_up(c, net);
+        let ping = up && self.t.ok(c, &format!("ping -c 3 -i 0.2 -W 2 {server}"));
+        o.clients.push(ClientResult {
+            client: c.to_string(),
+            connected: up,
+            data: ping,
+            detail: format!(
+                "PPP {}, ping {server} {}",
+                if up { "up" } else { "down" },
+                if ping { "ok" } else { "lost" }
+            ),
+        });
+    }
+
+    /// iperf3 from the first client to `target` through its tunnel, if that client's passed.
+    fn tunnel_throughput(&self, o: &mut Outcome, target: &str) {
+        if o.clients.first().is_some_and(|c| c.data) {
+            let first = self.t.clients[0].clone();
+            o.throughput_bps = self.iperf(&first, target);
+        }
+    }
+
     fn l2tp(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
         let dir = self.t.dir.clone();
@@ -782,23 +805,9 @@ impl<'a> Lab<'a> {
             std::fs::write(control, "c lab\n").with_context(|| format!("writing {}", control.display()))?;
         }
         for (c, _) in &controls {
-            let up = self.ppp_up(c, "10.30.0.");
-            let ping = up && self.t.ok(c, "ping -c 3 -i 0.2 -W 2 10.30.0.1");
-            o.clients.push(ClientResult {
-                client: c.clone(),
-                connected: up,
-                data: ping,
-                detail: format!(
-                    "PPP {}, ping 10.30.0.1 {}",
-                    if up { "up" } else { "down" },
-                    if ping { "ok" } else { "lost" }
-                ),
-            });
+            self.ppp_result(o, c, "10.30.0.");
         }
-        if o.clients.first().is_some_and(|c| c.data) {
-            let first = self.t.clients[0].clone();
-            o.throughput_bps = self.iperf(&first, "10.30.0.1");
-        }
+        self.tunnel_throughput(o, "10.30.0.1");
         o.note = "user-space PPP over the L2TP session".to_string();
         Ok(())
     }
@@ -842,23 +851,9 @@ impl<'a> Lab<'a> {
             )?;
         }
         for c in self.t.clients.clone() {
-            let up = self.ppp_up(&c, "10.40.0.");
-            let ping = up && self.t.ok(&c, "ping -c 3 -i 0.2 -W 2 10.40.0.1");
-            o.clients.push(ClientResult {
-                client: c.clone(),
-                connected: up,
-                data: ping,
-                detail: format!(
-                    "PPP {}, ping 10.40.0.1 {}",
-                    if up { "up" } else { "down" },
-                    if ping { "ok" } else { "lost" }
-                ),
-            });
+            self.ppp_result(o, &c, "10.40.0.");
         }
-        if o.clients.first().is_some_and(|c| c.data) {
-            let first = self.t.clients[0].clone();
-            o.throughput_bps = self.iperf(&first, "10.40.0.1");
-        }
+        self.tunnel_throughput(o, "10.40.0.1");
         o.note = "GRE v1 + user-space PPP".to_string();
         Ok(())
     }
