@@ -136,6 +136,9 @@ pub struct Engine {
     icmp_tokens: u64,
     icmp_refill_at: Instant,
     ip_ident: u16,
+    /// While [`Engine::process_segmented`] runs: the size of the packets the super-packet
+    /// will be cut into, for the MTU checks.
+    gso_len: Option<u16>,
 }
 
 impl Engine {
@@ -159,6 +162,7 @@ impl Engine {
             icmp_tokens: u64::from(config.icmp_errors_per_sec),
             icmp_refill_at: now,
             ip_ident: (config.seed >> 16) as u16,
+            gso_len: None,
             config,
         })
     }
@@ -234,6 +238,17 @@ impl Engine {
             Verdict::Consumed => {}
         }
         verdict
+    }
+
+    /// Translates a segmentation-offload super-packet (a TCP or UDP packet larger than the
+    /// MTU that the kernel will cut into packets of at most `segment_len` bytes each, e.g.
+    /// from a packet socket with PACKET_VNET_HDR). It is translated as one packet; the MTU
+    /// checks use `segment_len` instead of its length, and it is never fragmented here.
+    pub fn process_segmented(&mut self, now: Instant, side: Side, packet: &mut [u8], segment_len: u16) -> Verdict {
+        self.gso_len = Some(segment_len);
+        let v = self.process(now, side, packet);
+        self.gso_len = None;
+        v
     }
 
     /// Turns a passthrough protocol on or off, at run time. Off blocks it from then on and

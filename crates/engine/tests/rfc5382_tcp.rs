@@ -125,3 +125,23 @@ fn ttl_is_decremented() {
     let p = pass(&mut e, t(0), Side::Lan, tcp(LAN_A, 5000, REMOTE, 80, "S", b""), Side::Wan);
     assert_eq!(seen(&p).ttl, 63);
 }
+
+/// A TCP segmentation-offload super-packet (64 KB, DF) from a packet socket with
+/// PACKET_VNET_HDR: translated whole, with correct checksums, and the MTU check applies to
+/// the segments it will be cut into, not to the super-packet.
+#[test]
+fn segmentation_offload_super_packets_are_translated_whole() {
+    let mut e = engine();
+    let big = vec![0x61u8; 60_000];
+    // As one packet it is too big for the WAN with DF set: refused with frag-needed.
+    let v = run(&mut e, t(1), Side::Lan, tcp([192, 168, 1, 10], 40000, [198, 51, 100, 1], 80, "A", &big));
+    assert_eq!(v, Verdict::Drop(DropReason::FragmentationNeeded));
+    // As a super-packet of 1500-byte segments it passes, translated.
+    let mut p = tcp([192, 168, 1, 10], 40000, [198, 51, 100, 1], 80, "A", &big);
+    assert_eq!(e.process_segmented(t(1), Side::Lan, &mut p, 1500), Verdict::Forward(Side::Wan));
+    assert_checksums(&p);
+    assert_eq!(seen(&p).src, [203, 0, 113, 1]);
+    // Segments larger than the MTU are still refused.
+    let mut p = tcp([192, 168, 1, 10], 40000, [198, 51, 100, 1], 80, "A", &big);
+    assert_eq!(e.process_segmented(t(1), Side::Lan, &mut p, 9000), Verdict::Drop(DropReason::FragmentationNeeded));
+}

@@ -40,11 +40,75 @@ pub struct RingOptions {
     pub block_count: usize,
     /// Milliseconds after which the kernel hands over a block that is not full.
     pub block_timeout_ms: u32,
+    /// Ask for a virtio-net header with every frame (PACKET_VNET_HDR): segmentation-offload
+    /// super-frames and unfinished checksums then come with what the kernel knows of them,
+    /// and frames sent may be super-frames the kernel cuts up.
+    pub vnet_hdr: bool,
 }
 
 impl Default for RingOptions {
     fn default() -> Self {
-        Self { block_size: 1 << 18, block_count: 64, block_timeout_ms: 1 }
+        Self { block_size: 1 << 18, block_count: 64, block_timeout_ms: 1, vnet_hdr: true }
+    }
+}
+
+/// The virtio-net header (`struct virtio_net_hdr`, virtio 1.x §5.1.6, little-endian) that
+/// PACKET_VNET_HDR puts before each frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    /// `NEEDS_CSUM` (1): the checksum at `csum_start + csum_offset` is unfinished.
+    pub flags: u8,
+    /// `GSO_NONE` (0), `TCPV4` (1), `UDP` (3), `TCPV6` (4), `UDP_L4` (5); `| ECN` (0x80).
+    pub gso_type: u8,
+    /// Bytes of headers (a hint).
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where checksumming starts, from the frame's first byte.
+    pub csum_start: u16,
+    /// Where the checksum goes, from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// The header's length.
+    pub const LEN: usize = 10;
+    /// `flags`: the checksum is unfinished.
+    pub const NEEDS_CSUM: u8 = 1;
+    /// `gso_type`: TCP over IPv4.
+    pub const GSO_TCPV4: u8 = 1;
+    /// `gso_type`: UDP segmentation (USO).
+    pub const GSO_UDP_L4: u8 = 5;
+
+    /// Reads one from 10 bytes.
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        let b = b.get(..Self::LEN)?;
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+        })
+    }
+
+    /// Writes it into `b[..10]`.
+    pub fn write(&self, b: &mut [u8]) {
+        if let Some(b) = b.get_mut(..Self::LEN) {
+            b[0] = self.flags;
+            b[1] = self.gso_type;
+            b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+            b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+            b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+            b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        }
+    }
+
+    /// True for a segmentation-offload super-frame.
+    pub fn is_gso(&self) -> bool {
+        self.gso_type & 0x7f != 0
     }
 }
 
@@ -60,6 +124,8 @@ pub struct FrameInfo {
     pub vlan_stripped: bool,
     /// The frame was sent by this host (PACKET_OUTGOING).
     pub outgoing: bool,
+    /// The virtio-net header, when the socket asked for them.
+    pub vnet: Option<VnetHdr>,
 }
 
 const TP_STATUS_KERNEL: u32 = 0;
@@ -71,6 +137,7 @@ const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_OUTGOING: u8 = 4;
 
 // struct tpacket_block_desc: version u32, offset_to_priv u32, then tpacket_hdr_v1.
@@ -98,6 +165,7 @@ pub struct PacketSocket {
     name: String,
     mac: [u8; 6],
     mtu: usize,
+    vnet_hdr: bool,
 }
 
 fn sys_err(call: &'static str, iface: &str) -> Error {
@@ -166,6 +234,8 @@ impl PacketSocket {
         // Best effort: older kernels lack these, and the socket works without them.
         let _ = setsockopt(raw, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &one);
         let _ = setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
+        // Before the ring: the kernel refuses to change it once a ring exists.
+        let vnet_hdr = opts.vnet_hdr && setsockopt(raw, libc::SOL_PACKET, PACKET_VNET_HDR, &one) == 0;
         let frame_size = 2048u32;
         let req = libc::tpacket_req3 {
             tp_block_size: opts.block_size as u32,
@@ -210,8 +280,18 @@ impl PacketSocket {
         } else {
             ring
         };
-        let sock =
-            Self { fd, ring: ring.cast(), ring_len, opts, next_block: 0, ifindex, name: iface.to_string(), mac, mtu };
+        let sock = Self {
+            fd,
+            ring: ring.cast(),
+            ring_len,
+            opts,
+            next_block: 0,
+            ifindex,
+            name: iface.to_string(),
+            mac,
+            mtu,
+            vnet_hdr,
+        };
         // SAFETY: sockaddr_ll is a plain C struct; all zero is valid.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -251,6 +331,12 @@ impl PacketSocket {
         self.ifindex
     }
 
+    /// True when frames come and go with a [`VnetHdr`] (and a [`TxBatch`] for this socket
+    /// must be made with [`TxBatch::with_vnet_hdr`]).
+    pub fn vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
     fn block_status(&self, block: usize) -> &AtomicU32 {
         // SAFETY: the offset is inside the mapped ring (block < block_count), 4-byte aligned
         // (blocks are page aligned), and the kernel writes this word concurrently, so it is
@@ -286,11 +372,17 @@ impl PacketSocket {
             let len = rd(block, off + PKT_LEN) as usize;
             let status = rd(block, off + PKT_STATUS);
             let mac = usize::from(u16::from_ne_bytes([block[off + PKT_MAC], block[off + PKT_MAC + 1]]));
+            let vnet = if self.vnet_hdr {
+                (off + mac).checked_sub(VnetHdr::LEN).and_then(|at| VnetHdr::parse(&block[at..]))
+            } else {
+                None
+            };
             let info = FrameInfo {
                 wire_len: len,
                 csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
                 vlan_stripped: status & TP_STATUS_VLAN_VALID != 0,
                 outgoing: block[off + SLL_PKTTYPE] == PACKET_OUTGOING,
+                vnet,
             };
             if let Some(frame) = block.get_mut(off + mac..off + mac + snap) {
                 f(frame, info);
@@ -378,25 +470,36 @@ impl Drop for PacketSocket {
 pub struct TxBatch {
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    vnet_hdr: bool,
 }
 
 impl TxBatch {
-    /// An empty batch.
+    /// An empty batch for a socket without virtio-net headers.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Appends one frame.
-    pub fn push(&mut self, frame: &[u8]) {
-        self.bytes.extend_from_slice(frame);
-        self.ends.push(self.bytes.len());
+    /// An empty batch for a socket that has them (`vnet_hdr`) or not.
+    pub fn with_vnet_hdr(vnet_hdr: bool) -> Self {
+        Self { vnet_hdr, ..Self::default() }
     }
 
-    /// Appends one frame built by `f` in a zeroed area of `len` bytes.
+    /// Appends one frame built by `f` in a zeroed area of `len` bytes (an ordinary frame: no
+    /// offload asked of the kernel).
     pub fn push_with(&mut self, len: usize, f: impl FnOnce(&mut [u8])) {
+        self.push_offloaded(VnetHdr::default(), len, f);
+    }
+
+    /// Appends one frame with the offloads `hdr` asks of the kernel (checksum, segmentation);
+    /// on a socket without virtio-net headers `hdr` is not sent.
+    pub fn push_offloaded(&mut self, hdr: VnetHdr, len: usize, f: impl FnOnce(&mut [u8])) {
         let start = self.bytes.len();
-        self.bytes.resize(start + len, 0);
-        f(&mut self.bytes[start..]);
+        let lead = if self.vnet_hdr { VnetHdr::LEN } else { 0 };
+        self.bytes.resize(start + lead + len, 0);
+        if self.vnet_hdr {
+            hdr.write(&mut self.bytes[start..]);
+        }
+        f(&mut self.bytes[start + lead..]);
         self.ends.push(self.bytes.len());
     }
 

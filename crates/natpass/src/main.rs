@@ -111,6 +111,10 @@ enum Command {
         /// Also write the results as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Segmentation and checksum offloads on the veths: on (veth's default; natpass
+        /// takes super-frames with PACKET_VNET_HDR) or off (every frame MTU-sized).
+        #[arg(long, value_parser = ["on", "off"], default_value = "on")]
+        offloads: String,
     },
     /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
     Replay {
@@ -384,7 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json } => {
+        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json, offloads } => {
             let opts = natpass::lab::Options {
                 nat,
                 clients,
@@ -394,6 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 natpass_bin: std::env::current_exe()?,
                 iperf_secs,
                 natpass_extra_config: String::new(),
+                offloads: offloads == "on",
             };
             let outcomes = natpass::lab::run(&opts)?;
             print!("{}", natpass::lab::render(&outcomes, clients));

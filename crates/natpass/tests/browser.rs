@@ -81,6 +81,7 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
             "[admin]\nlisten = \"127.0.0.1:8080\"\ntoken_file = \"{}/api.token\"\n\n[[admin.users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n",
             dir.join("natpass").display()
         ),
+        offloads: true,
     };
     let shots = std::env::var_os("NATPASS_SCREENSHOTS").map(PathBuf::from);
     let mut lab = Lab::new(&opts, Nat::Natpass, &dir.join("natpass")).unwrap();

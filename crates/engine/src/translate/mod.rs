@@ -67,7 +67,7 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         return Verdict::Drop(DropReason::FragmentDropped);
     }
     let egress_mtu = if hairpin { e.config.lan_mtu } else { e.config.wan_mtu };
-    if ip.total_len() > egress_mtu && ip.dont_frag() {
+    if e.gso_len.unwrap_or(ip.total_len()) > egress_mtu && ip.dont_frag() {
         icmp_reply::frag_needed(e, now, Side::Lan, packet, egress_mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
@@ -104,7 +104,7 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         icmp_reply::time_exceeded(e, now, Side::Wan, packet);
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    if ip.total_len() > e.config.lan_mtu && ip.dont_frag() {
+    if e.gso_len.unwrap_or(ip.total_len()) > e.config.lan_mtu && ip.dont_frag() {
         icmp_reply::frag_needed(e, now, Side::Wan, packet, e.config.lan_mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
@@ -121,7 +121,8 @@ fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
         Side::Lan => e.config.lan_mtu,
         Side::Wan => e.config.wan_mtu,
     };
-    let total = Ipv4Packet::new_unchecked(&*packet).total_len();
+    // A segmentation-offload super-packet leaves as segments of `gso_len` bytes.
+    let total = e.gso_len.unwrap_or_else(|| Ipv4Packet::new_unchecked(&*packet).total_len());
     if total <= mtu {
         return Verdict::Forward(side);
     }

@@ -111,6 +111,9 @@ pub struct Options {
     pub iperf_secs: u32,
     /// TOML appended to natpass's config in the router (e.g. `[admin]` for the web admin).
     pub natpass_extra_config: String,
+    /// Leave segmentation and checksum offloads on (veth's default): the router then gets
+    /// 64 KB super-frames, which natpass takes with PACKET_VNET_HDR.
+    pub offloads: bool,
 }
 
 /// One client's result in one check.
@@ -336,7 +339,7 @@ pub struct Lab<'a> {
 impl<'a> Lab<'a> {
     /// Builds the network and starts the router (`nat` is natpass or linux).
     pub fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
-        let t = Topology::up(&opts.prefix, opts.clients, dir)?;
+        let t = Topology::up(&opts.prefix, opts.clients, dir, opts.offloads)?;
         for (name, text) in [("ppp.py", PPP), ("esp_peer.py", ESP_PEER), ("stun_peer.py", STUN_PEER)] {
             let p = dir.join(name);
             std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;

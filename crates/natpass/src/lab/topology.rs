@@ -53,7 +53,9 @@ fn run(cmd: &mut Command) -> anyhow::Result<Output> {
 impl Topology {
     /// Builds the namespaces and links for `clients` LAN clients. Namespace names start with
     /// `prefix`; an old lab with the same prefix is removed first.
-    pub fn up(prefix: &str, clients: usize, dir: &Path) -> anyhow::Result<Self> {
+    /// With `offloads` false, TSO/GSO/GRO and checksum offload are turned off on every veth;
+    /// with true they stay as veth sets them (on), and the router sees super-frames.
+    pub fn up(prefix: &str, clients: usize, dir: &Path, offloads: bool) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut t = Self {
             prefix: prefix.to_string(),
@@ -99,6 +101,9 @@ impl Topology {
             &wan,
             &format!("ip addr add {SERVER}/24 dev eth0 && ip addr add {SERVER_ALT}/24 dev eth0 && ip link set eth0 up"),
         )?;
+        if offloads {
+            return Ok(t);
+        }
         // veth hands 64 KB TSO/GSO super-frames to a packet socket unless the senders segment
         // themselves; and checksum offload leaves checksums unfinished. Turn both off.
         let off = "ethtool -K {} tso off gso off gro off tx off >/dev/null 2>&1 || true";

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use natpass_config::Link;
 use natpass_control::interface::{self, EventLog, InterfaceInfo, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side, Verdict};
-use natpass_io::afpacket::{FrameInfo, PacketSocket, RingOptions, TxBatch};
+use natpass_io::afpacket::{FrameInfo, PacketSocket, RingOptions, TxBatch, VnetHdr};
 use natpass_wire::{arp, checksum, ethernet, icmp, ipv4::Ipv4Packet, tcp::TcpPacket, udp::UdpPacket};
 use neighbours::{Lookup, Neighbours};
 
@@ -55,6 +55,8 @@ pub struct LinkStats {
     pub vlan_tagged: u64,
     /// Packets that had no route (a LAN destination off the LAN link, no WAN gateway).
     pub no_route: u64,
+    /// Segmentation-offload super-frames translated whole.
+    pub gso_frames: u64,
 }
 
 struct Port {
@@ -119,7 +121,7 @@ impl Router {
             mac: s.mac(),
             mtu: s.mtu(),
             neighbours: Neighbours::new(),
-            tx: TxBatch::new(),
+            tx: TxBatch::with_vnet_hdr(s.vnet_hdr()),
         };
         let plane = Plane {
             ports: [port(lan, &lan_sock), port(wan, &wan_sock)],
@@ -254,6 +256,7 @@ impl Plane {
                 ("not_ipv4", l.not_ipv4),
                 ("vlan_tagged", l.vlan_tagged),
                 ("no_route", l.no_route),
+                ("gso_frames", l.gso_frames),
             ],
         }
     }
@@ -290,20 +293,34 @@ impl Plane {
                     self.stats.not_for_us += 1;
                     return;
                 }
-                if frame.len() - hl > self.ports[i].mtu {
+                // A segmentation-offload super-frame (PACKET_VNET_HDR) is translated whole and
+                // handed back to the kernel to cut up; any other frame must fit the MTU.
+                let gso = info.vnet.filter(VnetHdr::is_gso);
+                if frame.len() - hl > self.ports[i].mtu && gso.is_none() {
                     self.stats.oversize += 1;
                     return;
                 }
                 let ip = &mut frame[hl..];
-                if info.csum_not_ready {
+                if info.csum_not_ready || info.vnet.is_some_and(|v| v.flags & VnetHdr::NEEDS_CSUM != 0) {
                     complete_l4_checksum(ip);
                 }
-                if self.answer_ping(side, ip) {
+                if gso.is_none() && self.answer_ping(side, ip) {
                     return;
                 }
                 let t = Instant::from_nanos(now);
-                match self.engine.process(t, side, ip) {
-                    Verdict::Forward(out) => self.send_ip(now, out, ip),
+                let verdict = match gso.and_then(|g| segment_len(ip, g.gso_size)) {
+                    Some(seg) => {
+                        self.stats.gso_frames += 1;
+                        self.engine.process_segmented(t, side, ip, seg)
+                    }
+                    None if gso.is_some() => {
+                        self.stats.oversize += 1;
+                        return;
+                    }
+                    None => self.engine.process(t, side, ip),
+                };
+                match verdict {
+                    Verdict::Forward(out) => self.send_ip(now, out, ip, gso),
                     Verdict::Consumed | Verdict::Drop(_) => {}
                 }
             }
@@ -336,7 +353,7 @@ impl Plane {
             self.ports[i].neighbours.refresh(now, spa, sha)
         };
         for p in released {
-            self.emit_ip(side, sha, &p);
+            self.emit_ip(side, sha, &p, None);
         }
         if op == arp::REQUEST && self.owns(side, tpa) {
             let mac = self.ports[i].mac;
@@ -378,12 +395,13 @@ impl Plane {
         self.stats.pings_answered += 1;
         let now = now_ns(self.start);
         let copy = ip[..total.min(ip.len())].to_vec();
-        self.send_ip(now, side, &copy);
+        self.send_ip(now, side, &copy, None);
         true
     }
 
-    /// Sends an IPv4 packet out of `side`, resolving its next hop.
-    fn send_ip(&mut self, now: u64, side: Side, ip: &[u8]) {
+    /// Sends an IPv4 packet out of `side`, resolving its next hop; `gso` when it is a
+    /// super-packet for the kernel to cut up.
+    fn send_ip(&mut self, now: u64, side: Side, ip: &[u8], gso: Option<VnetHdr>) {
         let i = side as usize;
         let Ok(p) = Ipv4Packet::new_checked(ip) else { return };
         let dst = p.dst();
@@ -398,18 +416,31 @@ impl Plane {
             return;
         };
         match port.neighbours.lookup(now, hop, &ip[..len]) {
-            Lookup::Known(mac) => self.emit_ip(side, mac, &ip[..len]),
+            Lookup::Known(mac) => self.emit_ip(side, mac, &ip[..len], gso),
             Lookup::Queued { request: true } => self.send_arp_request(side, hop),
             Lookup::Queued { request: false } | Lookup::Dropped => {}
         }
     }
 
-    fn emit_ip(&mut self, side: Side, dst_mac: [u8; 6], ip: &[u8]) {
+    fn emit_ip(&mut self, side: Side, dst_mac: [u8; 6], ip: &[u8], gso: Option<VnetHdr>) {
         let port = &mut self.ports[side as usize];
         let mac = port.mac;
-        port.tx.push_with(ethernet::HEADER_LEN + ip.len(), |b| {
+        let Some(g) = gso.and_then(|g| offload_request(ip, g)) else {
+            if ip.len() > port.mtu {
+                // A super-packet that waited for ARP lost its offload request: too big to send.
+                self.stats.oversize += 1;
+                return;
+            }
+            port.tx.push_with(ethernet::HEADER_LEN + ip.len(), |b| {
+                ethernet::emit_header(b, dst_mac, mac, ethernet::ethertype::IPV4);
+                b[ethernet::HEADER_LEN..].copy_from_slice(ip);
+            });
+            return;
+        };
+        port.tx.push_offloaded(g, ethernet::HEADER_LEN + ip.len(), |b| {
             ethernet::emit_header(b, dst_mac, mac, ethernet::ethertype::IPV4);
             b[ethernet::HEADER_LEN..].copy_from_slice(ip);
+            partial_l4_checksum(&mut b[ethernet::HEADER_LEN..]);
         });
     }
 
@@ -429,7 +460,7 @@ impl Plane {
             self.engine.handle_timeout(t);
         }
         while let Some(tx) = self.engine.poll_transmit() {
-            self.send_ip(now, tx.side, &tx.packet);
+            self.send_ip(now, tx.side, &tx.packet, None);
         }
         while let Some(ev) = self.engine.poll_event() {
             self.events.record(now / 1_000_000_000, &ev);
@@ -476,6 +507,52 @@ impl Plane {
             }
         }
         out
+    }
+}
+
+/// The IP length of the segments a TCP or UDP super-packet is cut into (`gso_size` bytes of
+/// payload each), or `None` for anything else.
+fn segment_len(ip: &[u8], gso_size: u16) -> Option<u16> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let hl = p.header_len();
+    let l4 = match p.protocol() {
+        PROTO_TCP => usize::from(ip.get(hl + 12)? >> 4) * 4,
+        PROTO_UDP => 8,
+        _ => return None,
+    };
+    u16::try_from(hl + l4 + usize::from(gso_size)).ok().filter(|_| gso_size > 0 && !p.is_fragment())
+}
+
+/// The offload request for sending the super-packet `ip` (after translation): the kernel
+/// finishes the checksum and cuts it into `gso_size`-byte segments.
+fn offload_request(ip: &[u8], g: VnetHdr) -> Option<VnetHdr> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let hl = p.header_len();
+    let (l4, csum_offset) = match p.protocol() {
+        PROTO_TCP => (usize::from(ip.get(hl + 12)? >> 4) * 4, 16),
+        PROTO_UDP => (8, 6),
+        _ => return None,
+    };
+    let eth = ethernet::HEADER_LEN;
+    Some(VnetHdr {
+        flags: VnetHdr::NEEDS_CSUM,
+        gso_type: g.gso_type,
+        hdr_len: u16::try_from(eth + hl + l4).ok()?,
+        gso_size: g.gso_size,
+        csum_start: u16::try_from(eth + hl).ok()?,
+        csum_offset,
+    })
+}
+
+/// Leaves in the TCP/UDP checksum field what the kernel expects with NEEDS_CSUM: the folded
+/// pseudo-header sum, not complemented (the kernel adds the rest and complements).
+fn partial_l4_checksum(ip: &mut [u8]) {
+    let Ok(p) = Ipv4Packet::new_checked(&*ip) else { return };
+    let (hl, proto) = (p.header_len(), p.protocol());
+    let partial = checksum::fold(p.pseudo_header_sum());
+    let at = hl + if proto == PROTO_TCP { 16 } else { 6 };
+    if let Some(f) = ip.get_mut(at..at + 2) {
+        f.copy_from_slice(&partial.to_be_bytes());
     }
 }
 
