@@ -610,3 +610,61 @@ fn random_seed() -> u64 {
     }
     u64::from_ne_bytes(b) | 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCP/IPv4 packet with `payload` bytes of data, checksums complete.
+    fn tcp_packet(payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 40 + payload];
+        let total = p.len() as u16;
+        ipv4_header(&mut p, total, PROTO_TCP);
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = 0x10;
+        for (i, b) in p[40..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        complete_l4_checksum(&mut p);
+        p
+    }
+
+    fn ipv4_header(p: &mut [u8], total: u16, proto: u8) {
+        natpass_wire::ipv4::emit_header(p, total, 1, 64, proto, 0xc0a8_010a, 0xc633_6401);
+    }
+
+    fn l4_checksum_ok(p: &[u8]) -> bool {
+        let ip = Ipv4Packet::new_checked(p).unwrap();
+        checksum::fold(checksum::sum(ip.pseudo_header_sum(), ip.payload())) == 0xffff
+    }
+
+    #[test]
+    fn segment_len_is_headers_plus_gso_size() {
+        assert_eq!(segment_len(&tcp_packet(60_000), 1448), Some(1488));
+        let mut udp = vec![0u8; 28 + 9000];
+        let n = udp.len() as u16;
+        ipv4_header(&mut udp, n, PROTO_UDP);
+        assert_eq!(segment_len(&udp, 1472), Some(1500));
+        assert_eq!(segment_len(&tcp_packet(10), 0), None);
+    }
+
+    #[test]
+    fn the_partial_checksum_is_what_the_kernel_finishes() {
+        let mut p = tcp_packet(3000);
+        assert!(l4_checksum_ok(&p));
+        let g = offload_request(&p, VnetHdr { gso_type: VnetHdr::GSO_TCPV4, gso_size: 1448, ..VnetHdr::default() })
+            .unwrap();
+        assert_eq!((g.flags, g.csum_start, g.csum_offset, g.hdr_len), (VnetHdr::NEEDS_CSUM, 34, 16, 54));
+        partial_l4_checksum(&mut p);
+        assert!(!l4_checksum_ok(&p), "the field holds the pseudo-header sum only");
+        // What the kernel does with NEEDS_CSUM: sum from csum_start to the end, complement,
+        // store at csum_start + csum_offset.
+        let start = usize::from(g.csum_start) - ethernet::HEADER_LEN;
+        let c = !checksum::fold(checksum::sum(0, &p[start..]));
+        let at = start + usize::from(g.csum_offset);
+        p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        assert!(l4_checksum_ok(&p));
+    }
+}
