@@ -503,6 +503,12 @@ impl TxBatch {
         self.ends.push(self.bytes.len());
     }
 
+    /// The queued frames, each with its virtio-net header first when the batch has them.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.bytes[a..b])
+    }
+
     /// Frames queued.
     pub fn len(&self) -> usize {
         self.ends.len()

@@ -113,26 +113,8 @@ impl Router {
         if config.seed == EngineConfig::default().seed {
             config.seed = random_seed();
         }
-        let public = config.public_addrs.iter().map(|a| u32::from(*a)).collect();
-        let start = WallInstant::now();
-        let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let port = |link: Link, s: &PacketSocket| Port {
-            link,
-            mac: s.mac(),
-            mtu: s.mtu(),
-            neighbours: Neighbours::new(),
-            tx: TxBatch::with_vnet_hdr(s.vnet_hdr()),
-        };
-        let plane = Plane {
-            ports: [port(lan, &lan_sock), port(wan, &wan_sock)],
-            engine,
-            public,
-            start,
-            stats: LinkStats::default(),
-            log_events: true,
-            events: EventLog::default(),
-            mailbox: None,
-        };
+        let params = |s: &PacketSocket| LinkParams { mac: s.mac(), mtu: s.mtu(), vnet_hdr: s.vnet_hdr() };
+        let plane = Plane::new([(lan, params(&lan_sock)), (wan, params(&wan_sock))], config)?;
         Ok(Self { sockets: [lan_sock, wan_sock], plane })
     }
 
@@ -224,11 +206,43 @@ impl Router {
     }
 }
 
+/// What the data plane needs of an interface besides its [`Link`].
+#[derive(Clone, Copy, Debug)]
+struct LinkParams {
+    mac: [u8; 6],
+    mtu: usize,
+    vnet_hdr: bool,
+}
+
 fn mac_text(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 impl Plane {
+    /// The data plane for the LAN and WAN links (in that order), without sockets.
+    fn new(links: [(Link, LinkParams); 2], config: EngineConfig) -> anyhow::Result<Self> {
+        let public = config.public_addrs.iter().map(|a| u32::from(*a)).collect();
+        let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let [(lan, l), (wan, w)] = links;
+        let port = |link: Link, p: LinkParams| Port {
+            link,
+            mac: p.mac,
+            mtu: p.mtu,
+            neighbours: Neighbours::new(),
+            tx: TxBatch::with_vnet_hdr(p.vnet_hdr),
+        };
+        Ok(Self {
+            ports: [port(lan, l), port(wan, w)],
+            engine,
+            public,
+            start: WallInstant::now(),
+            stats: LinkStats::default(),
+            log_events: true,
+            events: EventLog::default(),
+            mailbox: None,
+        })
+    }
+
     fn info(&self, now: u64) -> PlaneInfo {
         let l = &self.stats;
         let iface = |i: usize, role: &'static str| {
@@ -614,6 +628,149 @@ fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+    const WAN_MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 10];
+    const GW_MAC: [u8; 6] = [2, 0, 0, 0, 2, 254];
+
+    fn plane(vnet_hdr: bool) -> Plane {
+        let c = natpass_config::parse_config(
+            "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\ngateway = \"203.0.113.254\"\n",
+        )
+        .unwrap();
+        let (lan, wan) = c.links.unwrap();
+        let p = |mac| LinkParams { mac, mtu: 1500, vnet_hdr };
+        let mut pl = Plane::new([(lan, p(LAN_MAC)), (wan, p(WAN_MAC))], c.engine).unwrap();
+        pl.log_events = false;
+        pl
+    }
+
+    fn info() -> FrameInfo {
+        FrameInfo { wire_len: 0, csum_not_ready: false, vlan_stripped: false, outgoing: false, vnet: None }
+    }
+
+    fn arp_frame(op: u16, dst: [u8; 6], sha: [u8; 6], spa: u32, tpa: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28];
+        ethernet::emit_header(&mut f, dst, sha, ethernet::ethertype::ARP);
+        arp::emit(&mut f[14..], op, sha, spa, [0; 6], tpa);
+        f
+    }
+
+    fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: u32, dst: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28 + 4];
+        ethernet::emit_header(&mut f, dst_mac, src_mac, ethernet::ethertype::IPV4);
+        natpass_wire::ipv4::emit_header(&mut f[14..], 32, 7, 64, PROTO_UDP, src, dst);
+        f[34..36].copy_from_slice(&5353u16.to_be_bytes());
+        f[36..38].copy_from_slice(&53u16.to_be_bytes());
+        f[38..40].copy_from_slice(&12u16.to_be_bytes());
+        complete_l4_checksum(&mut f[14..]);
+        f
+    }
+
+    fn sent(p: &Plane, side: Side) -> Vec<Vec<u8>> {
+        p.ports[side as usize].tx.frames().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn arp_for_our_address_is_answered() {
+        let mut p = plane(false);
+        let mut f = arp_frame(arp::REQUEST, BROADCAST, CLIENT_MAC, 0xc0a8_010a, 0xc0a8_0101);
+        p.handle_frame(0, Side::Lan, &mut f, info());
+        let out = sent(&p, Side::Lan);
+        assert_eq!(out.len(), 1);
+        let r = arp::ArpPacket::new_checked(&out[0][14..]).unwrap();
+        assert_eq!(&out[0][..6], &CLIENT_MAC);
+        assert_eq!(
+            (r.operation(), r.sender_mac(), r.sender_ip(), r.target_ip()),
+            (arp::REPLY, LAN_MAC, 0xc0a8_0101, 0xc0a8_010a)
+        );
+        // A request for another address is not ours to answer.
+        let mut f = arp_frame(arp::REQUEST, BROADCAST, CLIENT_MAC, 0xc0a8_010a, 0xc0a8_0102);
+        p.handle_frame(0, Side::Lan, &mut f, info());
+        assert_eq!(sent(&p, Side::Lan).len(), 1);
+    }
+
+    #[test]
+    fn a_lan_packet_waits_for_the_gateway_then_leaves_translated() {
+        for vnet in [false, true] {
+            let mut p = plane(vnet);
+            let lead = if vnet { VnetHdr::LEN } else { 0 };
+            let mut f = udp_frame(LAN_MAC, CLIENT_MAC, 0xc0a8_010a, 0xc633_6407);
+            p.handle_frame(0, Side::Lan, &mut f, info());
+            // First an ARP request for the gateway, broadcast on the WAN.
+            let out = sent(&p, Side::Wan);
+            assert_eq!(out.len(), 1);
+            let req = arp::ArpPacket::new_checked(&out[0][lead + 14..]).unwrap();
+            assert_eq!((req.operation(), req.target_ip(), req.sender_ip()), (arp::REQUEST, 0xcb00_71fe, 0xcb00_7101));
+            // The gateway answers; the queued packet leaves, translated, to its MAC.
+            let mut r = arp_frame(arp::REPLY, WAN_MAC, GW_MAC, 0xcb00_71fe, 0xcb00_7101);
+            p.handle_frame(1, Side::Wan, &mut r, info());
+            let out = sent(&p, Side::Wan);
+            assert_eq!(out.len(), 2);
+            let frame = &out[1][lead..];
+            assert_eq!((&frame[..6], &frame[6..12]), (&GW_MAC[..], &WAN_MAC[..]));
+            let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+            assert_eq!(ip.src(), 0xcb00_7101);
+            assert!(ip.verify_checksum());
+        }
+    }
+
+    #[test]
+    fn pings_to_the_router_are_answered_and_frames_for_others_ignored() {
+        let mut p = plane(false);
+        let mut f = vec![0u8; 14 + 28];
+        ethernet::emit_header(&mut f, LAN_MAC, CLIENT_MAC, ethernet::ethertype::IPV4);
+        natpass_wire::ipv4::emit_header(&mut f[14..], 28, 1, 64, PROTO_ICMP, 0xc0a8_010a, 0xc0a8_0101);
+        f[34] = icmp::kind::ECHO_REQUEST;
+        f[38..42].copy_from_slice(&[0x12, 0x34, 0, 1]);
+        let c = checksum::checksum(&f[34..]);
+        f[36..38].copy_from_slice(&c.to_be_bytes());
+        // The client is known once it asked for our MAC.
+        let mut a = arp_frame(arp::REQUEST, BROADCAST, CLIENT_MAC, 0xc0a8_010a, 0xc0a8_0101);
+        p.handle_frame(0, Side::Lan, &mut a, info());
+        p.handle_frame(0, Side::Lan, &mut f, info());
+        let out = sent(&p, Side::Lan);
+        assert_eq!(out.len(), 2, "an ARP reply and an echo reply");
+        assert_eq!(out[1][34], icmp::kind::ECHO_REPLY);
+        assert_eq!(checksum::checksum(&out[1][34..]), 0);
+        assert_eq!(p.stats.pings_answered, 1);
+        let mut other = udp_frame([2, 9, 9, 9, 9, 9], CLIENT_MAC, 0xc0a8_010a, 0xc633_6407);
+        p.handle_frame(0, Side::Lan, &mut other, info());
+        assert_eq!(p.stats.not_for_us, 1);
+    }
+
+    proptest! {
+        /// Whatever arrives, nothing panics (the link layer's own parsing; the engine has its
+        /// fuzz target).
+        #[test]
+        fn arbitrary_frames_never_panic(
+            kind in 0u8..4,
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            wan in any::<bool>(),
+            vnet in proptest::option::of((any::<u8>(), any::<u8>(), any::<u16>())),
+            csum in any::<bool>(),
+        ) {
+            let mut p = plane(vnet.is_some());
+            let side = if wan { Side::Wan } else { Side::Lan };
+            let mac = if wan { WAN_MAC } else { LAN_MAC };
+            let mut f = match kind {
+                0 => body,
+                k => {
+                    let et = [ethernet::ethertype::IPV4, ethernet::ethertype::ARP, ethernet::ethertype::VLAN][usize::from(k - 1)];
+                    let mut f = vec![0u8; 14];
+                    ethernet::emit_header(&mut f, if k == 2 { BROADCAST } else { mac }, CLIENT_MAC, et);
+                    f.extend_from_slice(&body);
+                    f
+                }
+            };
+            let mut i = info();
+            i.csum_not_ready = csum;
+            i.vnet = vnet.map(|(flags, gso_type, gso_size)| VnetHdr { flags, gso_type, gso_size, ..VnetHdr::default() });
+            p.handle_frame(0, side, &mut f, i);
+        }
+    }
 
     /// A TCP/IPv4 packet with `payload` bytes of data, checksums complete.
     fn tcp_packet(payload: usize) -> Vec<u8> {
