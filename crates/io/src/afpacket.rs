@@ -20,14 +20,14 @@ pub enum Error {
     #[error("interface {0:?} does not exist in this network namespace (see `ip link`)")]
     NoSuchInterface(String),
     /// A system call failed.
-    #[error("{call} on {iface}: {source}")]
+    #[error("{call} on {iface}: {cause}")]
     Sys {
         /// The call.
         call: &'static str,
         /// The interface.
         iface: String,
-        /// What the kernel said.
-        source: io::Error,
+        /// What the kernel said (in the message, so not also a `source`).
+        cause: io::Error,
     },
 }
 
@@ -169,7 +169,7 @@ pub struct PacketSocket {
 }
 
 fn sys_err(call: &'static str, iface: &str) -> Error {
-    Error::Sys { call, iface: iface.to_string(), source: io::Error::last_os_error() }
+    Error::Sys { call, iface: iface.to_string(), cause: io::Error::last_os_error() }
 }
 
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
@@ -198,7 +198,13 @@ impl PacketSocket {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
         if raw < 0 {
-            return Err(sys_err("socket(AF_PACKET)", iface));
+            let cause = io::Error::last_os_error();
+            let call = if cause.kind() == io::ErrorKind::PermissionDenied {
+                "socket(AF_PACKET) (needs root or CAP_NET_RAW)"
+            } else {
+                "socket(AF_PACKET)"
+            };
+            return Err(Error::Sys { call, iface: iface.to_string(), cause });
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };

@@ -201,6 +201,10 @@ pub fn missing_tools() -> Vec<&'static str> {
 
 /// Runs the lab and returns every outcome, natpass first.
 pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
+    let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        bail!("the lab makes network namespaces and needs root: run it with sudo");
+    }
     let missing = missing_tools();
     if !missing.is_empty() {
         bail!("the lab needs these Debian packages: {} (run scripts/lab-setup.sh)", missing.join(" "));
