@@ -1,0 +1,159 @@
+//! IPsec through the router: strongSwan charon (kernel-libipsec, ESP in user space) with IKEv2
+//! or IKEv1 and a PSK, NAT-T (RFC 3947, RFC 7296 §2.23), every client at once to one server;
+//! and raw ESP (RFC 4303) from the lab's ESP peer, every client at once, both directions.
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::topology::{SERVER, Topology};
+use super::{ClientResult, Lab, Outcome};
+
+impl Lab<'_> {
+    pub(super) fn charon(&mut self, ns: &str, role: &str, swanctl: &str) -> anyhow::Result<String> {
+        let d = self.t.dir.join(format!("sw-{ns}"));
+        let run = d.join("run");
+        std::fs::create_dir_all(&run)?;
+        for sub in [
+            "x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pkcs12", "pubkey", "x509crl", "x509ocsp", "x509aa",
+            "x509ac",
+        ] {
+            std::fs::create_dir_all(d.join(sub))?;
+        }
+        for f in std::fs::read_dir(&run)? {
+            let _ = std::fs::remove_file(f?.path());
+        }
+        std::fs::write(
+            d.join("strongswan.conf"),
+            format!(
+                "charon {{\n  load_modular = yes\n  install_routes = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n    resolve {{ load = no }}\n    stroke {{ load = no }}\n  }}\n  filelog {{\n    lab {{ path = {}/charon.log\n      time_format = %H:%M:%S\n      flush_line = yes\n      default = 1\n      ike = 1\n    }}\n  }}\n  syslog {{ daemon {{ default = -1 }} }}\n}}\ninclude /etc/strongswan.d/*.conf\n",
+                d.display()
+            ),
+        )?;
+        std::fs::write(d.join("swanctl.conf"), swanctl)?;
+        let _ = std::fs::remove_file(d.join("charon.log"));
+        // charon's PID file is fixed at /run/charon.pid: give each charon its own /run, in
+        // the private mount namespace `ip netns exec` makes.
+        self.t.spawn(
+            role,
+            ns,
+            &format!(
+                "mount --bind {run} /run && STRONGSWAN_CONF={conf} exec /usr/lib/ipsec/charon",
+                run = run.display(),
+                conf = d.join("strongswan.conf").display()
+            ),
+        )?;
+        let vici = run.join("charon.vici");
+        if !Topology::wait_for(Duration::from_secs(10), || vici.exists()) {
+            bail!("charon in {ns} did not start: {}", self.t.log(role));
+        }
+        let uri = format!("unix://{}", vici.display());
+        self.t.sh(
+            ns,
+            &format!("swanctl --load-all --noprompt --uri {uri} --file {}", d.join("swanctl.conf").display()),
+        )?;
+        Ok(uri)
+    }
+
+    pub(super) fn ipsec(&mut self, o: &mut Outcome, version: u8) -> anyhow::Result<()> {
+        let wan = self.t.ns("wan");
+        let server = format!(
+            "connections {{\n rw {{\n  version = {version}\n  local_addrs = {SERVER}\n  pools = rwpool\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
+        );
+        let server_uri = self.charon(&wan, "charon@wan", &server)?;
+        let mut uris = Vec::new();
+        for (i, c) in self.t.clients.clone().iter().enumerate() {
+            let conf = format!(
+                "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+                i + 1
+            );
+            uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
+        }
+        // All clients start at once: several IKE SAs to one server through one address.
+        let mut handles = Vec::new();
+        for (c, uri) in self.t.clients.clone().into_iter().zip(&uris) {
+            let script = format!("swanctl --initiate --child lab --timeout 20 --uri {uri}");
+            handles.push((
+                c.clone(),
+                std::thread::spawn(move || {
+                    std::process::Command::new("ip")
+                        .args(["netns", "exec", &c, "sh", "-c", &script])
+                        .output()
+                        .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned()))
+                        .unwrap_or((false, String::new()))
+                }),
+            ));
+        }
+        for (c, h) in handles {
+            let (up, log) = h.join().unwrap_or((false, String::new()));
+            let ping = up && self.t.ok(&c, "ping -c 3 -i 0.2 -W 2 10.20.0.1");
+            let vip = self
+                .t
+                .try_sh(&c, "ip -4 -o addr show | awk '/10\\.10\\.10\\./ {print $4}'")
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            o.clients.push(ClientResult {
+                client: c,
+                connected: up,
+                data: ping,
+                detail: if up {
+                    format!("virtual IP {vip}, ping 10.20.0.1 {}", if ping { "ok" } else { "lost" })
+                } else {
+                    log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+                },
+            });
+        }
+        let sas = self.t.try_sh(&wan, &format!("swanctl --list-sas --uri {server_uri}"))?;
+        let peers: Vec<String> = String::from_utf8_lossy(&sas.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with("remote"))
+            .filter_map(|l| l.split(" @ ").nth(1))
+            .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+            .collect();
+        o.note = format!("server sees {}", peers.join(", "));
+        self.tunnel_throughput(o, "10.20.0.1");
+        Ok(())
+    }
+
+    pub(super) fn raw_esp(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        let wan = self.t.ns("wan");
+        let peer = self.t.dir.join("esp_peer.py");
+        self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server", peer.display()))?;
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
+            bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
+        }
+        // Every client at once, each with its own SPI, to the one server.
+        let mut handles = Vec::new();
+        for (i, c) in self.t.clients.clone().into_iter().enumerate() {
+            let script = format!(
+                "/usr/bin/python3 -u {} client {SERVER} {:#x} 5",
+                peer.display(),
+                0x1000_0000 + (i as u32) * 16
+            );
+            handles.push((
+                c.clone(),
+                std::thread::spawn(move || {
+                    std::process::Command::new("ip")
+                        .args(["netns", "exec", &c, "sh", "-c", &script])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                }),
+            ));
+        }
+        for (c, h) in handles {
+            let out = h.join().unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let answered = v["answered"].as_u64().unwrap_or(0);
+            o.clients.push(ClientResult {
+                client: c,
+                connected: answered > 0,
+                data: answered == 5,
+                detail: format!("{answered}/5 encrypted packets answered by the server"),
+            });
+        }
+        o.note = "5 packets per client, AES-CBC + HMAC-SHA-256".to_string();
+        Ok(())
+    }
+}

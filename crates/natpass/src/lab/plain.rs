@@ -1,0 +1,103 @@
+//! Plain NAT through the router: ping (and its RTT), curl, traceroute (ICMP errors back
+//! through the NAT, RFC 5508), iperf3 TCP; and RFC 5780 NAT behaviour discovery with the
+//! lab's STUN peer (the mapping must be endpoint-independent, RFC 4787 REQ-1).
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::topology::{ROUTER_LAN, SERVER, SERVER_ALT, Topology};
+use super::{ClientResult, Lab, Outcome};
+
+impl Lab<'_> {
+    pub(super) fn plain(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        let mut rtts = Vec::new();
+        for c in self.t.clients.clone() {
+            let out = self.t.try_sh(&c, &format!("ping -c 5 -i 0.2 -W 2 {SERVER}"))?;
+            let ping = out.status.success();
+            // "rtt min/avg/max/mdev = 0.051/0.062/0.080/0.010 ms"
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(avg) = text
+                .lines()
+                .find_map(|l| l.split(" = ").nth(1))
+                .and_then(|v| v.split('/').nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                rtts.push(avg);
+            }
+            let size = self
+                .t
+                .try_sh(&c, &format!("curl -s -m 10 -o /dev/null -w '%{{size_download}}' http://{SERVER}:8080/4mb.bin"))
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            let curl = size == (4u32 << 20).to_string();
+            let trace = self
+                .t
+                .try_sh(&c, &format!("traceroute -n -q 1 -w 2 -m 4 {SERVER}"))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let hops: Vec<&str> = trace.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+            let traced = hops.first() == Some(&ROUTER_LAN) && hops.last() == Some(&SERVER);
+            o.clients.push(ClientResult {
+                client: c.clone(),
+                connected: ping,
+                data: curl && traced,
+                detail: format!(
+                    "ping {}, curl {} bytes, traceroute hops {}",
+                    if ping { "ok" } else { "lost" },
+                    if size.is_empty() { "0" } else { &size },
+                    hops.join(" > ")
+                ),
+            });
+        }
+        let first = self.t.clients[0].clone();
+        o.throughput_bps = self.iperf(&first, SERVER);
+        let rtt = rtts.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
+        o.note = format!("iperf3 TCP, first client; ping average RTT per client {rtt} ms");
+        Ok(())
+    }
+
+    pub(super) fn stun(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        let wan = self.t.ns("wan");
+        let peer = self.t.dir.join("stun_peer.py");
+        self.t.spawn(
+            "stun@wan",
+            &wan,
+            &format!("exec /usr/bin/python3 -u {} server {SERVER} {SERVER_ALT}", peer.display()),
+        )?;
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(5), || t.log("stun@wan").contains("ready")) {
+            bail!("the STUN server did not start: {}", self.t.log("stun@wan"));
+        }
+        let mut filtering = Vec::new();
+        for c in self.t.clients.clone() {
+            let out = self
+                .t
+                .try_sh(&c, &format!("timeout 30 /usr/bin/python3 -u {} client {SERVER}", peer.display()))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let mapping = v["mapping"].as_str().unwrap_or("");
+            if let Some(f) = v["filtering"].as_str() {
+                filtering.push(f.to_string());
+            }
+            o.clients.push(ClientResult {
+                client: c,
+                connected: v["mapped"].is_string(),
+                data: mapping == "endpoint-independent",
+                detail: if v["mapped"].is_string() {
+                    format!(
+                        "mapped {}, {mapping} mapping, {} filtering",
+                        v["mapped"].as_str().unwrap_or(""),
+                        v["filtering"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    format!("no STUN answer: {}", out.trim())
+                },
+            });
+        }
+        filtering.dedup();
+        o.note = format!("mapping must be endpoint-independent; filtering seen: {}", filtering.join(", "));
+        Ok(())
+    }
+}
