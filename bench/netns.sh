@@ -37,6 +37,9 @@ address = "198.51.100.1/24"
 [nat]
 max_sessions = 262144
 max_sessions_per_host = 262144
+
+[admin]
+listen = "off"
 TOML
 # natpass owns its addresses: take them off the kernel in the router namespace first.
 export EXT_CMD="ip addr flush dev veth-lan; ip addr flush dev veth-wan; exec $bin run --config $conf"

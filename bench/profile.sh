@@ -15,7 +15,7 @@ cargo build --release --locked -p natpass
 bin="$(pwd)/target/release/natpass"
 mkdir -p bench/results
 conf="$(pwd)/bench/results/natpass-profile.toml"
-printf '[interfaces.lan]\nname = "veth-lan"\naddress = "192.168.50.1/24"\n[interfaces.wan]\nname = "veth-wan"\naddress = "198.51.100.1/24"\n[nat]\nmax_sessions = 262144\nmax_sessions_per_host = 262144\n' > "$conf"
+printf '[interfaces.lan]\nname = "veth-lan"\naddress = "192.168.50.1/24"\n[interfaces.wan]\nname = "veth-wan"\naddress = "198.51.100.1/24"\n[nat]\nmax_sessions = 262144\nmax_sessions_per_host = 262144\n[admin]\nlisten = "off"\n' > "$conf"
 export EXT_CMD="ip addr flush dev veth-lan; ip addr flush dev veth-wan; exec $bin run --config $conf"
 export RESULTS=/tmp/natpass-profile.csv MEAS=$((secs + 4)) QUIET_WAIT=20
 "$PERF_DIR/bench.sh" udp ext "$flows" 1 > /tmp/natpass-profile-bench.log 2>&1 &

@@ -127,6 +127,17 @@ struct PassthroughSwitches {
 struct Links {
     lan: LinkFile,
     wan: LinkFile,
+    rx_ring: Option<String>,
+}
+
+/// The packet sockets' receive ring (`[interfaces] rx_ring`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RxRing {
+    /// TPACKET_V3 blocks: fewest wake-ups under load; a frame may wait up to 1 ms.
+    #[default]
+    V3,
+    /// TPACKET_V2 frames: woken per frame, the lowest latency.
+    V2,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +169,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// LAN and WAN links, from `[interfaces.lan]` and `[interfaces.wan]`.
     pub links: Option<(Link, Link)>,
+    /// The receive ring kind, `[interfaces] rx_ring`.
+    pub rx_ring: RxRing,
     /// The control plane.
     pub admin: Admin,
 }
@@ -506,7 +519,21 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         err
     })?;
     let admin = parse_admin(text, &file.admin)?;
-    Ok(Config { engine: c, links, admin })
+    let rx_ring = match file.interfaces.as_ref().and_then(|l| l.rx_ring.as_deref()) {
+        None | Some("v3") => RxRing::V3,
+        Some("v2") => RxRing::V2,
+        Some(other) => {
+            return Err(value_error(
+                text,
+                "interfaces",
+                "rx_ring",
+                format!(
+                    "{other:?} is not a ring kind; use \"v3\" (blocks, the default) or \"v2\" (per frame, lowest latency)"
+                ),
+            ));
+        }
+    };
+    Ok(Config { engine: c, links, admin, rx_ring })
 }
 
 #[cfg(test)]
@@ -548,6 +575,15 @@ udp = 600
         assert_eq!(c.engine.public_addrs, vec![Ipv4Addr::new(203, 0, 113, 1)]);
         assert_eq!(c.engine.lan_addr, Ipv4Addr::new(192, 168, 1, 1));
         assert!(!c.engine.passthrough.pptp && c.engine.passthrough.ipsec);
+    }
+
+    #[test]
+    fn the_receive_ring_is_chosen_under_interfaces() {
+        let links = "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n";
+        assert_eq!(parse_config(links).unwrap().rx_ring, RxRing::V3);
+        assert_eq!(parse_config(&format!("[interfaces]\nrx_ring = \"v2\"\n{links}")).unwrap().rx_ring, RxRing::V2);
+        let e = parse_config(&format!("[interfaces]\nrx_ring = \"v4\"\n{links}")).unwrap_err().to_string();
+        assert!(e.starts_with("line 2: interfaces.rx_ring") && e.contains("\"v2\""), "{e}");
     }
 
     #[test]

@@ -31,9 +31,23 @@ pub enum Error {
     },
 }
 
+/// The kind of receive ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingVersion {
+    /// TPACKET_V3: the kernel fills variable-size frames into blocks and hands a block over
+    /// when it is full or after `block_timeout_ms`: few wake-ups under load, but at low rates
+    /// a frame may wait up to the timeout.
+    V3,
+    /// TPACKET_V2: one fixed-size slot per frame, handed over (and woken) per frame: the
+    /// lowest latency, more wake-ups.
+    V2,
+}
+
 /// Ring geometry.
 #[derive(Clone, Copy, Debug)]
 pub struct RingOptions {
+    /// The receive ring's kind.
+    pub version: RingVersion,
     /// Bytes per block (a power of two multiple of the page size).
     pub block_size: usize,
     /// Blocks in the ring.
@@ -48,7 +62,7 @@ pub struct RingOptions {
 
 impl Default for RingOptions {
     fn default() -> Self {
-        Self { block_size: 1 << 18, block_count: 64, block_timeout_ms: 1, vnet_hdr: true }
+        Self { version: RingVersion::V3, block_size: 1 << 18, block_count: 64, block_timeout_ms: 1, vnet_hdr: true }
     }
 }
 
@@ -132,6 +146,7 @@ const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+const TPACKET_V2: libc::c_int = 1;
 const TPACKET_V3: libc::c_int = 2;
 const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_VERSION: libc::c_int = 10;
@@ -153,6 +168,16 @@ const PKT_MAC: usize = 24;
 const PKT_HDR_LEN: usize = 48;
 // struct sockaddr_ll follows the header at TPACKET_ALIGN(sizeof(tpacket3_hdr)).
 const SLL_PKTTYPE: usize = PKT_HDR_LEN + 10;
+// struct tpacket2_hdr: status, len, snaplen, mac, net, ...; sockaddr_ll at 32.
+const V2_STATUS: usize = 0;
+const V2_LEN: usize = 4;
+const V2_SNAPLEN: usize = 8;
+const V2_MAC: usize = 12;
+const V2_SLL_PKTTYPE: usize = 32 + 10;
+/// A V2 slot with virtio-net headers holds a 64 KB super-frame and its headers.
+const V2_BIG_FRAME: usize = 17 * 4096;
+/// Frames handed out per `receive` call with V2.
+const V2_BATCH: usize = 256;
 
 /// One AF_PACKET socket bound to an interface, with its receive ring.
 pub struct PacketSocket {
@@ -160,6 +185,10 @@ pub struct PacketSocket {
     ring: *mut u8,
     ring_len: usize,
     opts: RingOptions,
+    /// Bytes per unit handed over: a block (V3) or a frame slot (V2).
+    slot_size: usize,
+    /// Units in the ring.
+    slot_count: usize,
     next_block: usize,
     ifindex: i32,
     name: String,
@@ -232,9 +261,12 @@ impl PacketSocket {
         // SAFETY: the kernel filled the mtu member of the union.
         let mtu = usize::try_from(unsafe { ifr.ifr_ifru.ifru_mtu }).unwrap_or(1500);
 
-        let version: libc::c_int = TPACKET_V3;
+        let version: libc::c_int = match opts.version {
+            RingVersion::V3 => TPACKET_V3,
+            RingVersion::V2 => TPACKET_V2,
+        };
         if setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &version) < 0 {
-            return Err(sys_err("PACKET_VERSION (TPACKET_V3)", iface));
+            return Err(sys_err("PACKET_VERSION", iface));
         }
         let one: libc::c_int = 1;
         // Best effort: older kernels lack these, and the socket works without them.
@@ -242,20 +274,41 @@ impl PacketSocket {
         let _ = setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
         // Before the ring: the kernel refuses to change it once a ring exists.
         let vnet_hdr = opts.vnet_hdr && setsockopt(raw, libc::SOL_PACKET, PACKET_VNET_HDR, &one) == 0;
-        let frame_size = 2048u32;
-        let req = libc::tpacket_req3 {
-            tp_block_size: opts.block_size as u32,
-            tp_block_nr: opts.block_count as u32,
-            tp_frame_size: frame_size,
-            tp_frame_nr: (opts.block_size * opts.block_count) as u32 / frame_size,
-            tp_retire_blk_tov: opts.block_timeout_ms,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
+        let (slot_size, slot_count, ring_len) = match opts.version {
+            RingVersion::V3 => {
+                let frame_size = 2048u32;
+                let req = libc::tpacket_req3 {
+                    tp_block_size: opts.block_size as u32,
+                    tp_block_nr: opts.block_count as u32,
+                    tp_frame_size: frame_size,
+                    tp_frame_nr: (opts.block_size * opts.block_count) as u32 / frame_size,
+                    tp_retire_blk_tov: opts.block_timeout_ms,
+                    tp_sizeof_priv: 0,
+                    tp_feature_req_word: 0,
+                };
+                if setsockopt(raw, libc::SOL_PACKET, PACKET_RX_RING, &req) < 0 {
+                    return Err(sys_err("PACKET_RX_RING", iface));
+                }
+                (opts.block_size, opts.block_count, opts.block_size * opts.block_count)
+            }
+            RingVersion::V2 => {
+                // One frame per block when frames must hold super-frames; else small frames
+                // packed into the configured blocks.
+                let (frame, block) = if vnet_hdr { (V2_BIG_FRAME, V2_BIG_FRAME) } else { (2048, opts.block_size) };
+                let total = opts.block_size * opts.block_count;
+                let blocks = (total / block).max(1);
+                let req = libc::tpacket_req {
+                    tp_block_size: block as u32,
+                    tp_block_nr: blocks as u32,
+                    tp_frame_size: frame as u32,
+                    tp_frame_nr: (blocks * (block / frame)) as u32,
+                };
+                if setsockopt(raw, libc::SOL_PACKET, PACKET_RX_RING, &req) < 0 {
+                    return Err(sys_err("PACKET_RX_RING", iface));
+                }
+                (frame, blocks * (block / frame), blocks * block)
+            }
         };
-        if setsockopt(raw, libc::SOL_PACKET, PACKET_RX_RING, &req) < 0 {
-            return Err(sys_err("PACKET_RX_RING", iface));
-        }
-        let ring_len = opts.block_size * opts.block_count;
         // SAFETY: maps the ring the kernel just allocated for this socket; checked below.
         let ring = unsafe {
             libc::mmap(
@@ -291,6 +344,8 @@ impl PacketSocket {
             ring: ring.cast(),
             ring_len,
             opts,
+            slot_size,
+            slot_count,
             next_block: 0,
             ifindex,
             name: iface.to_string(),
@@ -343,14 +398,18 @@ impl PacketSocket {
         self.vnet_hdr
     }
 
-    fn block_status(&self, block: usize) -> &AtomicU32 {
-        // SAFETY: the offset is inside the mapped ring (block < block_count), 4-byte aligned
-        // (blocks are page aligned), and the kernel writes this word concurrently, so it is
-        // only accessed atomically.
-        unsafe { &*self.ring.add(block * self.opts.block_size + BLK_STATUS).cast::<AtomicU32>() }
+    fn block_status(&self, slot: usize) -> &AtomicU32 {
+        let at = match self.opts.version {
+            RingVersion::V3 => BLK_STATUS,
+            RingVersion::V2 => V2_STATUS,
+        };
+        // SAFETY: the offset is inside the mapped ring (slot < slot_count), 4-byte aligned
+        // (slots are page or 16-byte aligned, the status word at 0 or 8), and the kernel
+        // writes this word concurrently, so it is only accessed atomically.
+        unsafe { &*self.ring.add(slot * self.slot_size + at).cast::<AtomicU32>() }
     }
 
-    /// True when the next block is ready to read (no system call).
+    /// True when the next block (V3) or frame (V2) is ready to read (no system call).
     pub fn ready(&self) -> bool {
         self.block_status(self.next_block).load(Ordering::Acquire) & TP_STATUS_USER != 0
     }
@@ -361,6 +420,9 @@ impl PacketSocket {
     pub fn receive(&mut self, mut f: impl FnMut(&mut [u8], FrameInfo)) -> usize {
         if !self.ready() {
             return 0;
+        }
+        if self.opts.version == RingVersion::V2 {
+            return self.receive_frames(f);
         }
         let base = self.next_block * self.opts.block_size;
         // SAFETY: the block [base, base + block_size) lies inside the ring and belongs to user
@@ -399,8 +461,45 @@ impl PacketSocket {
             off += next;
         }
         self.block_status(self.next_block).store(TP_STATUS_KERNEL, Ordering::Release);
-        self.next_block = (self.next_block + 1) % self.opts.block_count;
+        self.next_block = (self.next_block + 1) % self.slot_count;
         count
+    }
+
+    /// TPACKET_V2: hands out ready frames one slot at a time (up to a batch), returning each
+    /// slot to the kernel after `f`.
+    fn receive_frames(&mut self, mut f: impl FnMut(&mut [u8], FrameInfo)) -> usize {
+        let mut n = 0;
+        while n < V2_BATCH && self.ready() {
+            let base = self.next_block * self.slot_size;
+            // SAFETY: the slot [base, base + slot_size) lies inside the ring and belongs to
+            // user space until its status is written back below; nothing else aliases it.
+            let slot = unsafe { std::slice::from_raw_parts_mut(self.ring.add(base), self.slot_size) };
+            let rd =
+                |b: &[u8], at: usize| b.get(at..at + 4).map_or(0, |x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]));
+            let status = rd(slot, V2_STATUS);
+            let len = rd(slot, V2_LEN) as usize;
+            let snap = rd(slot, V2_SNAPLEN) as usize;
+            let mac = usize::from(u16::from_ne_bytes([slot[V2_MAC], slot[V2_MAC + 1]]));
+            let vnet = if self.vnet_hdr {
+                mac.checked_sub(VnetHdr::LEN).and_then(|at| VnetHdr::parse(&slot[at..]))
+            } else {
+                None
+            };
+            let info = FrameInfo {
+                wire_len: len,
+                csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
+                vlan_stripped: status & TP_STATUS_VLAN_VALID != 0,
+                outgoing: slot[V2_SLL_PKTTYPE] == PACKET_OUTGOING,
+                vnet,
+            };
+            if let Some(frame) = slot.get_mut(mac..mac + snap) {
+                f(frame, info);
+            }
+            self.block_status(self.next_block).store(TP_STATUS_KERNEL, Ordering::Release);
+            self.next_block = (self.next_block + 1) % self.slot_count;
+            n += 1;
+        }
+        n
     }
 
     /// Sends the frames in `batch` with as few `sendmmsg` calls as it takes, then empties it.

@@ -115,6 +115,9 @@ enum Command {
         /// takes super-frames with PACKET_VNET_HDR) or off (every frame MTU-sized).
         #[arg(long, value_parser = ["on", "off"], default_value = "on")]
         offloads: String,
+        /// natpass's receive ring: v3 (TPACKET_V3 blocks) or v2 (per frame, lowest latency).
+        #[arg(long, value_parser = ["v3", "v2"], default_value = "v3")]
+        rx_ring: String,
     },
     /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
     Replay {
@@ -254,7 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
             }
             let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
-            let mut router = natpass::router::Router::open(lan, wan, c.engine)?;
+            let mut router = natpass::router::Router::open(lan, wan, c.engine, c.rx_ring)?;
             start_control(&config, text, &c.admin, &mut router)?;
             eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
             // For scripts and benchmark harnesses that wait for the router to forward.
@@ -388,7 +391,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json, offloads } => {
+        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json, offloads, rx_ring } => {
             let opts = natpass::lab::Options {
                 nat,
                 clients,
@@ -399,6 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 iperf_secs,
                 natpass_extra_config: String::new(),
                 offloads: offloads == "on",
+                rx_ring,
             };
             let outcomes = natpass::lab::run(&opts)?;
             print!("{}", natpass::lab::render(&outcomes, clients));

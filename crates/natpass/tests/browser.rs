@@ -82,6 +82,7 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
             dir.join("natpass").display()
         ),
         offloads: true,
+        rx_ring: "v3".into(),
     };
     let shots = std::env::var_os("NATPASS_SCREENSHOTS").map(PathBuf::from);
     let mut lab = Lab::new(&opts, Nat::Natpass, &dir.join("natpass")).unwrap();

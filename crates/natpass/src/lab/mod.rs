@@ -120,6 +120,8 @@ pub struct Options {
     /// Leave segmentation and checksum offloads on (veth's default): the router then gets
     /// 64 KB super-frames, which natpass takes with PACKET_VNET_HDR.
     pub offloads: bool,
+    /// natpass's receive ring: "v3" (blocks) or "v2" (per frame).
+    pub rx_ring: String,
 }
 
 /// One client's result in one check.
@@ -337,7 +339,8 @@ impl<'a> Lab<'a> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "# natpass lab router\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
+                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
+                        self.opts.rx_ring,
                         if self.opts.natpass_extra_config.is_empty() {
                             "[admin]\nlisten = \"off\"\n"
                         } else {

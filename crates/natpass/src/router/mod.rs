@@ -93,7 +93,12 @@ fn now_ns(start: WallInstant) -> u64 {
 impl Router {
     /// Opens both interfaces and the engine. Refuses to start when the kernel holds one of the
     /// addresses natpass owns on that interface.
-    pub fn open(lan: Link, wan: Link, mut config: EngineConfig) -> anyhow::Result<Self> {
+    pub fn open(
+        lan: Link,
+        wan: Link,
+        mut config: EngineConfig,
+        rx_ring: natpass_config::RxRing,
+    ) -> anyhow::Result<Self> {
         for (l, owned) in [(&lan, vec![lan.addr]), (&wan, config.public_addrs.clone())] {
             let kernel = natpass_io::afpacket::kernel_ipv4_addrs(&l.name)
                 .with_context(|| format!("reading the addresses of {}", l.name))?;
@@ -107,7 +112,11 @@ impl Router {
                 );
             }
         }
-        let opts = RingOptions::default();
+        let version = match rx_ring {
+            natpass_config::RxRing::V3 => natpass_io::afpacket::RingVersion::V3,
+            natpass_config::RxRing::V2 => natpass_io::afpacket::RingVersion::V2,
+        };
+        let opts = RingOptions { version, ..RingOptions::default() };
         let lan_sock = PacketSocket::open(&lan.name, opts)?;
         let wan_sock = PacketSocket::open(&wan.name, opts)?;
         if config.seed == EngineConfig::default().seed {
