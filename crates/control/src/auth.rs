@@ -70,6 +70,15 @@ pub struct Session {
     last_seen: Instant,
 }
 
+#[cfg(test)]
+impl Session {
+    /// A session for page-rendering tests.
+    pub(crate) fn for_tests(user: &str) -> Self {
+        let now = Instant::now();
+        Self { user: user.into(), csrf: "00".repeat(16), created: now, last_seen: now }
+    }
+}
+
 /// Why a login failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginError {

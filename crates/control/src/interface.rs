@@ -5,7 +5,7 @@
 //! its [`Mailbox`] between packet batches and answers each command with [`answer`], a plain
 //! function over the engine, so it is tested without threads or sockets.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -264,6 +264,8 @@ pub struct TunnelRow {
     pub bytes_in: u64,
     /// Seconds since the last packet.
     pub idle_secs: u64,
+    /// Seconds since it came up (`None` when natpass did not see it come up).
+    pub age_secs: Option<u64>,
     /// State.
     pub state: &'static str,
 }
@@ -337,10 +339,40 @@ fn ids_text(ids: &TunnelIds) -> String {
     }
 }
 
-/// The most recent events the data plane keeps for the tunnel page.
+/// The most recent events the data plane keeps for the tunnel page, and when each live
+/// tunnel came up.
 #[derive(Debug, Default)]
 pub struct EventLog {
     rows: VecDeque<EventRow>,
+    up_since: HashMap<TunnelKey, u64>,
+}
+
+/// What names one tunnel across its events and the engine's table (an IKE SA by its
+/// initiator SPI alone: the responder's is learned later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TunnelKey(Protocol, u32, u32, TunnelIdsKey);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum TunnelIdsKey {
+    Esp(u32, u32),
+    Pptp(u16, u16),
+    L2tp(u16, u16),
+    Ike(u64),
+    Other,
+}
+
+fn tunnel_key(protocol: Protocol, client: u32, server: u32, ids: &TunnelIds) -> TunnelKey {
+    let k = match *ids {
+        TunnelIds::Esp { spi_out, spi_in } => TunnelIdsKey::Esp(spi_out, spi_in),
+        TunnelIds::Pptp { client_call_id, public_call_id, .. } => TunnelIdsKey::Pptp(client_call_id, public_call_id),
+        TunnelIds::L2tp { client_tunnel_id, server_tunnel_id } => {
+            TunnelIdsKey::L2tp(client_tunnel_id, server_tunnel_id)
+        }
+        TunnelIds::Ike { spi_i, .. } => TunnelIdsKey::Ike(spi_i),
+        #[allow(unreachable_patterns)]
+        _ => TunnelIdsKey::Other,
+    };
+    TunnelKey(protocol, client, server, k)
 }
 
 /// Events kept.
@@ -366,22 +398,28 @@ impl EventLog {
                 server: String::new(),
                 detail: reason.to_string(),
             },
-            Event::TunnelUp { protocol, client, server, ids, .. } => EventRow {
-                at_secs,
-                what: "tunnel up",
-                protocol: vpn_name(*protocol).into(),
-                client: ip(*client).to_string(),
-                server: ip(*server).to_string(),
-                detail: ids_text(ids),
-            },
-            Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => EventRow {
-                at_secs,
-                what: "tunnel down",
-                protocol: vpn_name(*protocol).into(),
-                client: ip(*client).to_string(),
-                server: ip(*server).to_string(),
-                detail: format!("{}, {bytes_out} B out, {bytes_in} B in", ids_text(ids)),
-            },
+            Event::TunnelUp { protocol, client, server, ids, .. } => {
+                self.up_since.entry(tunnel_key(*protocol, *client, *server, ids)).or_insert(at_secs);
+                EventRow {
+                    at_secs,
+                    what: "tunnel up",
+                    protocol: vpn_name(*protocol).into(),
+                    client: ip(*client).to_string(),
+                    server: ip(*server).to_string(),
+                    detail: ids_text(ids),
+                }
+            }
+            Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => {
+                self.up_since.remove(&tunnel_key(*protocol, *client, *server, ids));
+                EventRow {
+                    at_secs,
+                    what: "tunnel down",
+                    protocol: vpn_name(*protocol).into(),
+                    client: ip(*client).to_string(),
+                    server: ip(*server).to_string(),
+                    detail: format!("{}, {bytes_out} B out, {bytes_in} B in", ids_text(ids)),
+                }
+            }
             _ => return,
         };
         if self.rows.len() >= EVENTS_KEPT {
@@ -394,32 +432,48 @@ impl EventLog {
     pub fn rows(&self) -> Vec<EventRow> {
         self.rows.iter().cloned().collect()
     }
+
+    /// How long the tunnel has been up at `now_secs`, if natpass saw it come up.
+    fn age(&self, t: &natpass_engine::TunnelInfo, now_secs: u64) -> Option<u64> {
+        let since = self.up_since.get(&tunnel_key(t.protocol, t.client, t.server, &t.ids))?;
+        Some(now_secs.saturating_sub(*since))
+    }
+
+    /// Forgets tunnels the engine no longer has (a switch turned off, an idle timer).
+    fn keep_only(&mut self, live: &[natpass_engine::TunnelInfo]) {
+        let keys: Vec<TunnelKey> = live.iter().map(|t| tunnel_key(t.protocol, t.client, t.server, &t.ids)).collect();
+        self.up_since.retain(|k, _| keys.contains(k));
+    }
 }
 
 /// Answers one command against the engine: the data plane's whole side of the interface.
-pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &EventLog, now: Instant, cmd: Command) -> Answer {
+pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now: Instant, cmd: Command) -> Answer {
     match cmd {
         Command::Status => Answer::Status(Box::new(status(engine, info, now))),
         Command::Sessions(q) => Answer::Sessions(sessions(engine, now, &q)),
-        Command::Tunnels => Answer::Tunnels(Tunnels {
-            tunnels: engine
-                .tunnels(now)
-                .into_iter()
-                .map(|t| TunnelRow {
-                    protocol: vpn_name(t.protocol),
-                    kind: t.kind,
-                    client: ip(t.client).to_string(),
-                    server: ip(t.server).to_string(),
-                    public: ip(t.public).to_string(),
-                    ids: ids_text(&t.ids),
-                    bytes_out: t.bytes_out,
-                    bytes_in: t.bytes_in,
-                    idle_secs: t.idle_secs,
-                    state: t.state,
-                })
-                .collect(),
-            events: events.rows(),
-        }),
+        Command::Tunnels => {
+            let live = engine.tunnels(now);
+            events.keep_only(&live);
+            Answer::Tunnels(Tunnels {
+                tunnels: live
+                    .into_iter()
+                    .map(|t| TunnelRow {
+                        age_secs: events.age(&t, now.secs()),
+                        protocol: vpn_name(t.protocol),
+                        kind: t.kind,
+                        client: ip(t.client).to_string(),
+                        server: ip(t.server).to_string(),
+                        public: ip(t.public).to_string(),
+                        ids: ids_text(&t.ids),
+                        bytes_out: t.bytes_out,
+                        bytes_in: t.bytes_in,
+                        idle_secs: t.idle_secs,
+                        state: t.state,
+                    })
+                    .collect(),
+                events: events.rows(),
+            })
+        }
         Command::SetPassthrough(p, on) => Answer::Changed { removed: engine.set_passthrough(p, on) },
         Command::SetTimeouts(t) => match engine.set_timeouts(t) {
             Ok(()) => Answer::Changed { removed: 0 },
@@ -579,5 +633,56 @@ impl Mailbox {
             n += 1;
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(spi_in: u32) -> natpass_engine::TunnelInfo {
+        natpass_engine::TunnelInfo {
+            protocol: Protocol::Ipsec,
+            kind: "ESP SA pair",
+            client: 1,
+            server: 2,
+            public: 3,
+            ids: TunnelIds::Esp { spi_out: 0x100, spi_in },
+            bytes_out: 0,
+            bytes_in: 0,
+            idle_secs: 0,
+            state: "up",
+        }
+    }
+
+    #[test]
+    fn a_tunnels_age_counts_from_its_up_event_until_it_goes() {
+        let mut log = EventLog::default();
+        let up = Event::TunnelUp {
+            protocol: Protocol::Ipsec,
+            client: 1,
+            server: 2,
+            public: 3,
+            ids: TunnelIds::Esp { spi_out: 0x100, spi_in: 0x200 },
+        };
+        log.record(10, &up);
+        assert_eq!(log.age(&info(0x200), 25), Some(15));
+        assert_eq!(log.age(&info(0x201), 25), None, "another SA pair");
+        log.keep_only(&[]);
+        assert_eq!(log.age(&info(0x200), 30), None, "gone from the engine, forgotten");
+        log.record(40, &up);
+        log.record(
+            50,
+            &Event::TunnelDown {
+                protocol: Protocol::Ipsec,
+                client: 1,
+                server: 2,
+                ids: TunnelIds::Esp { spi_out: 0x100, spi_in: 0x200 },
+                bytes_out: 0,
+                bytes_in: 0,
+            },
+        );
+        assert_eq!(log.age(&info(0x200), 55), None);
+        assert_eq!(log.rows().len(), 3);
     }
 }

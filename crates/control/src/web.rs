@@ -20,7 +20,7 @@ nav a:hover { background:#1d2939; color:#fff; }
 nav a.active { background:var(--accent); color:#fff; }
 header form { margin:0; }
 header button { background:transparent; color:#d0d5dd; border:1px solid #475467; border-radius:6px; padding:6px 12px; cursor:pointer; }
-main { max-width:1100px; margin:0 auto; padding:20px; }
+main { max-width:1240px; margin:0 auto; padding:20px; }
 h1 { font-size:22px; margin:8px 0 16px; }
 h2 { font-size:16px; margin:0 0 12px; }
 .grid { display:grid; grid-template-columns:repeat(auto-fit, minmax(240px, 1fr)); gap:16px; margin-bottom:16px; }
@@ -31,6 +31,7 @@ table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; padding:7px 10px; border-bottom:1px solid var(--line); white-space:nowrap; }
 th { color:var(--muted); font-weight:600; font-size:13px; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+td.wrap { white-space:normal; min-width:160px; }
 .badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:13px; font-weight:600; }
 .on { background:#dafbe1; color:var(--ok); }
 .off { background:#ffebe9; color:var(--bad); }
@@ -281,12 +282,12 @@ pub fn passthrough_page(p: &Switches, saved: Option<&str>, error: Option<&str>, 
 /// VPN Tunnels: live tunnels and recent refusals (the page refreshes itself every 5 s).
 pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
     let mut b = String::from(
-        "<h1>VPN Tunnels</h1><div class=\"card\"><h2>Live tunnels</h2><table><tr><th>Protocol</th><th>What</th><th>Client</th><th>Server</th><th>Public</th><th>IDs</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th><th class=\"num\">Idle s</th><th>State</th></tr>",
+        "<h1>VPN Tunnels</h1><div class=\"card\"><h2>Live tunnels</h2><table><tr><th>Protocol</th><th>What</th><th>Client</th><th>Server</th><th>Public</th><th>IDs</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th><th class=\"num\">Age s</th><th class=\"num\">Idle s</th><th>State</th></tr>",
     );
     for r in &t.tunnels {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             r.protocol,
             esc(r.kind),
             esc(&r.client),
@@ -295,12 +296,13 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
             esc(&r.ids),
             r.bytes_out,
             r.bytes_in,
+            r.age_secs.map_or("-".to_string(), |a| a.to_string()),
             r.idle_secs,
             esc(r.state)
         );
     }
     if t.tunnels.is_empty() {
-        b.push_str("<tr><td colspan=\"10\" class=\"muted\">No tunnels right now.</td></tr>");
+        b.push_str("<tr><td colspan=\"11\" class=\"muted\">No tunnels right now.</td></tr>");
     }
     b.push_str("</table></div><div class=\"card\"><h2>Recent refusals and tunnel events</h2><table><tr><th class=\"num\">At (s)</th><th>Event</th><th>Protocol</th><th>Client</th><th>Server</th><th>Reason or IDs</th></tr>");
     for e in &t.events {
@@ -422,4 +424,36 @@ pub fn settings_page(s: &Status, saved: Option<&str>, error: Option<&str>, sessi
     }
     b.push_str("</select></label></div><button class=\"primary\" type=\"submit\">Save</button></form></div>");
     layout("Settings", "/settings", session, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interface::{TunnelRow, Tunnels};
+
+    #[test]
+    fn the_tunnel_table_has_a_header_for_every_cell() {
+        let session = crate::auth::Session::for_tests("admin");
+        let t = Tunnels {
+            tunnels: vec![TunnelRow {
+                protocol: "PPTP",
+                kind: "PPTP call (GRE)",
+                client: "192.168.1.10".into(),
+                server: "203.0.113.10".into(),
+                public: "203.0.113.1".into(),
+                ids: "Call ID client 1, public 1, server 2".into(),
+                bytes_out: 1,
+                bytes_in: 2,
+                idle_secs: 3,
+                age_secs: Some(4),
+                state: "up",
+            }],
+            events: Vec::new(),
+        };
+        let page = tunnels_page(&t, &session);
+        let table = page.split("<table>").nth(1).unwrap().split("</table>").next().unwrap();
+        let (head, row) = table.split_once("</tr>").unwrap();
+        assert_eq!(head.matches("<th").count(), row.matches("<td").count(), "{table}");
+        assert!(head.contains("Age s") && row.contains(">4</td>"), "{table}");
+    }
 }

@@ -79,10 +79,10 @@ fn rig(name: &str) -> Rig {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     std::thread::spawn(move || {
-        let events = EventLog::default();
+        let mut events = EventLog::default();
         while !s.load(Ordering::Relaxed) {
             mailbox.serve(|cmd| {
-                interface::answer(&mut engine, &PlaneInfo::default(), &events, Instant::from_secs(2), cmd)
+                interface::answer(&mut engine, &PlaneInfo::default(), &mut events, Instant::from_secs(2), cmd)
             });
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -197,6 +197,7 @@ pub fn render_tunnels(t: &Value) -> String {
                         n(&x["ids"]),
                         n(&x["bytes_out"]),
                         n(&x["bytes_in"]),
+                        n(&x["age_secs"]),
                         n(&x["state"]),
                     ]
                 })

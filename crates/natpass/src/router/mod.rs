@@ -289,7 +289,7 @@ impl Plane {
         let t = Instant::from_nanos(now);
         mb.serve(|cmd| {
             let info = self.info(now);
-            interface::answer(&mut self.engine, &info, &self.events, t, cmd)
+            interface::answer(&mut self.engine, &info, &mut self.events, t, cmd)
         });
         self.mailbox = Some(mb);
     }
