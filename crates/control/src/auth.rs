@@ -18,12 +18,17 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 /// A browser session ends this long after login, active or not.
 pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
 
+/// Fills `buf` with random bytes from the kernel (/dev/urandom).
+pub fn fill_random(buf: &mut [u8]) {
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, buf);
+    }
+}
+
 /// `n` random bytes from the kernel, hex-encoded.
 pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
+    fill_random(&mut b);
     hex(&b)
 }
 
@@ -40,9 +45,7 @@ pub fn token_digest(token: &str) -> String {
 /// An argon2id hash (PHC string) of `password` with a fresh random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut salt);
-    }
+    fill_random(&mut salt);
     Argon2::default()
         .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -53,9 +56,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 pub fn new_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY3479";
     let mut b = [0u8; 20];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
+    fill_random(&mut b);
     b.iter().map(|x| ALPHABET[usize::from(*x) % ALPHABET.len()] as char).collect()
 }
 

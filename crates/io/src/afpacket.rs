@@ -440,18 +440,7 @@ impl PacketSocket {
             let len = rd(block, off + PKT_LEN) as usize;
             let status = rd(block, off + PKT_STATUS);
             let mac = usize::from(u16::from_ne_bytes([block[off + PKT_MAC], block[off + PKT_MAC + 1]]));
-            let vnet = if self.vnet_hdr {
-                (off + mac).checked_sub(VnetHdr::LEN).and_then(|at| VnetHdr::parse(&block[at..]))
-            } else {
-                None
-            };
-            let info = FrameInfo {
-                wire_len: len,
-                csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
-                vlan_stripped: status & TP_STATUS_VLAN_VALID != 0,
-                outgoing: block[off + SLL_PKTTYPE] == PACKET_OUTGOING,
-                vnet,
-            };
+            let info = self.frame_info(block, off + mac, len, status, block[off + SLL_PKTTYPE]);
             if let Some(frame) = block.get_mut(off + mac..off + mac + snap) {
                 f(frame, info);
             }
@@ -463,6 +452,23 @@ impl PacketSocket {
         self.block_status(self.next_block).store(TP_STATUS_KERNEL, Ordering::Release);
         self.next_block = (self.next_block + 1) % self.slot_count;
         count
+    }
+
+    /// What the ring says of the frame at `mac` in `area` (a V3 block or a V2 slot): its
+    /// status bits, packet type and, when asked for, the virtio-net header just before it.
+    fn frame_info(&self, area: &[u8], mac: usize, wire_len: usize, status: u32, pkttype: u8) -> FrameInfo {
+        let vnet = if self.vnet_hdr {
+            mac.checked_sub(VnetHdr::LEN).and_then(|at| area.get(at..)).and_then(VnetHdr::parse)
+        } else {
+            None
+        };
+        FrameInfo {
+            wire_len,
+            csum_not_ready: status & TP_STATUS_CSUMNOTREADY != 0,
+            vlan_stripped: status & TP_STATUS_VLAN_VALID != 0,
+            outgoing: pkttype == PACKET_OUTGOING,
+            vnet,
+        }
     }
 
     /// TPACKET_V2: hands out ready frames one slot at a time (up to a batch), returning each
@@ -509,17 +515,15 @@ impl PacketSocket {
         if n == 0 {
             return 0;
         }
-        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(n);
+        let TxBatch { bytes, ends, iovs, msgs, .. } = batch;
+        iovs.clear();
         let mut start = 0;
-        for &end in &batch.ends {
-            iovs.push(libc::iovec {
-                iov_base: batch.bytes[start..end].as_ptr() as *mut libc::c_void,
-                iov_len: end - start,
-            });
+        for &end in ends.iter() {
+            iovs.push(libc::iovec { iov_base: bytes[start..end].as_ptr() as *mut libc::c_void, iov_len: end - start });
             start = end;
         }
         // SAFETY: mmsghdr is a plain C struct; all zero is valid.
-        let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        msgs.resize_with(n, || unsafe { std::mem::zeroed() });
         for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
             m.msg_hdr.msg_iov = iov;
             m.msg_hdr.msg_iovlen = 1;
@@ -527,8 +531,8 @@ impl PacketSocket {
         let mut sent = 0;
         let mut spins = 0;
         while sent < n && spins < 4 {
-            // SAFETY: msgs[sent..] point at iovecs that point into `batch.bytes`, all alive
-            // until this function returns; the socket is bound, so no address is needed.
+            // SAFETY: msgs[..n] point at iovecs that point into `batch.bytes`, none of which
+            // changes until this function returns; the socket is bound, so no address is needed.
             let rc = unsafe {
                 libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr().add(sent), (n - sent) as u32, libc::MSG_DONTWAIT)
             };
@@ -576,6 +580,9 @@ pub struct TxBatch {
     bytes: Vec<u8>,
     ends: Vec<usize>,
     vnet_hdr: bool,
+    /// `sendmmsg` arguments, kept between sends so that sending allocates nothing.
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
 }
 
 impl TxBatch {

@@ -20,13 +20,8 @@ fn e2e_dir() -> PathBuf {
 }
 
 fn can_run() -> bool {
-    if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")) {
-        eprintln!("SKIPPED: the browser test needs root (network namespaces)");
-        return false;
-    }
-    let missing = natpass::lab::missing_tools();
-    if !missing.is_empty() {
-        eprintln!("SKIPPED: the lab needs {} (scripts/lab-setup.sh)", missing.join(" "));
+    if let Err(why) = natpass::lab::preflight() {
+        eprintln!("SKIPPED: {why}");
         return false;
     }
     if !Path::new("/usr/bin/chromium").exists() || !e2e_dir().join("node_modules/playwright-core").exists() {

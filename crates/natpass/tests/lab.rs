@@ -14,17 +14,13 @@ use std::sync::Mutex;
 static ONE_LAB: Mutex<()> = Mutex::new(());
 
 fn can_run() -> bool {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
-        eprintln!("SKIPPED: the lab needs root (network namespaces)");
-        return false;
+    match natpass::lab::preflight() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
     }
-    let missing = natpass::lab::missing_tools();
-    if !missing.is_empty() {
-        eprintln!("SKIPPED: the lab needs {} (scripts/lab-setup.sh installs them)", missing.join(" "));
-        return false;
-    }
-    true
 }
 
 fn lab(prefix: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {

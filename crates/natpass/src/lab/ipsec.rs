@@ -70,22 +70,9 @@ impl Lab<'_> {
             uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
         }
         // All clients start at once: several IKE SAs to one server through one address.
-        let mut handles = Vec::new();
-        for (c, uri) in self.t.clients.clone().into_iter().zip(&uris) {
-            let script = format!("swanctl --initiate --child lab --timeout 20 --uri {uri}");
-            handles.push((
-                c.clone(),
-                std::thread::spawn(move || {
-                    std::process::Command::new("ip")
-                        .args(["netns", "exec", &c, "sh", "-c", &script])
-                        .output()
-                        .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned()))
-                        .unwrap_or((false, String::new()))
-                }),
-            ));
-        }
-        for (c, h) in handles {
-            let (up, log) = h.join().unwrap_or((false, String::new()));
+        let initiated =
+            self.in_all_clients(|i, _| format!("swanctl --initiate --child lab --timeout 20 --uri {}", uris[i]));
+        for (c, up, log) in initiated {
             let ping = up && self.t.ok(&c, "ping -c 3 -i 0.2 -W 2 10.20.0.1");
             let vip = self
                 .t
@@ -124,26 +111,10 @@ impl Lab<'_> {
             bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
         }
         // Every client at once, each with its own SPI, to the one server.
-        let mut handles = Vec::new();
-        for (i, c) in self.t.clients.clone().into_iter().enumerate() {
-            let script = format!(
-                "/usr/bin/python3 -u {} client {SERVER} {:#x} 5",
-                peer.display(),
-                0x1000_0000 + (i as u32) * 16
-            );
-            handles.push((
-                c.clone(),
-                std::thread::spawn(move || {
-                    std::process::Command::new("ip")
-                        .args(["netns", "exec", &c, "sh", "-c", &script])
-                        .output()
-                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                        .unwrap_or_default()
-                }),
-            ));
-        }
-        for (c, h) in handles {
-            let out = h.join().unwrap_or_default();
+        let results = self.in_all_clients(|i, _| {
+            format!("/usr/bin/python3 -u {} client {SERVER} {:#x} 5", peer.display(), 0x1000_0000 + (i as u32) * 16)
+        });
+        for (c, _, out) in results {
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
             let answered = v["answered"].as_u64().unwrap_or(0);
             o.clients.push(ClientResult {

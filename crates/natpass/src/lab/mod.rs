@@ -207,16 +207,22 @@ pub fn missing_tools() -> Vec<&'static str> {
     out
 }
 
-/// Runs the lab and returns every outcome, natpass first.
-pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
+/// Why the lab cannot run here (not root, packages missing), if it cannot.
+pub fn preflight() -> Result<(), String> {
     let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !root {
-        bail!("the lab makes network namespaces and needs root: run it with sudo");
+        return Err("the lab makes network namespaces and needs root: run it with sudo".into());
     }
     let missing = missing_tools();
     if !missing.is_empty() {
-        bail!("the lab needs these Debian packages: {} (run scripts/lab-setup.sh)", missing.join(" "));
+        return Err(format!("the lab needs these Debian packages: {} (run scripts/lab-setup.sh)", missing.join(" ")));
     }
+    Ok(())
+}
+
+/// Runs the lab and returns every outcome, natpass first.
+pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
+    preflight().map_err(|e| anyhow::anyhow!(e))?;
     if opts.clients == 0 {
         bail!("the lab needs at least one client");
     }
@@ -472,6 +478,29 @@ impl<'a> Lab<'a> {
                 if ping { "ok" } else { "lost" }
             ),
         });
+    }
+
+    /// Runs one script per client, in every client namespace at once; returns each client
+    /// with whether its script succeeded and what it printed.
+    fn in_all_clients(&self, script: impl Fn(usize, &str) -> String) -> Vec<(String, bool, String)> {
+        let handles: Vec<_> = self
+            .t
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (c, script) = (c.clone(), script(i, c));
+                std::thread::spawn(move || {
+                    let out =
+                        std::process::Command::new("ip").args(["netns", "exec", &c, "sh", "-c", &script]).output();
+                    let (ok, text) = out
+                        .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned()))
+                        .unwrap_or_default();
+                    (c, ok, text)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     }
 
     /// iperf3 from the first client to `target` through its tunnel, if that client's passed.

@@ -209,12 +209,8 @@ impl Topology {
 
     /// Ends every process started in `ns`, and what they forked there.
     pub fn stop_in(&mut self, ns: &str) {
-        let names: Vec<String> = self
-            .procs
-            .iter()
-            .filter(|p| p.name.starts_with(&format!("{ns}:")) || p.name.ends_with(&format!("@{ns}")))
-            .map(|p| p.name.clone())
-            .collect();
+        let names: Vec<String> =
+            self.procs.iter().filter(|p| p.name.starts_with(&format!("{ns}:"))).map(|p| p.name.clone()).collect();
         for n in names {
             self.stop(&n);
         }

@@ -167,8 +167,11 @@ impl Router {
                 }
             }
             let now = now_ns(self.plane.start);
-            if now >= next_housekeeping || busy {
-                self.plane.housekeeping(now);
+            // What the engine made itself goes out with this round's batch; timers and ARP
+            // retries need only a look every 10 ms.
+            self.plane.drain_engine(now);
+            if now >= next_housekeeping {
+                self.plane.timers(now);
                 next_housekeeping = now + 10_000_000;
             }
             self.plane.serve_control(now);
@@ -477,11 +480,22 @@ impl Plane {
         self.stats.arp_requests += 1;
     }
 
-    fn housekeeping(&mut self, now: u64) {
+    /// Engine timers and ARP retries due by `now`.
+    fn timers(&mut self, now: u64) {
         let t = Instant::from_nanos(now);
         if self.engine.poll_timeout().is_some_and(|d| d <= t) {
             self.engine.handle_timeout(t);
         }
+        for side in [Side::Lan, Side::Wan] {
+            for ip in self.ports[side as usize].neighbours.poll(now) {
+                self.send_arp_request(side, ip);
+            }
+        }
+        self.drain_engine(now);
+    }
+
+    /// Packets the engine made itself (ICMP errors, fragments) and its events.
+    fn drain_engine(&mut self, now: u64) {
         while let Some(tx) = self.engine.poll_transmit() {
             self.send_ip(now, tx.side, &tx.packet, None);
         }
@@ -489,11 +503,6 @@ impl Plane {
             self.events.record(now / 1_000_000_000, &ev);
             if self.log_events {
                 eprintln!("natpass: {}", describe_event(&ev));
-            }
-        }
-        for side in [Side::Lan, Side::Wan] {
-            for ip in self.ports[side as usize].neighbours.poll(now) {
-                self.send_arp_request(side, ip);
             }
         }
     }
@@ -628,9 +637,7 @@ pub fn describe_event(ev: &Event) -> String {
 /// Random bytes for the port randomisation seed, from the kernel.
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
-    }
+    natpass_control::auth::fill_random(&mut b);
     u64::from_ne_bytes(b) | 1
 }
 
