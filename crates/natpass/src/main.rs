@@ -86,39 +86,6 @@ enum Command {
     HashPassword,
     /// Make a new API token: prints the token and the SHA-256 for [admin] api_tokens_sha256.
     Token,
-    /// Build the VPN lab in network namespaces (LAN clients, a router, a server), run real
-    /// VPN software through natpass and through Linux NAT, and print what passed (needs root
-    /// and the packages scripts/lab-setup.sh installs).
-    Lab {
-        /// Which NAT runs in the router namespace.
-        #[arg(long, value_enum, default_value = "both")]
-        nat: natpass::lab::Nat,
-        /// LAN clients behind the router.
-        #[arg(long, default_value_t = 2)]
-        clients: usize,
-        /// Run only these checks (repeat or comma-separate); default: all.
-        #[arg(long = "check", value_enum, value_delimiter = ',')]
-        checks: Vec<natpass::lab::Check>,
-        /// Prefix of the network namespace names.
-        #[arg(long, default_value = "nplab")]
-        prefix: String,
-        /// Where configs and logs go.
-        #[arg(long, default_value = "/tmp/natpass-lab")]
-        dir: PathBuf,
-        /// Seconds of iperf3 per throughput figure (0 skips them).
-        #[arg(long, default_value_t = 3)]
-        iperf_secs: u32,
-        /// Also write the results as JSON here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Segmentation and checksum offloads on the veths: on (veth's default; natpass
-        /// takes super-frames with PACKET_VNET_HDR) or off (every frame MTU-sized).
-        #[arg(long, value_parser = ["on", "off"], default_value = "on")]
-        offloads: String,
-        /// natpass's receive ring: v3 (TPACKET_V3 blocks) or v2 (per frame, lowest latency).
-        #[arg(long, value_parser = ["v3", "v2"], default_value = "v3")]
-        rx_ring: String,
-    },
     /// Run a pcap/pcapng capture through the NAT engine with the capture's clock.
     Replay {
         /// The capture (pcap or pcapng; Ethernet, loopback/NULL, raw IP or Linux SLL).
@@ -390,28 +357,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 natpass_control::auth::token_digest(&t)
             );
             Ok(())
-        }
-        Command::Lab { nat, clients, checks, prefix, dir, iperf_secs, json, offloads, rx_ring } => {
-            let opts = natpass::lab::Options {
-                nat,
-                clients,
-                checks,
-                prefix,
-                dir,
-                natpass_bin: std::env::current_exe()?,
-                iperf_secs,
-                natpass_extra_config: String::new(),
-                offloads: offloads == "on",
-                rx_ring,
-            };
-            let outcomes = natpass::lab::run(&opts)?;
-            print!("{}", natpass::lab::render(&outcomes, clients));
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&outcomes)?)?;
-            }
-            let failed: Vec<&str> =
-                outcomes.iter().filter(|o| o.nat == "natpass" && !o.passed()).map(|o| o.check.as_str()).collect();
-            if failed.is_empty() { Ok(()) } else { anyhow::bail!("natpass failed: {}", failed.join("; ")) }
         }
         Command::DemoCapture { path } => {
             let n = demo::write_capture(&path)?;

@@ -1,8 +1,8 @@
 //! A differential test against Linux's own NAT (nftables masquerade) on the same traffic, in
 //! network namespaces this test creates and removes: two clients on one LAN, one server on the
 //! WAN. Each case sends the same packets through Linux and through natpass and records which
-//! packets reach the other side, and where. Needs root, `ip` and `nft`; skipped loudly
-//! otherwise.
+//! packets reach the other side, and where. Needs root, `ip`, `nft` and `python3`; without
+//! them it prints SKIPPED and why, or fails with `NATPASS_TEST_REQUIRE=all`.
 //!
 //! Where they differ, and why (asserted below):
 //! - Raw ESP from two clients to one server: Linux tracks ESP by addresses only, so the server's
@@ -261,14 +261,27 @@ fn through(e: &mut Engine, side: Side, mut p: Vec<u8>) -> Option<Vec<u8>> {
     }
 }
 
+/// Why this test cannot run here, if it cannot: only root can make namespaces, and the
+/// traffic is sent and seen with python3.
+fn prerequisites() -> Result<(), String> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut missing: Vec<&str> = ["ip", "nft", "python3"].into_iter().filter(|c| !have(c)).collect();
+    if !root {
+        missing.insert(0, "root");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Linux NAT differential test needs {} (scripts/setup.sh installs the tools)",
+            missing.join(", ")
+        ))
+    }
+}
+
 #[test]
 fn natpass_against_linux_masquerade() {
-    // Only root can make namespaces; elsewhere this test says so and does nothing.
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root || !have("nft") || !have("ip") || !have("python3") {
-        eprintln!("SKIPPED: the Linux NAT differential test needs root, ip, nft and python3");
-        return;
-    }
+    natpass_testkit::require!(prerequisites());
     let lab = Lab::new();
 
     // Raw ESP, two clients, one server.

@@ -1,26 +1,31 @@
 //! The VPN lab as integration tests: real strongSwan, xl2tpd, pptpd/pptp, a raw ESP peer,
 //! curl, traceroute, iperf3 and a STUN peer, with two LAN clients to one server, through
-//! `natpass run` on AF_PACKET sockets in network namespaces.
+//! `natpass run` on AF_PACKET sockets in network namespaces, driven by the `natpass-lab`
+//! binary.
 //!
 //! Needs root and the packages of `scripts/lab-setup.sh` (CI installs them); otherwise each
-//! test prints SKIPPED and why. Namespaces are named after the test and always removed.
+//! test prints SKIPPED and why, or fails with `NATPASS_TEST_REQUIRE=all`. The natpass binary
+//! is the one cargo built beside `natpass-lab` (`cargo test --workspace` builds both); a test
+//! fails, naming the fix, when it is not there. Namespaces are named after the test and
+//! always removed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
 /// One lab at a time: two cores do not carry two labs' tunnels and timers well.
 static ONE_LAB: Mutex<()> = Mutex::new(());
 
-fn can_run() -> bool {
-    match natpass::lab::preflight() {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIPPED: {why}");
-            false
-        }
-    }
+/// The natpass binary beside this build's `natpass-lab` (`target/<profile>/natpass`).
+fn natpass_bin() -> PathBuf {
+    natpass_lab::natpass_beside(Path::new(env!("CARGO_BIN_EXE_natpass-lab")))
+}
+
+/// Fails the test, naming the fix, when cargo has not built natpass beside `natpass-lab`.
+fn assert_natpass_built() {
+    let bin = natpass_bin();
+    assert!(bin.is_file(), "{}", natpass_lab::Unready::NoNatpass(bin));
 }
 
 fn lab(prefix: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
@@ -28,8 +33,10 @@ fn lab(prefix: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
     let dir = PathBuf::from(format!("/tmp/{prefix}"));
     let json = dir.join("results.json");
     let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_natpass"))
-        .args(["lab", "--prefix", prefix, "--dir", dir.to_str().unwrap(), "--json", json.to_str().unwrap()])
+    let out = Command::new(env!("CARGO_BIN_EXE_natpass-lab"))
+        .args(["--prefix", prefix, "--dir", dir.to_str().unwrap(), "--json", json.to_str().unwrap()])
+        .arg("--natpass")
+        .arg(natpass_bin())
         .args(args)
         .output()
         .unwrap();
@@ -57,9 +64,8 @@ fn clients_ok(o: &serde_json::Value) -> usize {
 
 #[test]
 fn every_vpn_protocol_passes_natpass_with_two_clients() {
-    if !can_run() {
-        return;
-    }
+    natpass_testkit::require!(natpass_lab::preflight());
+    assert_natpass_built();
     let (ok, results, text) = lab("npt-vpn", &["--nat", "natpass", "--clients", "2", "--iperf-secs", "1"]);
     println!("{text}");
     for check in ["plain NAT", "STUN", "IPsec IKEv2", "IPsec IKEv1", "raw ESP", "L2TP", "PPTP (pptp"] {
@@ -68,14 +74,12 @@ fn every_vpn_protocol_passes_natpass_with_two_clients() {
     }
     let stun = outcome(&results, "STUN");
     assert!(stun["clients"][0]["detail"].as_str().unwrap().contains("endpoint-independent mapping"), "{stun}");
-    assert!(ok, "natpass lab exited with failure:\n{text}");
+    assert!(ok, "natpass-lab exited with failure:\n{text}");
 }
 
 #[test]
 fn linux_nat_loses_the_second_raw_esp_client_and_pptp_without_helper() {
-    if !can_run() {
-        return;
-    }
+    natpass_testkit::require!(natpass_lab::preflight());
     // The same checks through nftables masquerade fail where natpass passes: this shows the
     // lab's checks can fail, and what natpass is compared against.
     let (_, results, text) = lab("npt-linux", &["--nat", "linux", "--clients", "2", "--check", "esp,pptp-no-helper"]);

@@ -4,14 +4,16 @@
 //! `e2e/admin.mjs`).
 //!
 //! Needs root, the lab's packages (`scripts/lab-setup.sh`) and the browser
-//! (`scripts/browser-setup.sh`); otherwise it prints SKIPPED and why. With
-//! NATPASS_SCREENSHOTS=DIR it also saves a screenshot of every page there.
+//! (`scripts/browser-setup.sh`); otherwise it prints SKIPPED and why, or fails with
+//! `NATPASS_TEST_REQUIRE=all`. The natpass binary is the one cargo built beside `natpass-lab`
+//! (`cargo test --workspace` builds both). With NATPASS_SCREENSHOTS=DIR it also saves a
+//! screenshot of every page there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use natpass::lab::{Check, Lab, Nat, Options};
+use natpass_lab::{Check, Lab, Nat, Options};
 
 const PASSWORD: &str = "natpass-browser-test";
 
@@ -19,16 +21,16 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
 }
 
-fn can_run() -> bool {
-    if let Err(why) = natpass::lab::preflight() {
-        eprintln!("SKIPPED: {why}");
-        return false;
+/// Why this test cannot run here, if it cannot: the lab's prerequisites, then the browser's.
+fn prerequisites() -> Result<(), String> {
+    natpass_lab::preflight().map_err(|e| e.to_string())?;
+    let playwright = e2e_dir().join("node_modules/playwright-core");
+    for needed in [Path::new("/usr/bin/chromium"), &playwright] {
+        if !needed.exists() {
+            return Err(format!("the browser test needs {} (scripts/browser-setup.sh)", needed.display()));
+        }
     }
-    if !Path::new("/usr/bin/chromium").exists() || !e2e_dir().join("node_modules/playwright-core").exists() {
-        eprintln!("SKIPPED: needs /usr/bin/chromium and e2e/node_modules (scripts/browser-setup.sh)");
-        return false;
-    }
-    true
+    Ok(())
 }
 
 fn browser(lab: &Lab<'_>, action: &str, shots: Option<&Path>) {
@@ -53,15 +55,14 @@ fn browser(lab: &Lab<'_>, action: &str, shots: Option<&Path>) {
     assert!(out.status.success(), "the browser step {action} failed: {text}\nnatpass log:\n{}", lab.router_log());
 }
 
-fn connected(o: &natpass::lab::Outcome) -> usize {
+fn connected(o: &natpass_lab::Outcome) -> usize {
     o.clients.iter().filter(|c| c.connected && c.data).count()
 }
 
 #[test]
 fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_pass() {
-    if !can_run() {
-        return;
-    }
+    natpass_testkit::require!(prerequisites());
+    let natpass = natpass_lab::natpass_beside(Path::new(env!("CARGO_BIN_EXE_natpass-lab")));
     let dir = PathBuf::from("/tmp/npt-web");
     let hash = natpass_control::auth::hash_password(PASSWORD).unwrap();
     let opts = Options {
@@ -70,7 +71,8 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
         checks: vec![Check::Pptp],
         prefix: "npt-web".into(),
         dir: dir.clone(),
-        natpass_bin: PathBuf::from(env!("CARGO_BIN_EXE_natpass")),
+        natpass_bin: natpass.clone(),
+        peers_dir: natpass_lab::default_peers_dir(),
         iperf_secs: 0,
         natpass_extra_config: format!(
             "[admin]\nlisten = \"127.0.0.1:8080\"\ntoken_file = \"{}/api.token\"\n\n[[admin.users]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n",
@@ -80,6 +82,8 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
         rx_ring: "v3".into(),
     };
     let shots = std::env::var_os("NATPASS_SCREENSHOTS").map(PathBuf::from);
+    // Names the fix when natpass was not built beside natpass-lab.
+    opts.check_files().unwrap_or_else(|e| panic!("{e}"));
     let mut lab = Lab::new(&opts, Nat::Natpass, &dir.join("natpass")).unwrap();
 
     browser(&lab, "disable-pptp", shots.as_deref());
@@ -96,7 +100,8 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
     let token = dir.join("natpass/api.token");
     let cli = |args: &[&str]| {
         let out = Command::new("ip")
-            .args(["netns", "exec", &lab.ns("rtr"), env!("CARGO_BIN_EXE_natpass")])
+            .args(["netns", "exec", &lab.ns("rtr")])
+            .arg(&natpass)
             .args(args)
             .args(["--token-file", token.to_str().unwrap()])
             .output()

@@ -1,19 +1,25 @@
-//! `natpass lab`: real VPN clients and servers through natpass, in network namespaces, next to
-//! the same lab through Linux nftables masquerade.
+//! The natpass VPN lab (`natpass-lab`): real VPN clients and servers through natpass, in
+//! network namespaces, next to the same lab through Linux nftables masquerade.
 //!
 //! Each check starts real software on both ends, sends data through every tunnel from every
 //! client, and reports per protocol how many clients connected, how many carried data, and
 //! the TCP throughput of the first client through the tunnel (iperf3):
 //! - plain NAT: ping, curl (HTTP), traceroute (ICMP time-exceeded and port-unreachable back
 //!   through the NAT, RFC 5508), iperf3 TCP;
-//! - STUN (RFC 5780 behaviour discovery, [`STUN_PEER`]): the mapping must be
+//! - STUN (RFC 5780 behaviour discovery, the lab's `stun_peer.py`): the mapping must be
 //!   endpoint-independent (RFC 4787 REQ-1);
 //! - IPsec: strongSwan charon with kernel-libipsec (ESP in user space), IKEv2 and IKEv1 with a
 //!   PSK, NAT-T (RFC 3947/7296 §2.23), all clients to one server;
-//! - raw ESP (IP protocol 50): [`ESP_PEER`] sends AES-CBC/HMAC-SHA-256 ESP from every client
+//! - raw ESP (IP protocol 50): the lab's `esp_peer.py` sends AES-CBC/HMAC-SHA-256 ESP from every client
 //!   to one server at the same time and checks the answers;
 //! - L2TP (RFC 2661): xl2tpd as LAC and LNS; PPTP (RFC 2637): pptp-linux and pptpd; both with
-//!   the lab's user-space PPP ([`PPP`]) because this kernel has no PPP.
+//!   the lab's user-space PPP (`ppp.py`) because this kernel has no PPP.
+//!
+//! natpass runs as a process of its own (`natpass run` in the router namespace), from the
+//! binary [`Options::natpass_bin`] names. The lab's own peers are Python scripts in this
+//! crate's `peers/` directory ([`PEERS`]), read at run time from [`Options::peers_dir`].
+
+#![forbid(unsafe_code)]
 
 mod ipsec;
 mod l2tp;
@@ -31,12 +37,50 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use topology::{PUBLIC, ROUTER_LAN, SERVER, Topology};
 
-/// The lab's user-space PPP (stands in for pppd).
-pub const PPP: &str = include_str!("ppp.py");
-/// The lab's raw ESP peer.
-pub const ESP_PEER: &str = include_str!("esp_peer.py");
-/// The lab's STUN server and RFC 5780 behaviour-discovery client.
-pub const STUN_PEER: &str = include_str!("stun_peer.py");
+/// The lab's own peers, files in [`Options::peers_dir`]: the user-space PPP that stands in for
+/// pppd, the raw ESP peer, and the STUN server with its RFC 5780 behaviour-discovery client.
+pub const PEERS: [&str; 3] = ["ppp.py", "esp_peer.py", "stun_peer.py"];
+
+/// Where the peers are unless an option says otherwise: this crate's `peers/` directory.
+pub fn default_peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// The natpass binary beside another program (`natpass` in the same directory): the lab's
+/// default is the one beside `natpass-lab`, as cargo builds both into `target/<profile>/`.
+pub fn natpass_beside(program: &Path) -> PathBuf {
+    program.with_file_name("natpass")
+}
+
+/// Why the lab cannot start here.
+#[derive(Debug, thiserror::Error)]
+pub enum Unready {
+    /// Namespaces need root.
+    #[error("the lab makes network namespaces and needs root: run it with sudo")]
+    NotRoot,
+    /// Tools the lab runs are not installed.
+    #[error("the lab needs these Debian packages: {} (run scripts/lab-setup.sh)", .0.join(" "))]
+    MissingPackages(Vec<&'static str>),
+    /// The natpass binary to put in the router namespace is not there.
+    #[error(
+        "no natpass binary at {}: build it with `cargo build -p natpass` (`--release` for \
+         target/release; ./scripts/lab.sh builds both), or name one with --natpass PATH",
+        .0.display()
+    )]
+    NoNatpass(PathBuf),
+    /// One of the lab's peers is not in the peers directory.
+    #[error(
+        "the lab's peer {name} is not in {}: point --peers DIR (or NATPASS_LAB_PEERS) at the \
+         natpass-lab crate's peers/ directory",
+        .dir.display()
+    )]
+    NoPeer {
+        /// The peer's file name.
+        name: &'static str,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+}
 
 /// Which NAT runs in the router namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,6 +157,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// The natpass binary to run in the router namespace.
     pub natpass_bin: PathBuf,
+    /// The directory with the lab's peers ([`PEERS`]).
+    pub peers_dir: PathBuf,
     /// Seconds of iperf3 per throughput measurement (0: none).
     pub iperf_secs: u32,
     /// TOML appended to natpass's config in the router (e.g. `[admin]` for the web admin).
@@ -207,22 +253,37 @@ pub fn missing_tools() -> Vec<&'static str> {
     out
 }
 
-/// Why the lab cannot run here (not root, packages missing), if it cannot.
-pub fn preflight() -> Result<(), String> {
+/// Why the lab cannot run on this machine (not root, packages missing), if it cannot.
+pub fn preflight() -> Result<(), Unready> {
     let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !root {
-        return Err("the lab makes network namespaces and needs root: run it with sudo".into());
+        return Err(Unready::NotRoot);
     }
     let missing = missing_tools();
     if !missing.is_empty() {
-        return Err(format!("the lab needs these Debian packages: {} (run scripts/lab-setup.sh)", missing.join(" ")));
+        return Err(Unready::MissingPackages(missing));
     }
     Ok(())
 }
 
+impl Options {
+    /// Why the files these options name are not there, if they are not: the lab's peers, and
+    /// the natpass binary when natpass is one of the NATs.
+    pub fn check_files(&self) -> Result<(), Unready> {
+        if self.nat != Nat::Linux && !self.natpass_bin.is_file() {
+            return Err(Unready::NoNatpass(self.natpass_bin.clone()));
+        }
+        match PEERS.into_iter().find(|name| !self.peers_dir.join(name).is_file()) {
+            Some(name) => Err(Unready::NoPeer { name, dir: self.peers_dir.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Runs the lab and returns every outcome, natpass first.
 pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
-    preflight().map_err(|e| anyhow::anyhow!(e))?;
+    preflight()?;
+    opts.check_files()?;
     if opts.clients == 0 {
         bail!("the lab needs at least one client");
     }
@@ -289,11 +350,15 @@ pub struct Lab<'a> {
 impl<'a> Lab<'a> {
     /// Builds the network and starts the router (`nat` is natpass or linux).
     pub fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
+        opts.check_files()?;
         let t = Topology::up(&opts.prefix, opts.clients, dir, opts.offloads)?;
-        for (name, text) in [("ppp.py", PPP), ("esp_peer.py", ESP_PEER), ("stun_peer.py", STUN_PEER)] {
-            let p = dir.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        // Copied beside the configs, executable whatever the checkout's modes: ppp.py is
+        // bind-mounted over pppd.
+        for name in PEERS {
+            let (from, to) = (opts.peers_dir.join(name), dir.join(name));
+            std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("making {} executable", to.display()))?;
         }
         let mut lab = Self { opts, nat, t };
         lab.start_router(true)?;

@@ -75,7 +75,7 @@ pub fn format_bps(bps: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::ClientResult;
+    use crate::ClientResult;
 
     fn outcome(check: &str, nat: &str, ok: [bool; 2], bps: Option<f64>) -> Outcome {
         Outcome {
