@@ -1,0 +1,94 @@
+//! Pings to the router itself: an ICMP Echo Request to one of natpass's addresses gets an
+//! Echo Reply (RFC 792; RFC 1122 §3.2.2.6: "MUST implement an ICMP Echo server").
+
+use std::net::Ipv4Addr;
+
+use natpass_wire::icmp::{self, IcmpPacket};
+use natpass_wire::ipv4::{self, Ipv4Packet, protocol};
+
+/// The TTL of the replies (RFC 1700's default).
+pub const REPLY_TTL: u8 = 64;
+
+/// The destination of `ip` when it is an unfragmented ICMP Echo Request (not necessarily to
+/// us: the caller checks that). Cheap: the checksum is left to [`echo_reply`].
+pub fn echo_request_to(ip: &[u8]) -> Option<Ipv4Addr> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    if p.protocol() != protocol::ICMP || p.is_fragment() {
+        return None;
+    }
+    let m = IcmpPacket::new_checked(p.payload()).ok()?;
+    (m.msg_type() == icmp::kind::ECHO_REQUEST && m.code() == 0).then(|| Ipv4Addr::from(p.dst()))
+}
+
+/// The Echo Reply to the Echo Request `ip`: from its destination back to its source, with
+/// the request's identifier, sequence number and data (RFC 792); `None` when `ip` is not an
+/// Echo Request or its checksum does not verify. The reply has a header of its own without
+/// options: Record Route and Timestamp options are not echoed (a SHOULD of RFC 1122
+/// §3.2.2.6).
+pub fn echo_reply(ip: &[u8]) -> Option<Vec<u8>> {
+    echo_request_to(ip)?;
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let request = IcmpPacket::new_checked(p.payload()).ok().filter(IcmpPacket::verify_checksum)?;
+    let len = ipv4::HEADER_LEN + p.payload().len();
+    let mut out = vec![0u8; len];
+    ipv4::emit_header(&mut out, u16::try_from(len).ok()?, p.ident(), REPLY_TTL, protocol::ICMP, p.dst(), p.src());
+    emit_echo(&mut out[ipv4::HEADER_LEN..], icmp::kind::ECHO_REPLY, request.ident(), request.seq(), request.data());
+    Some(out)
+}
+
+/// Writes an echo message (RFC 792: type, code 0, checksum, identifier, sequence number, data)
+/// into `buf`, which is exactly `icmp::HEADER_LEN + data.len()` long, and fills its checksum.
+fn emit_echo(buf: &mut [u8], kind: u8, ident: u16, seq: u16, data: &[u8]) {
+    let [i0, i1] = ident.to_be_bytes();
+    let [s0, s1] = seq.to_be_bytes();
+    let (header, rest) = buf.split_at_mut(icmp::HEADER_LEN);
+    header.copy_from_slice(&[kind, 0, 0, 0, i0, i1, s0, s1]);
+    rest.copy_from_slice(data);
+    IcmpPacket::new_unchecked(buf).fill_checksum();
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+
+    /// An Echo Request from the client to the router with `data`.
+    pub(crate) fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, data: &[u8]) -> Vec<u8> {
+        let len = ipv4::HEADER_LEN + icmp::HEADER_LEN + data.len();
+        let mut p = vec![0u8; len];
+        ipv4::emit_header(&mut p, len as u16, 1, 63, protocol::ICMP, src.into(), dst.into());
+        emit_echo(&mut p[ipv4::HEADER_LEN..], icmp::kind::ECHO_REQUEST, 0x1234, 1, data);
+        p
+    }
+
+    #[test]
+    fn the_reply_mirrors_the_request() {
+        let req = echo_request(CLIENT, ROUTER, b"abcdefgh");
+        assert_eq!(echo_request_to(&req), Some(ROUTER));
+        let rep = echo_reply(&req).unwrap();
+        let ip = Ipv4Packet::new_checked(&rep[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((Ipv4Addr::from(ip.src()), Ipv4Addr::from(ip.dst()), ip.ttl()), (ROUTER, CLIENT, REPLY_TTL));
+        let m = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(m.verify_checksum());
+        assert_eq!(
+            (m.msg_type(), m.code(), m.ident(), m.seq(), m.data()),
+            (icmp::kind::ECHO_REPLY, 0, 0x1234, 1, &b"abcdefgh"[..])
+        );
+    }
+
+    #[test]
+    fn only_intact_unfragmented_requests_are_answered() {
+        let mut bad = echo_request(CLIENT, ROUTER, b"x");
+        bad[24] ^= 1; // the identifier, so the ICMP checksum no longer verifies
+        assert_eq!(echo_reply(&bad), None);
+        let mut reply = echo_request(CLIENT, ROUTER, b"x");
+        emit_echo(&mut reply[ipv4::HEADER_LEN..], icmp::kind::ECHO_REPLY, 1, 1, b"x");
+        assert_eq!(echo_reply(&reply), None);
+        assert_eq!(echo_reply(&reply[..25]), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! Checksum and segmentation offloads, as a socket backend reports them on receive and asks
+//! for them on send (Linux: the virtio-net header of PACKET_VNET_HDR; later AF_XDP metadata).
+//!
+//! A sender with offloads on hands over TCP and UDP packets whose checksum is unfinished, and
+//! super-packets of up to 64 KB that the NIC or the kernel would cut into segments. natpass
+//! completes unfinished checksums before the engine reads them ([`complete_l4_checksum`]),
+//! translates a super-packet whole with the MTU checked against its segments
+//! ([`segment_len`]), and hands it back with the same request ([`offload_request`],
+//! [`partial_l4_checksum`]) so that it is cut up on the way out.
+
+use natpass_wire::ethernet;
+use natpass_wire::ipv4::{Ipv4Packet, protocol};
+use natpass_wire::{checksum, tcp::TcpPacket, udp, udp::UdpPacket};
+
+/// Where the checksum sits in a TCP header (RFC 9293 §3.1).
+const TCP_CHECKSUM_AT: u16 = 16;
+/// Where the checksum sits in a UDP header (RFC 768).
+const UDP_CHECKSUM_AT: u16 = 6;
+
+/// A segmentation request: cut the packet's payload into `size`-byte segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segmentation {
+    /// Payload bytes per segment.
+    pub size: u16,
+    /// The backend's code for the kind of segmentation (for AF_PACKET the virtio-net
+    /// `gso_type`), handed back unchanged when the packet leaves. The link layer tells TCP
+    /// from UDP by the packet itself.
+    pub kind: u8,
+}
+
+/// What the backend knows about a received frame besides its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Sent by this host and seen on its way out: ignored.
+    pub outgoing: bool,
+    /// The backend removed an 802.1Q tag: natpass runs on untagged links, so it is ignored.
+    pub vlan_stripped: bool,
+    /// The TCP or UDP checksum was left for offload and is not valid yet.
+    pub checksum_partial: bool,
+    /// A segmentation-offload super-frame, with the sender's segment size.
+    pub segmentation: Option<Segmentation>,
+}
+
+/// What a frame asks of the backend when it leaves: finish its TCP/UDP checksum (the field
+/// holds the pseudo-header sum) and cut it into segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxOffload {
+    /// How to cut it.
+    pub segmentation: Segmentation,
+    /// Bytes of headers (Ethernet, IPv4, TCP or UDP) before the payload.
+    pub header_len: u16,
+    /// Where checksumming starts, counted from the frame's first byte.
+    pub csum_start: u16,
+    /// Where the checksum goes, counted from `csum_start`.
+    pub csum_offset: u16,
+}
+
+/// The TCP or UDP header length of `p`, or `None` for other protocols and short packets.
+fn l4_header_len(p: &Ipv4Packet<&[u8]>) -> Option<usize> {
+    match p.protocol() {
+        protocol::TCP => TcpPacket::new_checked(p.payload()).ok().map(|t| t.header_len()),
+        protocol::UDP => UdpPacket::new_checked(p.payload()).ok().map(|_| udp::HEADER_LEN),
+        _ => None,
+    }
+}
+
+/// The IP length of the segments a TCP or UDP super-packet is cut into (`size` bytes of
+/// payload each), or `None` for anything else.
+pub fn segment_len(ip: &[u8], size: u16) -> Option<u16> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    if size == 0 || p.is_fragment() {
+        return None;
+    }
+    u16::try_from(p.header_len() + l4_header_len(&p)? + usize::from(size)).ok()
+}
+
+/// The offload request for sending the super-packet `ip` (after translation) in an Ethernet
+/// frame: the backend finishes the checksum and cuts it as `segmentation` says.
+pub fn offload_request(ip: &[u8], segmentation: Segmentation) -> Option<TxOffload> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let csum_offset = match p.protocol() {
+        protocol::TCP => TCP_CHECKSUM_AT,
+        protocol::UDP => UDP_CHECKSUM_AT,
+        _ => return None,
+    };
+    let l3 = ethernet::HEADER_LEN + p.header_len();
+    Some(TxOffload {
+        segmentation,
+        header_len: u16::try_from(l3 + l4_header_len(&p)?).ok()?,
+        csum_start: u16::try_from(l3).ok()?,
+        csum_offset,
+    })
+}
+
+/// Leaves in the TCP/UDP checksum field what a backend finishing the checksum expects: the
+/// folded pseudo-header sum, not complemented (the backend adds the rest and complements).
+pub fn partial_l4_checksum(ip: &mut [u8]) {
+    let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
+    let partial = checksum::fold(p.pseudo_header_sum());
+    match p.protocol() {
+        protocol::TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
+                t.set_checksum(partial);
+            }
+        }
+        protocol::UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
+                u.set_checksum(partial);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Writes the TCP or UDP checksum a sender left to offload.
+pub fn complete_l4_checksum(ip: &mut [u8]) {
+    let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
+    if p.frag_offset() != 0 {
+        return;
+    }
+    let pseudo = p.pseudo_header_sum();
+    match p.protocol() {
+        protocol::TCP => {
+            if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
+                t.fill_checksum(pseudo);
+            }
+        }
+        protocol::UDP => {
+            if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
+                u.fill_checksum(pseudo);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use natpass_wire::ipv4;
+
+    const GSO_TCPV4: u8 = 1;
+
+    /// A TCP/IPv4 packet with `payload` bytes of data, checksums complete.
+    fn tcp_packet(payload: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 40 + payload];
+        let total = u16::try_from(p.len()).unwrap();
+        ipv4::emit_header(&mut p, total, 1, 64, protocol::TCP, 0xc0a8_010a, 0xc633_6401);
+        {
+            let mut t = TcpPacket::new_unchecked(&mut p[20..]);
+            t.set_src_port(40000, None);
+            t.set_dst_port(80, None);
+        }
+        p[32] = 5 << 4; // data offset: 20 bytes
+        p[33] = natpass_wire::tcp::flags::ACK;
+        for (i, b) in p[40..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        complete_l4_checksum(&mut p);
+        p
+    }
+
+    fn l4_checksum_ok(p: &[u8]) -> bool {
+        let ip = Ipv4Packet::new_checked(p).unwrap();
+        checksum::fold(checksum::sum(ip.pseudo_header_sum(), ip.payload())) == 0xffff
+    }
+
+    #[test]
+    fn segment_len_is_headers_plus_gso_size() {
+        assert_eq!(segment_len(&tcp_packet(60_000), 1448), Some(1488));
+        let mut udp = vec![0u8; 28 + 9000];
+        let n = u16::try_from(udp.len()).unwrap();
+        ipv4::emit_header(&mut udp, n, 1, 64, protocol::UDP, 0xc0a8_010a, 0xc633_6401);
+        assert_eq!(segment_len(&udp, 1472), Some(1500));
+        assert_eq!(segment_len(&tcp_packet(10), 0), None);
+    }
+
+    #[test]
+    fn completed_checksums_verify() {
+        let p = tcp_packet(100);
+        assert!(l4_checksum_ok(&p));
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert!(TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum(ip.pseudo_header_sum()));
+    }
+
+    #[test]
+    fn the_partial_checksum_is_what_the_kernel_finishes() {
+        let mut p = tcp_packet(3000);
+        assert!(l4_checksum_ok(&p));
+        let seg = Segmentation { size: 1448, kind: GSO_TCPV4 };
+        let o = offload_request(&p, seg).unwrap();
+        assert_eq!(o, TxOffload { segmentation: seg, header_len: 54, csum_start: 34, csum_offset: TCP_CHECKSUM_AT });
+        partial_l4_checksum(&mut p);
+        assert!(!l4_checksum_ok(&p), "the field holds the pseudo-header sum only");
+        // What the kernel does with NEEDS_CSUM: sum from csum_start to the end, complement,
+        // store at csum_start + csum_offset.
+        let start = usize::from(o.csum_start) - ethernet::HEADER_LEN;
+        let c = !checksum::fold(checksum::sum(0, &p[start..]));
+        let at = start + usize::from(o.csum_offset);
+        p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        assert!(l4_checksum_ok(&p));
+    }
+}
