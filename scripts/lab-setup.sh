@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages `natpass lab` runs (VPN servers and clients, test tools).
+# Installs the Debian packages `natpass-lab` runs (VPN servers and clients, test tools).
 # Idempotent; run as root (or with sudo available). Sourced by lab.sh and test.sh.
 set -euo pipefail
 
