@@ -18,8 +18,26 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use natpass_engine::{ConfigError, EngineConfig, Filtering, Ipv4Net};
-use serde::Deserialize;
+use natpass_engine::{ConfigError, EngineConfig, Filtering, Ipv4Net, Protocol};
+use serde::{Deserialize, Serialize};
+
+/// The filtering modes (RFC 4787 §5), in the order the pages list them.
+pub const FILTERING_MODES: [Filtering; 3] =
+    [Filtering::EndpointIndependent, Filtering::AddressDependent, Filtering::AddressAndPortDependent];
+
+/// How the file, the API and the pages spell a filtering mode.
+pub fn filtering_name(f: Filtering) -> &'static str {
+    match f {
+        Filtering::EndpointIndependent => "endpoint-independent",
+        Filtering::AddressDependent => "address-dependent",
+        Filtering::AddressAndPortDependent => "address-and-port-dependent",
+    }
+}
+
+/// The filtering mode the file spells `name`.
+pub fn filtering_named(name: &str) -> Option<Filtering> {
+    FILTERING_MODES.into_iter().find(|&m| filtering_name(m) == name)
+}
 
 /// A configuration natpass refuses, with where and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +132,40 @@ impl Default for Admin {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The `[passthrough]` table as written (absent keys keep their value). The control plane
+/// takes the same shape as a JSON patch. The keys are [`Protocol::name`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct PassthroughSwitches {
-    ipsec: Option<bool>,
-    pptp: Option<bool>,
-    l2tp: Option<bool>,
+pub struct PassthroughSwitches {
+    /// IPsec passthrough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipsec: Option<bool>,
+    /// PPTP passthrough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pptp: Option<bool>,
+    /// L2TP passthrough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l2tp: Option<bool>,
+}
+
+impl PassthroughSwitches {
+    /// The switch for `p`.
+    pub fn get(&self, p: Protocol) -> Option<bool> {
+        match p {
+            Protocol::Ipsec => self.ipsec,
+            Protocol::Pptp => self.pptp,
+            Protocol::L2tp => self.l2tp,
+        }
+    }
+
+    /// Sets the switch for `p`.
+    pub fn set(&mut self, p: Protocol, on: Option<bool>) {
+        match p {
+            Protocol::Ipsec => self.ipsec = on,
+            Protocol::Pptp => self.pptp = on,
+            Protocol::L2tp => self.l2tp = on,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,20 +309,26 @@ struct Nat {
 
 /// The `[timeouts]` table as written (seconds; absent keys keep their value). The control
 /// plane takes the same shape as a JSON patch.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timers {
     /// UDP mapping timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub udp: Option<u64>,
     /// TCP established timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_established: Option<u64>,
     /// TCP transitory timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_transitory: Option<u64>,
     /// ICMP query timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<u64>,
     /// Port reuse delay.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port_reuse_delay: Option<u64>,
     /// Out-of-order fragment hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fragment: Option<u64>,
 }
 
@@ -442,21 +494,10 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         })?;
     }
     if let Some(s) = &n.filtering {
-        c.filtering = match s.as_str() {
-            "endpoint-independent" => Filtering::EndpointIndependent,
-            "address-dependent" => Filtering::AddressDependent,
-            "address-and-port-dependent" => Filtering::AddressAndPortDependent,
-            _ => {
-                return Err(value_error(
-                    text,
-                    "nat",
-                    "filtering",
-                    format!(
-                        "{s:?} is not a filtering mode; use \"endpoint-independent\", \"address-dependent\" or \"address-and-port-dependent\""
-                    ),
-                ));
-            }
-        };
+        c.filtering = filtering_named(s).ok_or_else(|| {
+            let [a, b, c] = FILTERING_MODES.map(|m| format!("{:?}", filtering_name(m)));
+            value_error(text, "nat", "filtering", format!("{s:?} is not a filtering mode; use {a}, {b} or {c}"))
+        })?;
     }
     c.max_sessions = n.max_sessions.unwrap_or(c.max_sessions);
     c.max_sessions_per_host = n.max_sessions_per_host.unwrap_or(c.max_sessions_per_host);
@@ -630,5 +671,23 @@ udp = 600
         assert!(e.contains("endpoint-independent"), "{e}");
         let e = parse("[nat]\npublic_addrs = [\"192.168.1.1\"]\n").unwrap_err().to_string();
         assert!(e.contains("inside the LAN network"), "{e}");
+    }
+
+    #[test]
+    fn filtering_modes_are_spelled_once_and_read_back() {
+        for m in FILTERING_MODES {
+            assert_eq!(filtering_named(filtering_name(m)), Some(m));
+        }
+        assert_eq!(filtering_named("full-cone"), None);
+    }
+
+    #[test]
+    fn patches_serialize_only_what_they_set() {
+        let t = Timers { udp: Some(600), ..Timers::default() };
+        assert_eq!(toml::to_string(&t).unwrap().trim(), "udp = 600");
+        let mut p = PassthroughSwitches::default();
+        p.set(Protocol::Pptp, Some(false));
+        assert_eq!((p.get(Protocol::Pptp), p.get(Protocol::Ipsec)), (Some(false), None));
+        assert_eq!(toml::to_string(&p).unwrap().trim(), "pptp = false");
     }
 }

@@ -10,8 +10,12 @@ use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use natpass_engine::{DropReason, Engine, Event, Filtering, Instant, Proto, Protocol, Side, Timeouts, TunnelIds};
-use serde::Serialize;
+use natpass_engine::{Engine, Event, Filtering, Instant, Proto, Protocol, Side, Timeouts, TunnelIds};
+
+use crate::api::{
+    EventRow, InterfaceInfo, PerProto, PerSide, PerVpn, SessionPage, SessionRow, Status, Switches, TimerSecs,
+    TunnelRow, Tunnels, protocol_label, what,
+};
 
 /// What the control plane may ask or change.
 #[derive(Clone, Debug)]
@@ -63,23 +67,6 @@ pub enum Answer {
     Refused(String),
 }
 
-/// One interface of the router.
-#[derive(Clone, Debug, Serialize)]
-pub struct InterfaceInfo {
-    /// "lan" or "wan".
-    pub role: &'static str,
-    /// Kernel name.
-    pub name: String,
-    /// natpass's address there, with prefix.
-    pub address: String,
-    /// MAC address.
-    pub mac: String,
-    /// Frames received.
-    pub rx_frames: u64,
-    /// Frames sent.
-    pub tx_frames: u64,
-}
-
 /// What the data plane knows besides the engine (its links, its clock).
 #[derive(Clone, Debug, Default)]
 pub struct PlaneInfo {
@@ -91,239 +78,8 @@ pub struct PlaneInfo {
     pub link_counters: Vec<(&'static str, u64)>,
 }
 
-/// Per-side numbers.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct PerSide {
-    /// LAN.
-    pub lan: u64,
-    /// WAN.
-    pub wan: u64,
-}
-
-/// Per-protocol numbers.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct PerProto {
-    /// TCP.
-    pub tcp: u64,
-    /// UDP.
-    pub udp: u64,
-    /// ICMP.
-    pub icmp: u64,
-}
-
-/// Per-passthrough-protocol numbers.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct PerVpn {
-    /// IPsec.
-    pub ipsec: u64,
-    /// PPTP.
-    pub pptp: u64,
-    /// L2TP.
-    pub l2tp: u64,
-}
-
-/// The switches.
-#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Switches {
-    /// IPsec passthrough.
-    pub ipsec: bool,
-    /// PPTP passthrough.
-    pub pptp: bool,
-    /// L2TP passthrough.
-    pub l2tp: bool,
-}
-
-/// The timers, in seconds.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-pub struct TimerSecs {
-    /// UDP mapping.
-    pub udp: u64,
-    /// TCP established.
-    pub tcp_established: u64,
-    /// TCP transitory.
-    pub tcp_transitory: u64,
-    /// ICMP query.
-    pub icmp: u64,
-    /// Port reuse delay.
-    pub port_reuse_delay: u64,
-    /// Out-of-order fragment hold.
-    pub fragment: u64,
-}
-
-impl TimerSecs {
-    /// From the engine's timers.
-    pub fn of(t: &Timeouts) -> Self {
-        Self {
-            udp: t.udp.as_secs(),
-            tcp_established: t.tcp_established.as_secs(),
-            tcp_transitory: t.tcp_transitory.as_secs(),
-            icmp: t.icmp.as_secs(),
-            port_reuse_delay: t.port_reuse_delay.as_secs(),
-            fragment: t.fragment.as_secs(),
-        }
-    }
-}
-
-/// The router's status.
-#[derive(Clone, Debug, Serialize)]
-pub struct Status {
-    /// natpass's version.
-    pub version: &'static str,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// Interfaces.
-    pub interfaces: Vec<InterfaceInfo>,
-    /// Public addresses.
-    pub public_addrs: Vec<String>,
-    /// LAN networks.
-    pub lan_networks: Vec<String>,
-    /// VPN passthrough switches.
-    pub passthrough: Switches,
-    /// Timers.
-    pub timeouts: TimerSecs,
-    /// Inbound filtering, as in the config file.
-    pub filtering: &'static str,
-    /// Packets received per side.
-    pub packets_received: PerSide,
-    /// Packets forwarded out of each side.
-    pub packets_forwarded: PerSide,
-    /// Bytes forwarded out of each side.
-    pub bytes_forwarded: PerSide,
-    /// Drops by reason (only reasons seen).
-    pub drops: Vec<(String, u64)>,
-    /// Link-layer counters.
-    pub link: Vec<(String, u64)>,
-    /// Sessions by protocol.
-    pub sessions: PerProto,
-    /// Sessions opened, expired, evicted since start.
-    pub sessions_created: u64,
-    /// Sessions expired since start.
-    pub sessions_expired: u64,
-    /// Sessions evicted since start.
-    pub sessions_evicted: u64,
-    /// Tunnels by protocol.
-    pub tunnels: PerVpn,
-    /// Public ports in use, summed over the public addresses.
-    pub ports_used: PerProto,
-    /// Public ports available per address and protocol.
-    pub ports_per_address: u32,
-}
-
-/// One session.
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionRow {
-    /// "tcp", "udp" or "icmp".
-    pub proto: &'static str,
-    /// LAN address:port.
-    pub lan: String,
-    /// Public address:port.
-    pub public: String,
-    /// Remote address:port.
-    pub remote: String,
-    /// "established" or "opening/closing".
-    pub state: &'static str,
-    /// Seconds since the last packet.
-    pub idle_secs: u64,
-    /// Bytes LAN → WAN.
-    pub bytes_out: u64,
-    /// Bytes WAN → LAN.
-    pub bytes_in: u64,
-}
-
-/// A page of sessions.
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionPage {
-    /// Sessions matching the query.
-    pub total: usize,
-    /// This page (1-based).
-    pub page: u32,
-    /// Per page.
-    pub per_page: u32,
-    /// The sessions.
-    pub sessions: Vec<SessionRow>,
-}
-
-/// One tunnel.
-#[derive(Clone, Debug, Serialize)]
-pub struct TunnelRow {
-    /// "IPsec", "PPTP", "L2TP".
-    pub protocol: &'static str,
-    /// What is tracked.
-    pub kind: &'static str,
-    /// LAN client.
-    pub client: String,
-    /// Server.
-    pub server: String,
-    /// Public address used.
-    pub public: String,
-    /// Identifiers, readable.
-    pub ids: String,
-    /// Bytes client → server.
-    pub bytes_out: u64,
-    /// Bytes server → client.
-    pub bytes_in: u64,
-    /// Seconds since the last packet.
-    pub idle_secs: u64,
-    /// Seconds since it came up (`None` when natpass did not see it come up).
-    pub age_secs: Option<u64>,
-    /// State.
-    pub state: &'static str,
-}
-
-/// A refusal or tunnel event, kept for the tunnel page.
-#[derive(Clone, Debug, Serialize)]
-pub struct EventRow {
-    /// Seconds since start when it happened.
-    pub at_secs: u64,
-    /// "refused", "tunnel up", "tunnel down", "session refused".
-    pub what: &'static str,
-    /// Protocol, if any.
-    pub protocol: String,
-    /// LAN client.
-    pub client: String,
-    /// Server, if any.
-    pub server: String,
-    /// The reason or the identifiers.
-    pub detail: String,
-}
-
-/// Live tunnels and recent events.
-#[derive(Clone, Debug, Serialize)]
-pub struct Tunnels {
-    /// The tunnels.
-    pub tunnels: Vec<TunnelRow>,
-    /// The most recent refusals and tunnel events, newest first.
-    pub events: Vec<EventRow>,
-}
-
 fn ip(a: u32) -> Ipv4Addr {
     Ipv4Addr::from(a)
-}
-
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-        Proto::Icmp => "icmp",
-    }
-}
-
-/// The protocol's name as on the settings page.
-pub fn vpn_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Ipsec => "IPsec",
-        Protocol::Pptp => "PPTP",
-        Protocol::L2tp => "L2TP",
-    }
-}
-
-/// The config-file spelling of a filtering mode.
-pub fn filtering_name(f: Filtering) -> &'static str {
-    match f {
-        Filtering::EndpointIndependent => "endpoint-independent",
-        Filtering::AddressDependent => "address-dependent",
-        Filtering::AddressAndPortDependent => "address-and-port-dependent",
-    }
 }
 
 fn ids_text(ids: &TunnelIds) -> String {
@@ -384,15 +140,15 @@ impl EventLog {
         let row = match ev {
             Event::PassthroughRefused { protocol, client, server, reason } => EventRow {
                 at_secs,
-                what: "refused",
-                protocol: vpn_name(*protocol).into(),
+                what: what::REFUSED.into(),
+                protocol: protocol_label(*protocol).into(),
                 client: ip(*client).to_string(),
                 server: ip(*server).to_string(),
                 detail: reason.to_string(),
             },
             Event::SessionRefused { lan_ip, reason } => EventRow {
                 at_secs,
-                what: "session refused",
+                what: what::SESSION_REFUSED.into(),
                 protocol: String::new(),
                 client: ip(*lan_ip).to_string(),
                 server: String::new(),
@@ -402,8 +158,8 @@ impl EventLog {
                 self.up_since.entry(tunnel_key(*protocol, *client, *server, ids)).or_insert(at_secs);
                 EventRow {
                     at_secs,
-                    what: "tunnel up",
-                    protocol: vpn_name(*protocol).into(),
+                    what: what::TUNNEL_UP.into(),
+                    protocol: protocol_label(*protocol).into(),
                     client: ip(*client).to_string(),
                     server: ip(*server).to_string(),
                     detail: ids_text(ids),
@@ -413,8 +169,8 @@ impl EventLog {
                 self.up_since.remove(&tunnel_key(*protocol, *client, *server, ids));
                 EventRow {
                     at_secs,
-                    what: "tunnel down",
-                    protocol: vpn_name(*protocol).into(),
+                    what: what::TUNNEL_DOWN.into(),
+                    protocol: protocol_label(*protocol).into(),
                     client: ip(*client).to_string(),
                     server: ip(*server).to_string(),
                     detail: format!("{}, {bytes_out} B out, {bytes_in} B in", ids_text(ids)),
@@ -459,8 +215,8 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
                     .into_iter()
                     .map(|t| TunnelRow {
                         age_secs: events.age(&t, now.secs()),
-                        protocol: vpn_name(t.protocol),
-                        kind: t.kind,
+                        protocol: protocol_label(t.protocol).into(),
+                        kind: t.kind.into(),
                         client: ip(t.client).to_string(),
                         server: ip(t.server).to_string(),
                         public: ip(t.public).to_string(),
@@ -468,7 +224,7 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
                         bytes_out: t.bytes_out,
                         bytes_in: t.bytes_in,
                         idle_secs: t.idle_secs,
-                        state: t.state,
+                        state: t.state.into(),
                     })
                     .collect(),
                 events: events.rows(),
@@ -491,43 +247,35 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
     let s = engine.stats();
     let mut by_proto = PerProto::default();
     for sess in engine.sessions() {
-        match sess.proto {
-            Proto::Tcp => by_proto.tcp += 1,
-            Proto::Udp => by_proto.udp += 1,
-            Proto::Icmp => by_proto.icmp += 1,
-        }
+        *by_proto.get_mut(sess.proto) += 1;
     }
-    let mut tunnels = PerVpn::default();
+    let mut tunnels = PerVpn::<u64>::default();
     for t in engine.tunnels(now) {
-        match t.protocol {
-            Protocol::Ipsec => tunnels.ipsec += 1,
-            Protocol::Pptp => tunnels.pptp += 1,
-            Protocol::L2tp => tunnels.l2tp += 1,
-        }
+        *tunnels.get_mut(t.protocol) += 1;
     }
     let mut ports = PerProto::default();
     for i in 0..c.public_addrs.len() {
-        ports.tcp += u64::from(engine.ports_used(i, Proto::Tcp));
-        ports.udp += u64::from(engine.ports_used(i, Proto::Udp));
-        ports.icmp += u64::from(engine.ports_used(i, Proto::Icmp));
+        for p in Proto::ALL {
+            *ports.get_mut(p) += u64::from(engine.ports_used(i, p));
+        }
     }
     let (created, expired, evicted) = engine.session_totals();
     Status {
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: info.uptime_secs,
         interfaces: info.interfaces.clone(),
         public_addrs: c.public_addrs.iter().map(ToString::to_string).collect(),
         lan_networks: c.lan_networks.iter().map(ToString::to_string).collect(),
         passthrough: Switches { ipsec: c.passthrough.ipsec, pptp: c.passthrough.pptp, l2tp: c.passthrough.l2tp },
         timeouts: TimerSecs::of(&c.timeouts),
-        filtering: filtering_name(c.filtering),
+        filtering: natpass_config::filtering_name(c.filtering).into(),
         packets_received: PerSide { lan: s.received[Side::Lan as usize], wan: s.received[Side::Wan as usize] },
         packets_forwarded: PerSide { lan: s.forwarded[Side::Lan as usize], wan: s.forwarded[Side::Wan as usize] },
         bytes_forwarded: PerSide {
             lan: s.forwarded_bytes[Side::Lan as usize],
             wan: s.forwarded_bytes[Side::Wan as usize],
         },
-        drops: s.drops_by_reason().filter(|(_, n)| *n > 0).map(|(r, n)| (drop_key(r), n)).collect(),
+        drops: s.drops_by_reason().filter(|(_, n)| *n > 0).map(|(r, n)| (r.name().to_string(), n)).collect(),
         link: info.link_counters.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
         sessions: by_proto,
         sessions_created: created,
@@ -537,23 +285,6 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
         ports_used: ports,
         ports_per_address: 64512,
     }
-}
-
-/// A drop reason as a metric label and JSON key: its Debug name in snake case.
-pub fn drop_key(r: DropReason) -> String {
-    let name = format!("{r:?}");
-    let mut out = String::new();
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
@@ -574,11 +305,11 @@ fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
         .skip(start)
         .take(per_page as usize)
         .map(|s| SessionRow {
-            proto: proto_name(s.proto),
+            proto: s.proto.name().into(),
             lan: format!("{}:{}", ip(s.lan.0), s.lan.1),
             public: format!("{}:{}", ip(s.ext.0), s.ext.1),
             remote: format!("{}:{}", ip(s.remote.0), s.remote.1),
-            state: if s.established { "established" } else { "opening/closing" },
+            state: if s.established { "established" } else { "opening/closing" }.into(),
             idle_secs: now.since(s.last_seen).as_secs(),
             bytes_out: s.bytes_out,
             bytes_in: s.bytes_in,

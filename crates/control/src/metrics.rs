@@ -3,7 +3,19 @@
 
 use std::fmt::Write as _;
 
-use crate::interface::Status;
+use natpass_engine::Proto;
+
+use crate::api::{PROTOCOLS, PerProto, PerVpn, Status};
+
+/// One sample per transport protocol, labelled `proto="tcp"` and so on.
+fn per_proto(n: &PerProto) -> Vec<(String, u64)> {
+    Proto::ALL.iter().map(|&p| (format!("proto=\"{}\"", p.name()), n.get(p))).collect()
+}
+
+/// One sample per VPN passthrough protocol, labelled `protocol="ipsec"` and so on.
+fn per_vpn<T: Copy + Into<u64>>(n: &PerVpn<T>) -> Vec<(String, u64)> {
+    PROTOCOLS.iter().map(|&p| (format!("protocol=\"{}\"", p.name()), n.get(p).into())).collect()
+}
 
 /// The metrics text for a status snapshot.
 pub fn render(s: &Status) -> String {
@@ -42,46 +54,20 @@ pub fn render(s: &Status) -> String {
     family("drops_total", "counter", "Packets dropped, by reason (reasons seen so far).", &drops);
     let link: Vec<(String, u64)> = s.link.iter().map(|(r, n)| (format!("counter=\"{r}\""), *n)).collect();
     family("link_total", "counter", "Link-layer counters: ARP, frames ignored or dropped.", &link);
-    family(
-        "sessions",
-        "gauge",
-        "Sessions alive, by protocol.",
-        &[
-            ("proto=\"tcp\"".into(), s.sessions.tcp),
-            ("proto=\"udp\"".into(), s.sessions.udp),
-            ("proto=\"icmp\"".into(), s.sessions.icmp),
-        ],
-    );
+    family("sessions", "gauge", "Sessions alive, by protocol.", &per_proto(&s.sessions));
     family("sessions_created_total", "counter", "Sessions opened since start.", &[(String::new(), s.sessions_created)]);
-    family(
-        "tunnels",
-        "gauge",
-        "VPN tunnels tracked by the passthrough modules, by protocol.",
-        &[
-            ("protocol=\"ipsec\"".into(), s.tunnels.ipsec),
-            ("protocol=\"pptp\"".into(), s.tunnels.pptp),
-            ("protocol=\"l2tp\"".into(), s.tunnels.l2tp),
-        ],
-    );
+    family("tunnels", "gauge", "VPN tunnels tracked by the passthrough modules, by protocol.", &per_vpn(&s.tunnels));
     family(
         "passthrough_enabled",
         "gauge",
         "VPN passthrough switches (1 enabled, 0 disabled).",
-        &[
-            ("protocol=\"ipsec\"".into(), u64::from(s.passthrough.ipsec)),
-            ("protocol=\"pptp\"".into(), u64::from(s.passthrough.pptp)),
-            ("protocol=\"l2tp\"".into(), u64::from(s.passthrough.l2tp)),
-        ],
+        &per_vpn(&s.passthrough),
     );
     family(
         "ports_used",
         "gauge",
         "Public ports (ICMP: identifiers) in use, summed over the public addresses.",
-        &[
-            ("proto=\"tcp\"".into(), s.ports_used.tcp),
-            ("proto=\"udp\"".into(), s.ports_used.udp),
-            ("proto=\"icmp\"".into(), s.ports_used.icmp),
-        ],
+        &per_proto(&s.ports_used),
     );
     family(
         "ports_available",

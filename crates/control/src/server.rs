@@ -8,13 +8,16 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use natpass_engine::{Filtering, Proto, Protocol};
-use serde::Deserialize;
+use natpass_engine::Protocol;
 use tiny_http::{Header, Method, Request, Response, Server};
 use toml_edit::Value;
 
+use crate::api::{
+    self, ApiError, Counters, EventRow, PROTOCOLS, PassthroughChanged, PassthroughPatch, Settings, SettingsChanged,
+    SettingsPatch, TimeoutsPatch, path,
+};
 use crate::auth::{Auth, LoginError, Session};
-use crate::interface::{Answer, Command, Handle, SessionQuery, Status, filtering_name};
+use crate::interface::{Answer, Command, Handle, SessionQuery};
 use crate::store::{ConfigStore, Edit};
 use crate::{metrics, web};
 
@@ -48,9 +51,14 @@ impl Reply {
         }
     }
 
-    /// `{"error": msg}`.
+    /// `{"error": msg}` ([`ApiError`]).
     pub fn error(status: u16, msg: impl Into<String>) -> Self {
-        Self::json(status, &serde_json::json!({ "error": msg.into() }))
+        Self::json(status, &ApiError { error: msg.into() })
+    }
+
+    /// The message of an error reply, for a page to show.
+    pub fn error_message(&self) -> String {
+        serde_json::from_slice::<ApiError>(&self.body).map_or_else(|_| "refused".to_string(), |e| e.error)
     }
 
     /// An HTML page.
@@ -155,39 +163,11 @@ enum Caller {
     Nobody,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PassthroughPatch {
-    ipsec: Option<bool>,
-    pptp: Option<bool>,
-    l2tp: Option<bool>,
-}
-
-use natpass_config::Timers as TimeoutsPatch;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsPatch {
-    timeouts: Option<TimeoutsPatch>,
-    filtering: Option<String>,
-}
-
-fn key_of(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Ipsec => "ipsec",
-        Protocol::Pptp => "pptp",
-        Protocol::L2tp => "l2tp",
-    }
-}
-
 /// Parses `?proto=&addr=&port=&page=&per_page=`, or says which parameter is wrong.
 pub fn session_query(req: &Incoming) -> Result<SessionQuery, String> {
     let proto = match req.param("proto") {
         None => None,
-        Some("tcp") => Some(Proto::Tcp),
-        Some("udp") => Some(Proto::Udp),
-        Some("icmp") => Some(Proto::Icmp),
-        Some(p) => return Err(format!("proto={p:?}: use tcp, udp or icmp")),
+        Some(p) => Some(api::proto_named(p).ok_or_else(|| format!("proto={p:?}: use tcp, udp or icmp"))?),
     };
     let addr = match req.param("addr") {
         None => None,
@@ -227,7 +207,7 @@ impl Control {
         self.handle.ask(cmd).map_err(|e| Reply::error(503, e.to_string()))
     }
 
-    fn status(&self) -> Result<Status, Reply> {
+    fn status(&self) -> Result<api::Status, Reply> {
         match self.ask(Command::Status)? {
             Answer::Status(s) => Ok(*s),
             _ => Err(Reply::error(500, "unexpected answer")),
@@ -257,19 +237,9 @@ impl Control {
     fn set_passthrough(&mut self, who: &str, patch: &[(Protocol, bool)]) -> Result<(Vec<String>, usize), Reply> {
         // Only what differs from the running switches is a change.
         let now = self.status()?.passthrough;
-        let patch: Vec<(Protocol, bool)> = patch
-            .iter()
-            .copied()
-            .filter(|&(p, on)| {
-                on != match p {
-                    Protocol::Ipsec => now.ipsec,
-                    Protocol::Pptp => now.pptp,
-                    Protocol::L2tp => now.l2tp,
-                }
-            })
-            .collect();
+        let patch: Vec<(Protocol, bool)> = patch.iter().copied().filter(|&(p, on)| on != now.get(p)).collect();
         let edits: Vec<Edit> =
-            patch.iter().map(|&(p, on)| Edit { table: "passthrough", key: key_of(p), value: on.into() }).collect();
+            patch.iter().map(|&(p, on)| Edit { table: "passthrough", key: p.name(), value: on.into() }).collect();
         let live = patch.iter().map(|&(p, on)| Command::SetPassthrough(p, on)).collect();
         self.change(who, &edits, live)
     }
@@ -311,7 +281,7 @@ impl Control {
                 },
                 Err(r) => r,
             },
-            (Method::Get, "/api/v1/openapi.yaml") => Reply {
+            (Method::Get, path::OPENAPI) => Reply {
                 status: 200,
                 content_type: "application/yaml",
                 body: OPENAPI.as_bytes().to_vec(),
@@ -348,71 +318,54 @@ impl Control {
             return Reply::error(403, "missing or wrong X-CSRF-Token header");
         }
         let result: Result<Reply, Reply> = (|| match (&req.method, req.path.as_str()) {
-            (Method::Get, "/api/v1/status") => Ok(Reply::json(200, &self.status()?)),
-            (Method::Get, "/api/v1/counters") => {
-                let s = self.status()?;
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({
-                        "packets_received": s.packets_received, "packets_forwarded": s.packets_forwarded,
-                        "bytes_forwarded": s.bytes_forwarded, "drops": s.drops, "link": s.link,
-                    }),
-                ))
-            }
-            (Method::Get, "/api/v1/sessions") => {
+            (Method::Get, path::STATUS) => Ok(Reply::json(200, &self.status()?)),
+            (Method::Get, path::COUNTERS) => Ok(Reply::json(200, &Counters::from(self.status()?))),
+            (Method::Get, path::SESSIONS) => {
                 let q = session_query(req).map_err(|e| Reply::error(400, e))?;
                 match self.ask(Command::Sessions(q))? {
                     Answer::Sessions(p) => Ok(Reply::json(200, &p)),
                     _ => Err(Reply::error(500, "unexpected answer")),
                 }
             }
-            (Method::Get, "/api/v1/tunnels") => match self.ask(Command::Tunnels)? {
+            (Method::Get, path::TUNNELS) => match self.ask(Command::Tunnels)? {
                 Answer::Tunnels(t) => Ok(Reply::json(200, &t)),
                 _ => Err(Reply::error(500, "unexpected answer")),
             },
-            (Method::Get, "/api/v1/refusals") => match self.ask(Command::Tunnels)? {
+            (Method::Get, path::REFUSALS) => match self.ask(Command::Tunnels)? {
                 Answer::Tunnels(t) => {
-                    let r: Vec<_> = t.events.into_iter().filter(|e| e.what.contains("refused")).collect();
+                    let r: Vec<_> = t.events.into_iter().filter(EventRow::is_refusal).collect();
                     Ok(Reply::json(200, &r))
                 }
                 _ => Err(Reply::error(500, "unexpected answer")),
             },
-            (Method::Get, "/api/v1/passthrough") => Ok(Reply::json(200, &self.status()?.passthrough)),
-            (Method::Put | Method::Patch, "/api/v1/passthrough") => {
+            (Method::Get, path::PASSTHROUGH) => Ok(Reply::json(200, &self.status()?.passthrough)),
+            (Method::Put | Method::Patch, path::PASSTHROUGH) => {
                 let p: PassthroughPatch = json_body(req)?;
                 let patch: Vec<(Protocol, bool)> =
-                    [(Protocol::Ipsec, p.ipsec), (Protocol::Pptp, p.pptp), (Protocol::L2tp, p.l2tp)]
-                        .into_iter()
-                        .filter_map(|(k, v)| v.map(|v| (k, v)))
-                        .collect();
+                    PROTOCOLS.into_iter().filter_map(|k| p.get(k).map(|v| (k, v))).collect();
                 if patch.is_empty() {
-                    return Err(Reply::error(400, "send at least one of ipsec, pptp, l2tp (true or false)"));
+                    let names = PROTOCOLS.map(Protocol::name).join(", ");
+                    return Err(Reply::error(400, format!("send at least one of {names} (true or false)")));
                 }
                 let (changed, removed) = self.set_passthrough(&who, &patch)?;
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({ "passthrough": self.status()?.passthrough, "changed": changed, "removed": removed }),
-                ))
+                let passthrough = self.status()?.passthrough;
+                Ok(Reply::json(200, &PassthroughChanged { passthrough, changed, removed }))
             }
-            (Method::Get, "/api/v1/settings") => {
+            (Method::Get, path::SETTINGS) => {
                 let s = self.status()?;
-                Ok(Reply::json(200, &serde_json::json!({ "timeouts": s.timeouts, "filtering": s.filtering })))
+                Ok(Reply::json(200, &Settings { timeouts: s.timeouts, filtering: s.filtering }))
             }
-            (Method::Patch | Method::Put, "/api/v1/settings") => {
+            (Method::Patch | Method::Put, path::SETTINGS) => {
                 let p: SettingsPatch = json_body(req)?;
                 let t = p.timeouts.unwrap_or_default();
                 let changed = self.set_settings(&who, &t, p.filtering.as_deref())?;
                 let s = self.status()?;
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({ "timeouts": s.timeouts, "filtering": s.filtering, "changed": changed }),
-                ))
+                Ok(Reply::json(200, &SettingsChanged { timeouts: s.timeouts, filtering: s.filtering, changed }))
             }
-            (
-                _,
-                "/api/v1/status" | "/api/v1/counters" | "/api/v1/sessions" | "/api/v1/tunnels" | "/api/v1/refusals",
-            ) => Err(Reply::error(405, "this resource is read-only: use GET")),
-            (_, "/api/v1/passthrough" | "/api/v1/settings") => Err(Reply::error(405, "use GET, PUT or PATCH")),
+            (_, path::STATUS | path::COUNTERS | path::SESSIONS | path::TUNNELS | path::REFUSALS) => {
+                Err(Reply::error(405, "this resource is read-only: use GET"))
+            }
+            (_, path::PASSTHROUGH | path::SETTINGS) => Err(Reply::error(405, "use GET, PUT or PATCH")),
             _ => Err(Reply::error(404, format!("no such resource: {}", req.path))),
         })();
         result.unwrap_or_else(|r| r)
@@ -459,8 +412,8 @@ impl Control {
             (Method::Post, "/vpn/passthrough") => {
                 let f = form();
                 let mut patch = Vec::new();
-                for p in [Protocol::Ipsec, Protocol::Pptp, Protocol::L2tp] {
-                    match field(&f, key_of(p)).as_deref() {
+                for p in PROTOCOLS {
+                    match field(&f, p.name()).as_deref() {
                         Some("enable") => patch.push((p, true)),
                         Some("disable") => patch.push((p, false)),
                         None => {}
@@ -486,7 +439,7 @@ impl Control {
                         Reply::redirect(&format!("/vpn/passthrough?saved={}", web::url_encode(&note)))
                     }
                     Err(e) => {
-                        let msg = String::from_utf8_lossy(&e.body).into_owned();
+                        let msg = e.error_message();
                         render(self.status().map(|s| {
                             Reply::html(e.status, web::passthrough_page(&s.passthrough, None, Some(&msg), &session))
                         }))
@@ -531,13 +484,7 @@ impl Control {
                 }
                 let filtering = field(&f, "filtering");
                 if let Some(fl) = &filtering
-                    && ![
-                        Filtering::EndpointIndependent,
-                        Filtering::AddressDependent,
-                        Filtering::AddressAndPortDependent,
-                    ]
-                    .iter()
-                    .any(|x| filtering_name(*x) == fl)
+                    && natpass_config::filtering_named(fl).is_none()
                 {
                     bad = Some(format!("filtering: {fl:?} is not a filtering mode"));
                 }
@@ -551,8 +498,7 @@ impl Control {
                         Reply::redirect(&format!("/settings?saved={}", web::url_encode(&note)))
                     }
                     Err(e) => {
-                        let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or_default();
-                        let msg = v["error"].as_str().unwrap_or("refused").to_string();
+                        let msg = e.error_message();
                         render(
                             self.status()
                                 .map(|s| Reply::html(e.status, web::settings_page(&s, None, Some(&msg), &session))),
@@ -677,4 +623,47 @@ pub fn spawn(addr: SocketAddr, mut control: Control) -> Result<SocketAddr, Strin
         })
         .map_err(|e| e.to_string())?;
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use natpass_engine::Proto;
+
+    use super::*;
+    use crate::api::SessionParams;
+
+    fn get(query: Vec<(String, String)>) -> Incoming {
+        Incoming {
+            method: Method::Get,
+            path: path::SESSIONS.into(),
+            query,
+            headers: Vec::new(),
+            body: Vec::new(),
+            from: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+
+    #[test]
+    fn the_query_the_cli_sends_is_the_query_the_server_reads() {
+        let p = SessionParams {
+            proto: Some("udp".into()),
+            addr: Some("192.168.1.10".parse().unwrap()),
+            port: Some(500),
+            page: 2,
+            per_page: 50,
+        };
+        let q = session_query(&get(p.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect())).unwrap();
+        assert_eq!(q, SessionQuery { proto: Some(Proto::Udp), addr: p.addr, port: Some(500), page: 2, per_page: 50 });
+        let bad = SessionParams { proto: Some("gre".into()), page: 1, per_page: 100, ..SessionParams::default() };
+        let e = session_query(&get(bad.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+        assert_eq!(e.unwrap_err(), "proto=\"gre\": use tcp, udp or icmp");
+    }
+
+    #[test]
+    fn error_replies_carry_their_message() {
+        let r = Reply::error(422, "timeouts.udp: too small");
+        assert_eq!((r.status, r.error_message().as_str()), (422, "timeouts.udp: too small"));
+    }
 }

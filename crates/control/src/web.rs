@@ -3,8 +3,11 @@
 
 use std::fmt::Write as _;
 
+use natpass_engine::Protocol;
+
+use crate::api::{PROTOCOLS, SessionPage, Status, Switches, Tunnels, protocol_label};
 use crate::auth::Session;
-use crate::interface::{SessionPage, SessionQuery, Status, Switches, Tunnels};
+use crate::interface::SessionQuery;
 
 /// The style sheet, served at `/static/style.css`.
 pub const STYLE: &str = r#"
@@ -152,7 +155,7 @@ pub fn status_page(s: &Status, session: &Session) -> String {
         b,
         "<div class=\"card\"><h2>Uptime</h2><div class=\"big\">{}</div><div class=\"muted\">natpass {}</div></div>",
         uptime(s.uptime_secs),
-        esc(s.version)
+        esc(&s.version)
     );
     let _ = write!(
         b,
@@ -162,21 +165,17 @@ pub fn status_page(s: &Status, session: &Session) -> String {
         s.sessions.udp,
         s.sessions.icmp
     );
+    let per_tunnel = PROTOCOLS.map(|p| format!("{} {}", protocol_label(p), s.tunnels.get(p))).join(" · ");
     let _ = write!(
         b,
-        "<div class=\"card\"><h2>VPN tunnels</h2><div class=\"big\">{}</div><div class=\"muted\">IPsec {} · PPTP {} · L2TP {}</div></div>",
-        s.tunnels.ipsec + s.tunnels.pptp + s.tunnels.l2tp,
-        s.tunnels.ipsec,
-        s.tunnels.pptp,
-        s.tunnels.l2tp
+        "<div class=\"card\"><h2>VPN tunnels</h2><div class=\"big\">{}</div><div class=\"muted\">{per_tunnel}</div></div>",
+        PROTOCOLS.map(|p| s.tunnels.get(p)).iter().sum::<u64>(),
     );
-    let _ = write!(
-        b,
-        "<div class=\"card\"><h2>VPN passthrough</h2><div>IPsec {}</div><div>PPTP {}</div><div>L2TP {}</div></div></div>",
-        onoff(s.passthrough.ipsec),
-        onoff(s.passthrough.pptp),
-        onoff(s.passthrough.l2tp)
-    );
+    b.push_str("<div class=\"card\"><h2>VPN passthrough</h2>");
+    for p in PROTOCOLS {
+        let _ = write!(b, "<div>{} {}</div>", protocol_label(p), onoff(s.passthrough.get(p)));
+    }
+    b.push_str("</div></div>");
     b.push_str("<div class=\"card\"><h2>Interfaces</h2><table><tr><th>Role</th><th>Name</th><th>Address</th><th>MAC</th><th class=\"num\">Frames in</th><th class=\"num\">Frames out</th></tr>");
     for i in &s.interfaces {
         let _ = write!(
@@ -198,7 +197,7 @@ pub fn status_page(s: &Status, session: &Session) -> String {
         "</table><p class=\"muted\">Public addresses: {} · LAN: {} · Filtering: {}</p></div>",
         esc(&s.public_addrs.join(", ")),
         esc(&s.lan_networks.join(", ")),
-        s.filtering
+        esc(&s.filtering)
     );
     let _ = write!(
         b,
@@ -251,25 +250,19 @@ pub fn passthrough_page(p: &Switches, saved: Option<&str>, error: Option<&str>, 
          <form method=\"post\" action=\"/vpn/passthrough\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(&session.csrf)
     );
-    for (key, name, on, help) in [
-        (
-            "ipsec",
-            "IPsec Passthrough",
-            p.ipsec,
-            "IKE (UDP 500), NAT-T (UDP 4500) and ESP; several clients may use one server.",
-        ),
-        (
-            "pptp",
-            "PPTP Passthrough",
-            p.pptp,
-            "Control on TCP 1723 and GRE; Call IDs are translated so several clients may use one server.",
-        ),
-        ("l2tp", "L2TP Passthrough", p.l2tp, "UDP 1701; the server may answer from another port."),
-    ] {
-        let (e, d) = if on { (" checked", "") } else { ("", " checked") };
+    for proto in PROTOCOLS {
+        let (key, name) = (proto.name(), protocol_label(proto));
+        let help = match proto {
+            Protocol::Ipsec => "IKE (UDP 500), NAT-T (UDP 4500) and ESP; several clients may use one server.",
+            Protocol::Pptp => {
+                "Control on TCP 1723 and GRE; Call IDs are translated so several clients may use one server."
+            }
+            Protocol::L2tp => "UDP 1701; the server may answer from another port.",
+        };
+        let (e, d) = if p.get(proto) { (" checked", "") } else { ("", " checked") };
         let _ = write!(
             b,
-            "<fieldset><legend>{name}</legend>\
+            "<fieldset><legend>{name} Passthrough</legend>\
              <label><input type=\"radio\" name=\"{key}\" value=\"enable\" id=\"{key}-enable\"{e}> Enable</label>\
              <label><input type=\"radio\" name=\"{key}\" value=\"disable\" id=\"{key}-disable\"{d}> Disable</label>\
              <p class=\"help\">{help}</p></fieldset>"
@@ -288,8 +281,8 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
         let _ = write!(
             b,
             "<tr><td>{}</td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            r.protocol,
-            esc(r.kind),
+            esc(&r.protocol),
+            esc(&r.kind),
             esc(&r.client),
             esc(&r.server),
             esc(&r.public),
@@ -298,7 +291,7 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
             r.bytes_in,
             r.age_secs.map_or("-".to_string(), |a| a.to_string()),
             r.idle_secs,
-            esc(r.state)
+            esc(&r.state)
         );
     }
     if t.tunnels.is_empty() {
@@ -310,7 +303,7 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
             b,
             "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.at_secs,
-            esc(e.what),
+            esc(&e.what),
             esc(&e.protocol),
             esc(&e.client),
             esc(&e.server),
@@ -330,28 +323,20 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
 
 /// NAT Sessions: filter, table, pages.
 pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> String {
-    let sel = |v: &str| {
-        let cur = match q.proto {
-            Some(natpass_engine::Proto::Tcp) => "tcp",
-            Some(natpass_engine::Proto::Udp) => "udp",
-            Some(natpass_engine::Proto::Icmp) => "icmp",
-            None => "",
-        };
-        if cur == v { " selected" } else { "" }
-    };
+    let sel = |v: &str| if sel_value(q) == v { " selected" } else { "" };
     let addr = q.addr.map(|a| a.to_string()).unwrap_or_default();
     let port = q.port.map(|p| p.to_string()).unwrap_or_default();
     let mut b = format!(
         "<h1>NAT Sessions</h1><div class=\"card\"><form method=\"get\" action=\"/sessions\" class=\"row\">\
-         <label>Protocol<select name=\"proto\"><option value=\"\"{}>any</option><option value=\"tcp\"{}>TCP</option><option value=\"udp\"{}>UDP</option><option value=\"icmp\"{}>ICMP</option></select></label>\
+         <label>Protocol<select name=\"proto\"><option value=\"\"{}>any</option>{}</select></label>\
          <label>Address<input type=\"text\" name=\"addr\" value=\"{}\" placeholder=\"any\" size=\"15\"></label>\
          <label>Port<input type=\"number\" name=\"port\" value=\"{}\" min=\"0\" max=\"65535\" placeholder=\"any\"></label>\
          <button class=\"primary\" type=\"submit\">Filter</button></form>\
          <p class=\"muted\">{} sessions match.</p><table><tr><th>Proto</th><th>LAN</th><th>Public</th><th>Remote</th><th>State</th><th class=\"num\">Idle s</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th></tr>",
         sel(""),
-        sel("tcp"),
-        sel("udp"),
-        sel("icmp"),
+        natpass_engine::Proto::ALL
+            .map(|p| format!("<option value=\"{}\"{}>{}</option>", p.name(), sel(p.name()), p.name().to_uppercase()))
+            .concat(),
         esc(&addr),
         esc(&port),
         p.total
@@ -360,7 +345,14 @@ pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> St
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            s.proto, s.lan, s.public, s.remote, s.state, s.idle_secs, s.bytes_out, s.bytes_in
+            esc(&s.proto),
+            esc(&s.lan),
+            esc(&s.public),
+            esc(&s.remote),
+            esc(&s.state),
+            s.idle_secs,
+            s.bytes_out,
+            s.bytes_in
         );
     }
     b.push_str("</table><div class=\"pager\">");
@@ -382,12 +374,7 @@ pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> St
 }
 
 fn sel_value(q: &SessionQuery) -> &'static str {
-    match q.proto {
-        Some(natpass_engine::Proto::Tcp) => "tcp",
-        Some(natpass_engine::Proto::Udp) => "udp",
-        Some(natpass_engine::Proto::Icmp) => "icmp",
-        None => "",
-    }
+    q.proto.map_or("", natpass_engine::Proto::name)
 }
 
 /// Settings: timers and filtering.
@@ -418,7 +405,7 @@ pub fn settings_page(s: &Status, saved: Option<&str>, error: Option<&str>, sessi
     b.push_str(
         "</div><h2>Inbound filtering (RFC 4787)</h2><div class=\"row\"><label>Filtering<select name=\"filtering\">",
     );
-    for f in ["endpoint-independent", "address-dependent", "address-and-port-dependent"] {
+    for f in natpass_config::FILTERING_MODES.map(natpass_config::filtering_name) {
         let sel = if s.filtering == f { " selected" } else { "" };
         let _ = write!(b, "<option value=\"{f}\"{sel}>{f}</option>");
     }
@@ -429,15 +416,15 @@ pub fn settings_page(s: &Status, saved: Option<&str>, error: Option<&str>, sessi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interface::{TunnelRow, Tunnels};
+    use crate::api::{TunnelRow, Tunnels};
 
     #[test]
     fn the_tunnel_table_has_a_header_for_every_cell() {
         let session = crate::auth::Session::for_tests("admin");
         let t = Tunnels {
             tunnels: vec![TunnelRow {
-                protocol: "PPTP",
-                kind: "PPTP call (GRE)",
+                protocol: "PPTP".into(),
+                kind: "PPTP call (GRE)".into(),
                 client: "192.168.1.10".into(),
                 server: "203.0.113.10".into(),
                 public: "203.0.113.1".into(),
@@ -446,7 +433,7 @@ mod tests {
                 bytes_in: 2,
                 idle_secs: 3,
                 age_secs: Some(4),
-                state: "up",
+                state: "up".into(),
             }],
             events: Vec::new(),
         };

@@ -19,7 +19,8 @@ use std::time::Instant as WallInstant;
 
 use anyhow::{Context, bail};
 use natpass_config::Link;
-use natpass_control::interface::{self, EventLog, InterfaceInfo, Mailbox, PlaneInfo};
+use natpass_control::api::InterfaceInfo;
+use natpass_control::interface::{self, EventLog, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side};
 use natpass_io::afpacket::{PacketSocket, RingOptions, TxBatch};
 use natpass_link::{LinkConfig, LinkStats, Plane, PortConfig};
@@ -194,7 +195,7 @@ impl Router {
         let iface = |side: Side, role: &'static str| {
             let p = self.plane.port(side);
             InterfaceInfo {
-                role,
+                role: role.into(),
                 name: self.names[side as usize].clone(),
                 address: format!("{}/{}", p.addr, p.net.len()),
                 mac: mac_text(p.mac),
