@@ -10,8 +10,8 @@
 //!   endpoint-independent (RFC 4787 REQ-1);
 //! - IPsec: strongSwan charon with kernel-libipsec (ESP in user space), IKEv2 and IKEv1 with a
 //!   PSK, NAT-T (RFC 3947/7296 §2.23), all clients to one server;
-//! - raw ESP (IP protocol 50): the lab's `esp_peer.py` sends AES-CBC/HMAC-SHA-256 ESP from every client
-//!   to one server at the same time and checks the answers;
+//! - raw ESP (IP protocol 50): the lab's `esp_peer.py` sends AES-CBC/HMAC-SHA-256 ESP from
+//!   every client to one server at the same time and checks the answers;
 //! - L2TP (RFC 2661): xl2tpd as LAC and LNS; PPTP (RFC 2637): pptp-linux and pptpd; both with
 //!   the lab's user-space PPP (`ppp.py`) because this kernel has no PPP.
 //!
@@ -270,7 +270,12 @@ impl Options {
     /// Why the files these options name are not there, if they are not: the lab's peers, and
     /// the natpass binary when natpass is one of the NATs.
     pub fn check_files(&self) -> Result<(), Unready> {
-        if self.nat != Nat::Linux && !self.natpass_bin.is_file() {
+        self.check_files_for(self.nat)
+    }
+
+    /// [`Options::check_files`] for a lab whose router is `nat`.
+    fn check_files_for(&self, nat: Nat) -> Result<(), Unready> {
+        if nat != Nat::Linux && !self.natpass_bin.is_file() {
             return Err(Unready::NoNatpass(self.natpass_bin.clone()));
         }
         match PEERS.into_iter().find(|name| !self.peers_dir.join(name).is_file()) {
@@ -350,7 +355,7 @@ pub struct Lab<'a> {
 impl<'a> Lab<'a> {
     /// Builds the network and starts the router (`nat` is natpass or linux).
     pub fn new(opts: &'a Options, nat: Nat, dir: &Path) -> anyhow::Result<Self> {
-        opts.check_files()?;
+        opts.check_files_for(nat)?;
         let t = Topology::up(&opts.prefix, opts.clients, dir, opts.offloads)?;
         // Copied beside the configs, executable whatever the checkout's modes: ppp.py is
         // bind-mounted over pppd.
