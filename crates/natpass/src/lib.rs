@@ -3,7 +3,13 @@
 
 #![forbid(unsafe_code)]
 
-pub mod cli;
+pub mod admin_commands;
+pub mod api_client;
+pub mod control_plane;
+pub mod credentials;
+pub mod daemon;
 pub mod demo;
 pub mod replay;
 pub mod router;
+pub mod tables;
+pub mod token_file;

@@ -38,6 +38,37 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The engine settings a replay starts from: those of the natpass config file `config`, or
+/// defaults sized for a capture; `wan_mtu` overrides the file.
+pub fn engine_settings(config: Option<&Path>, wan_mtu: Option<u16>) -> Result<EngineConfig> {
+    let mut base = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            natpass_config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => EngineConfig { max_sessions: 1 << 16, ..Default::default() },
+    };
+    if let Some(m) = wan_mtu {
+        base.wan_mtu = m;
+    }
+    Ok(base)
+}
+
+/// Runs the replay and returns what `natpass replay` prints: the summary, and where the
+/// translated packets went.
+pub fn run_and_report(opts: &Options) -> Result<String> {
+    let summary = run(opts)?;
+    let mut report = render(opts, &summary);
+    if let Some(dir) = &opts.out_dir {
+        report.push_str(&format!(
+            "\n  wrote {} and {}\n",
+            dir.join("lan.pcap").display(),
+            dir.join("wan.pcap").display()
+        ));
+    }
+    Ok(report)
+}
+
 /// What happened, for the summary table and for tests.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
