@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use natpass_engine::{Engine, Instant, Ipv4Net, Side, Verdict};
 use natpass_wire::arp::{self, ArpPacket};
 use natpass_wire::ethernet::{self, EthernetFrame, MacAddr};
+use natpass_wire::ipv4::Ipv4Packet;
 
 use crate::echo;
 use crate::neighbours::{Lookup, Neighbours};
@@ -286,7 +287,7 @@ impl<T: FrameSink> Plane<T> {
     /// Sends an IPv4 packet out of `side`, resolving its next hop; `seg` when it is a
     /// super-packet for the backend to cut up.
     fn send_ip(&mut self, now: Instant, side: Side, ip: &[u8], seg: Option<Segmentation>) {
-        let Ok(p) = natpass_wire::ipv4::Ipv4Packet::new_checked(ip) else { return };
+        let Ok(p) = Ipv4Packet::new_checked(ip) else { return };
         let dst = Ipv4Addr::from(p.dst());
         // Link padding after the total length stays behind.
         let ip = &ip[..usize::from(p.total_len())];
@@ -362,7 +363,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use natpass_wire::icmp;
-    use natpass_wire::ipv4::{self, Ipv4Packet, protocol};
+    use natpass_wire::ipv4::{self, protocol};
     use natpass_wire::udp::UdpPacket;
     use proptest::prelude::*;
 
