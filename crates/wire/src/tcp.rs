@@ -2,6 +2,7 @@
 //! checksum updates NAPT needs (RFC 1624).
 
 use crate::checksum;
+use crate::ip::AddrChange;
 use crate::{Error, Result, be16, be32, put16};
 
 /// The minimum TCP header length.
@@ -115,14 +116,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Sets the source port; `addr` is the pseudo-header address change, if any.
     #[inline]
-    pub fn set_src_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_src_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.src_port();
         self.rewrite(0, old, port, addr);
     }
 
     /// Sets the destination port; `addr` is the pseudo-header address change, if any.
     #[inline]
-    pub fn set_dst_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_dst_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.dst_port();
         self.rewrite(2, old, port, addr);
     }
@@ -146,14 +147,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 
     #[inline]
-    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<(u32, u32)>) {
+    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<AddrChange>) {
         let b = self.buffer.as_mut();
         put16(b, at, new);
         // The checksum lies at 16..18; a ports-only view (8 bytes, from an ICMP error) has none.
         if b.len() >= 18 {
             let check = be16(b, 16);
             let c = match addr {
-                Some((oa, na)) => checksum::update_addr_port(check, oa, na, old, new),
+                Some(a) => checksum::update_addr_port(check, a, old, new),
                 None => checksum::update_u16(check, old, new),
             };
             put16(b, 16, c);
@@ -180,7 +181,7 @@ mod tests {
         let mut t = TcpPacket::new_checked(&mut seg[..]).unwrap();
         t.fill_checksum(ps);
         assert!(t.verify_checksum(ps));
-        t.set_src_port(1024, Some((0xc0a80102, 0x0a0a0a0a)));
+        t.set_src_port(1024, Some(AddrChange::new([192, 168, 1, 2].into(), [10, 10, 10, 10].into())));
         let ps2 = checksum::pseudo_header_sum([10, 10, 10, 10], dst, 6, 24);
         assert!(t.verify_checksum(ps2));
         assert_eq!(t.flags(), flags::SYN);
@@ -193,7 +194,7 @@ mod tests {
         // Found by the tcp fuzz target: an 8-byte view must not touch the checksum.
         let mut b = [10, 93, 93, 93, 93, 126, 93, 10];
         let mut p = TcpPacket::new_ports_only(&mut b[..]).unwrap();
-        p.set_src_port(1, Some((1, 2)));
+        p.set_src_port(1, Some(AddrChange::new([0, 0, 0, 1].into(), [0, 0, 0, 2].into())));
         p.set_dst_port(2, None);
         assert_eq!((p.src_port(), p.dst_port()), (1, 2));
     }
