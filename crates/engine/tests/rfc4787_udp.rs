@@ -296,7 +296,7 @@ fn full_table_evicts_unreplied_before_established() {
     pass(&mut e, t(3), Side::Lan, udp(LAN_A, 4444, REMOTE, 53, b""), Side::Wan);
     assert_eq!(e.session_count(), 3);
     assert_eq!(e.session_totals().2, 1, "one eviction");
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 2222), (ip(REMOTE), 53)).is_none(), "the unreplied one went");
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 1111), (ip(REMOTE), 53)).is_some());
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 3333), (ip(REMOTE), 53)).is_some());
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 2222), ep(REMOTE, 53)).is_none(), "the unreplied one went");
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 1111), ep(REMOTE, 53)).is_some());
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 3333), ep(REMOTE, 53)).is_some());
 }

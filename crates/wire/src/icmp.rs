@@ -130,6 +130,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         put16(b, 2, c);
     }
 
+    /// Sets the message type (the checksum is not updated: see [`IcmpPacket::fill_checksum`]).
+    pub fn set_msg_type(&mut self, value: u8) {
+        self.buffer.as_mut()[0] = value;
+    }
+
+    /// Sets the code (the checksum is not updated).
+    pub fn set_code(&mut self, value: u8) {
+        self.buffer.as_mut()[1] = value;
+    }
+
+    /// Sets the next-hop MTU of a Fragmentation-Needed message, and zeroes the unused half
+    /// before it (RFC 1191 §4; the checksum is not updated).
+    pub fn set_next_hop_mtu(&mut self, mtu: u16) {
+        let b = self.buffer.as_mut();
+        put16(b, 4, 0);
+        put16(b, 6, mtu);
+    }
+
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, value: u16) {
         put16(self.buffer.as_mut(), 2, value);

@@ -174,6 +174,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// The payload, borrowed for as long as the buffer (see [`Ipv4Packet::payload`]).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let hl = self.header_len();
+        let total = usize::from(self.total_len());
+        &self.buffer[hl..total]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the source address and updates the header checksum incrementally.
     #[inline]

@@ -13,9 +13,11 @@
 //! copying only the options marked "copied" into later fragments (RFC 791 §3.1).
 
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
+use natpass_wire::IpProtocol;
 use natpass_wire::ipv4::Ipv4Packet;
 
 use crate::Engine;
@@ -25,16 +27,25 @@ use crate::verdict::{DropReason, Side, Verdict};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FragKey {
     from_lan: bool,
-    src: u32,
-    dst: u32,
-    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: IpProtocol,
+    ident: u16,
+}
+
+/// A datagram as the WAN sees it: (public source, destination, protocol, identification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct OutsideKey {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: IpProtocol,
     ident: u16,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct FragFlow {
-    src: u32,
-    dst: u32,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
     ident: u16,
     expires: u64,
 }
@@ -50,7 +61,7 @@ struct Held {
 pub(crate) struct Fragments {
     flows: HashMap<FragKey, FragFlow, FixedState>,
     /// (public source, destination, protocol, identification) in use outside → its datagram.
-    outside: HashMap<(u32, u32, u8, u16), FragKey, FixedState>,
+    outside: HashMap<OutsideKey, FragKey, FixedState>,
     held: VecDeque<Held>,
     held_bytes: usize,
 }
@@ -73,7 +84,7 @@ impl Fragments {
         self.flows.retain(|k, f| {
             let keep = f.expires > t;
             if !keep && k.from_lan {
-                outside.remove(&(f.src, f.dst, k.proto, f.ident));
+                outside.remove(&OutsideKey { src: f.src, dst: f.dst, proto: k.proto, ident: f.ident });
             }
             keep
         });
@@ -152,18 +163,18 @@ fn handle(e: &mut Engine, now: Instant, packet: &mut [u8], from_lan: bool) -> Ve
     let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
     let mut flow = FragFlow { src: ip.src(), dst: ip.dst(), ident: ip.ident(), expires };
     if from_lan {
-        let mut out = (flow.src, flow.dst, key.proto, flow.ident);
+        let mut out = OutsideKey { src: flow.src, dst: flow.dst, proto: key.proto, ident: flow.ident };
         // A handful of tries: with fewer than 65 536 datagrams in flight a free one is near.
         for _ in 0..64 {
             if !e.frags.outside.get(&out).is_some_and(|k| *k != key) {
                 break;
             }
-            out.3 = e.next_ip_ident();
+            out.ident = e.out.next_ip_ident();
         }
-        if out.3 != flow.ident {
-            flow.ident = out.3;
+        if out.ident != flow.ident {
+            flow.ident = out.ident;
             ip.set_ident(flow.ident);
-            e.stats.ip_ids_rewritten += 1;
+            e.out.stats.ip_ids_rewritten += 1;
         }
         e.frags.outside.insert(out, key);
     }
@@ -181,7 +192,7 @@ fn hold(e: &mut Engine, packet: &[u8], key: FragKey, expires: u64) -> Verdict {
     }
     e.frags.held_bytes += len;
     e.frags.held.push_back(Held { key, data: packet[..len].to_vec(), expires });
-    e.stats.fragments_held += 1;
+    e.out.stats.fragments_held += 1;
     Verdict::Consumed
 }
 
@@ -202,8 +213,8 @@ fn release(e: &mut Engine, key: FragKey, flow: &FragFlow, egress: Side) {
     }
     e.frags.held = keep;
     for data in out {
-        e.stats.fragments_released += 1;
-        e.queue_transmit(egress, data);
+        e.out.stats.fragments_released += 1;
+        e.out.transmit(egress, data);
     }
 }
 
@@ -256,7 +267,7 @@ pub(crate) fn split(e: &mut Engine, packet: &[u8], side: Side, mtu: u16) {
         let header: &[u8] = if pos == 0 { &packet[..hl] } else { &later_header };
         let room = (usize::from(mtu).saturating_sub(header.len())) & !7;
         if room == 0 {
-            e.stats.count_drop(DropReason::FragmentDropped);
+            e.out.stats.count_drop(DropReason::FragmentDropped);
             return;
         }
         let n = room.min(data.len() - pos);
@@ -271,8 +282,8 @@ pub(crate) fn split(e: &mut Engine, packet: &[u8], side: Side, mtu: u16) {
         let mut v = Ipv4Packet::new_unchecked(&mut f[..]);
         v.set_total_len((header.len() + n) as u16);
         v.fill_checksum();
-        e.stats.fragments_created += 1;
-        e.queue_transmit(side, f);
+        e.out.stats.fragments_created += 1;
+        e.out.transmit(side, f);
         pos += n;
     }
 }

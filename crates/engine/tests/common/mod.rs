@@ -13,8 +13,13 @@ pub const PUB2: [u8; 4] = [203, 0, 113, 2];
 pub const REMOTE: [u8; 4] = [198, 51, 100, 7];
 pub const REMOTE2: [u8; 4] = [198, 51, 100, 8];
 
-pub fn ip(a: [u8; 4]) -> u32 {
-    u32::from_be_bytes(a)
+pub fn ip(a: [u8; 4]) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(a)
+}
+
+/// An address and a port.
+pub fn ep(a: [u8; 4], port: u16) -> natpass_engine::Endpoint {
+    natpass_engine::Endpoint::new(ip(a), port)
 }
 
 pub fn t(secs: u64) -> Instant {
