@@ -234,20 +234,26 @@ impl Esp {
         self.out.iter().find(|(k, sa)| k.server == server && k.spi == spi && sa.public == public).map(|(k, _)| k.client)
     }
 
-    fn translate_out(&mut self, cx: &mut Cx<'_>, flow: &Flow, packet: &mut [u8]) -> Verdict {
-        let ip = Ipv4Packet::new_unchecked(&*packet);
+    /// The SPI and size of an ESP packet, or why it is refused.
+    fn seen(cx: &Cx<'_>, packet: &[u8]) -> Result<EspSeen, DropReason> {
+        let ip = Ipv4Packet::new_unchecked(packet);
         // Later fragments carry no SPI to follow.
         if ip.frag_offset() != 0 {
-            return Verdict::Drop(DropReason::FragmentDropped);
+            return Err(DropReason::FragmentDropped);
         }
-        let Ok(esp) = EspPacket::new_checked(ip.payload()) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let seen = EspSeen {
+        let esp = EspPacket::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+        Ok(EspSeen {
             now: cx.now,
             pending_for: nanos(cx.config.timeouts.esp_pending),
             spi: esp.spi(),
             bytes: usize::from(ip.total_len()),
+        })
+    }
+
+    fn translate_out(&mut self, cx: &mut Cx<'_>, flow: &Flow, packet: &mut [u8]) -> Verdict {
+        let seen = match Self::seen(cx, packet) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
         };
         let public = cx.public_addr_for(flow.src);
         let (action, ev) = self.outbound(flow.src, flow.dst, public, seen);
@@ -272,18 +278,9 @@ impl Esp {
     }
 
     fn translate_in(&mut self, cx: &mut Cx<'_>, flow: &Flow, packet: &mut [u8]) -> Verdict {
-        let ip = Ipv4Packet::new_unchecked(&*packet);
-        if ip.frag_offset() != 0 {
-            return Verdict::Drop(DropReason::FragmentDropped);
-        }
-        let Ok(esp) = EspPacket::new_checked(ip.payload()) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let seen = EspSeen {
-            now: cx.now,
-            pending_for: nanos(cx.config.timeouts.esp_pending),
-            spi: esp.spi(),
-            bytes: usize::from(ip.total_len()),
+        let seen = match Self::seen(cx, packet) {
+            Ok(s) => s,
+            Err(r) => return Verdict::Drop(r),
         };
         let (action, ev) = self.inbound(flow.dst, flow.src, seen);
         if let Some(ev) = ev {

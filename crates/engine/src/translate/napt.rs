@@ -90,17 +90,7 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
             return Verdict::Drop(r);
         }
     }
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    let total = usize::from(ip.total_len());
-    let addr = Some(AddrChange::new(src, public.addr));
-    let l4 = ip.payload_mut();
-    match proto {
-        Proto::Tcp => TcpPacket::new_unchecked(l4).set_src_port(public.port, addr),
-        Proto::Udp => UdpPacket::new_unchecked(l4).set_src_port(public.port, addr),
-        Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(public.port),
-    }
-    ip.set_src(public.addr);
-    ip.decrement_ttl();
+    let total = rewrite(packet, proto, Side::Wan, public);
     e.table.touch(idx, now, true, total, flags);
     Verdict::Forward(Side::Wan)
 }
@@ -144,19 +134,35 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
             return Verdict::Drop(r);
         }
     }
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    let total = usize::from(ip.total_len());
-    let addr = Some(AddrChange::new(dst, lan.addr));
-    let l4 = ip.payload_mut();
-    match proto {
-        Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(lan.port, addr),
-        Proto::Udp => UdpPacket::new_unchecked(l4).set_dst_port(lan.port, addr),
-        Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(lan.port),
-    }
-    ip.set_dst(lan.addr);
-    ip.decrement_ttl();
+    let total = rewrite(packet, proto, Side::Lan, lan);
     e.table.touch(idx, now, false, total, flags);
     Verdict::Forward(Side::Lan)
+}
+
+/// Rewrites a packet leaving by `egress`: its source to `to` towards the WAN, its
+/// destination towards the LAN; port (or ICMP identifier) and address, with incremental
+/// checksums. Returns its total length.
+#[inline]
+fn rewrite(packet: &mut [u8], proto: Proto, egress: Side, to: Endpoint) -> usize {
+    let mut ip = Ipv4Packet::new_unchecked(packet);
+    let total = usize::from(ip.total_len());
+    let old = if egress == Side::Wan { ip.src() } else { ip.dst() };
+    let addr = Some(AddrChange::new(old, to.addr));
+    let l4 = ip.payload_mut();
+    match (proto, egress) {
+        (Proto::Tcp, Side::Wan) => TcpPacket::new_unchecked(l4).set_src_port(to.port, addr),
+        (Proto::Tcp, Side::Lan) => TcpPacket::new_unchecked(l4).set_dst_port(to.port, addr),
+        (Proto::Udp, Side::Wan) => UdpPacket::new_unchecked(l4).set_src_port(to.port, addr),
+        (Proto::Udp, Side::Lan) => UdpPacket::new_unchecked(l4).set_dst_port(to.port, addr),
+        (Proto::Icmp, _) => IcmpPacket::new_unchecked(l4).set_ident(to.port),
+    }
+    if egress == Side::Wan {
+        ip.set_src(to.addr);
+    } else {
+        ip.set_dst(to.addr);
+    }
+    ip.decrement_ttl();
+    total
 }
 
 /// Opens a session for an inbound packet that matched none, if the mapping of its public
