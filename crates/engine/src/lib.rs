@@ -34,8 +34,8 @@ use std::net::Ipv4Addr;
 
 pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Timeouts};
 pub use flow::Proto;
-pub use flow::table::{Endpoint, SessionInfo};
 use flow::table::Table;
+pub use flow::table::{Endpoint, SessionInfo};
 pub use natpass_wire::IpProtocol;
 use output::{Cx, Output};
 use passthrough::Dispatch;

@@ -28,6 +28,69 @@ mod field {
 /// The fixed IPv4 header length, without options.
 pub const HEADER_LEN: usize = 20;
 
+/// IPv4 option types (RFC 791 §3.1, IANA "IP Option Numbers").
+pub mod option {
+    /// End of option list.
+    pub const EOL: u8 = 0;
+    /// No operation (padding).
+    pub const NOP: u8 = 1;
+    /// Record route.
+    pub const RECORD_ROUTE: u8 = 7;
+    /// Loose source and record route (RFC 791; dropped by default, RFC 7126 §4.3).
+    pub const LSRR: u8 = 0x83;
+    /// Strict source and record route (RFC 791; dropped by default, RFC 7126 §4.4).
+    pub const SSRR: u8 = 0x89;
+    /// The flag in the type byte of options that every fragment carries (RFC 791 §3.1).
+    pub const COPIED: u8 = 0x80;
+}
+
+/// One IPv4 option: its type and all its bytes (type, length and data; the one byte of a
+/// NOP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Option<'a> {
+    /// The type byte (see [`option`]).
+    pub kind: u8,
+    /// The whole option.
+    pub bytes: &'a [u8],
+}
+
+/// The options of an IPv4 header in order, up to the end-of-list option or the end of the
+/// header. An option whose length field is below 2 or runs past the header yields
+/// [`Error::Malformed`], and nothing after it (RFC 1812 §5.2.2 asks routers to check them).
+#[derive(Clone, Debug)]
+pub struct Ipv4Options<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Ipv4Options<'a> {
+    type Item = Result<Ipv4Option<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let kind = *self.rest.first()?;
+        match kind {
+            option::EOL => {
+                self.rest = &[];
+                None
+            }
+            option::NOP => {
+                let (bytes, rest) = self.rest.split_at(1);
+                self.rest = rest;
+                Some(Ok(Ipv4Option { kind, bytes }))
+            }
+            _ => {
+                let len = self.rest.get(1).map_or(0, |&l| usize::from(l));
+                if len < 2 || len > self.rest.len() {
+                    self.rest = &[];
+                    return Some(Err(Error::Malformed));
+                }
+                let (bytes, rest) = self.rest.split_at(len);
+                self.rest = rest;
+                Some(Ok(Ipv4Option { kind, bytes }))
+            }
+        }
+    }
+}
+
 /// A view of an IPv4 packet.
 #[derive(Debug, Clone)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
@@ -158,6 +221,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         &self.buffer.as_ref()[..self.header_len()]
     }
 
+    /// The options after the fixed header (none when the header is 20 bytes).
+    pub fn options(&self) -> Ipv4Options<'_> {
+        Ipv4Options { rest: &self.buffer.as_ref()[HEADER_LEN..self.header_len()] }
+    }
+
     /// The payload: from the end of the header to the total length.
     #[inline]
     pub fn payload(&self) -> &[u8] {
@@ -170,7 +238,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn pseudo_header_sum(&self) -> u64 {
         let b = self.buffer.as_ref();
         let l4 = self.total_len() - self.header_len() as u16;
-        checksum::pseudo_header_sum([b[12], b[13], b[14], b[15]], [b[16], b[17], b[18], b[19]], self.protocol().number(), l4)
+        checksum::pseudo_header_sum(
+            [b[12], b[13], b[14], b[15]],
+            [b[16], b[17], b[18], b[19]],
+            self.protocol().number(),
+            l4,
+        )
     }
 }
 
@@ -373,5 +446,24 @@ mod tests {
         assert!(ip.verify_checksum());
         assert_eq!(ip.dst(), dst);
         assert_eq!(ip.protocol(), IpProtocol::ICMP);
+    }
+
+    #[test]
+    fn test_options() {
+        // IHL 8: NOP, LSRR (len 7, one address), then EOL and padding.
+        let mut p = vec![0x48, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        p.extend_from_slice(&[1, 0x83, 7, 4, 192, 168, 1, 9, 0, 0, 0, 0]);
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        let kinds: Vec<_> = ip.options().map(|o| o.unwrap().kind).collect();
+        assert_eq!(kinds, [option::NOP, option::LSRR]);
+        // A length that runs past the header.
+        p[22] = 40;
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(ip.options().nth(1), Some(Err(Error::Malformed)));
+        // A length below 2.
+        p[22] = 1;
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert!(ip.options().any(|o| o.is_err()));
+        assert_eq!(Ipv4Packet::new_checked(&PACKET[..]).unwrap().options().count(), 0);
     }
 }

@@ -128,7 +128,13 @@ impl Esp {
     }
 
     /// Outbound ESP from `client` to `server` leaving from `public`.
-    fn outbound(&mut self, client: Ipv4Addr, server: Ipv4Addr, public: Ipv4Addr, p: EspSeen) -> (Action, Option<Event>) {
+    fn outbound(
+        &mut self,
+        client: Ipv4Addr,
+        server: Ipv4Addr,
+        public: Ipv4Addr,
+        p: EspSeen,
+    ) -> (Action, Option<Event>) {
         let t = p.now.as_nanos();
         if let Some(sa) = self.out.get_mut(&OutKey { client, server, spi: p.spi }) {
             sa.last_seen = t;
@@ -146,7 +152,10 @@ impl Esp {
             return (Action::Refuse { reason, icmp: true }, Some(ev));
         }
         self.pending.insert(key, Pending { client, spi_out: p.spi, since: t });
-        self.out.insert(OutKey { client, server, spi: p.spi }, OutSa { public, last_seen: t, bytes: p.bytes as u64, spi_in: None });
+        self.out.insert(
+            OutKey { client, server, spi: p.spi },
+            OutSa { public, last_seen: t, bytes: p.bytes as u64, spi_in: None },
+        );
         *self.servers.entry(key).or_insert(0) += 1;
         (Action::Rewrite(public), None)
     }
@@ -386,7 +395,9 @@ mod tests {
         assert_eq!(esp.outbound(A, SERVER, PUBLIC, seen(1, 0xa1)).0, Action::Rewrite(PUBLIC));
         let (action, ev) = esp.inbound(PUBLIC, SERVER, seen(2, 0x51));
         assert_eq!(action, Action::Rewrite(A));
-        assert!(matches!(ev, Some(Event::TunnelUp { client, ids: TunnelIds::Esp { spi_out: 0xa1, spi_in: 0x51 }, .. }) if client == A));
+        assert!(
+            matches!(ev, Some(Event::TunnelUp { client, ids: TunnelIds::Esp { spi_out: 0xa1, spi_in: 0x51 }, .. }) if client == A)
+        );
         // Bound: the same SPI keeps going to A, with no new event.
         assert_eq!(esp.inbound(PUBLIC, SERVER, seen(3, 0x51)), (Action::Rewrite(A), None));
     }

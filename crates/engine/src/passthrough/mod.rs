@@ -299,7 +299,12 @@ impl Dispatch {
 
     /// A packet NAPT is translating on a session whose ports (client's and server's) a
     /// module may claim: that module's ALG step, when its switch is on.
-    pub(crate) fn napt_packet(&mut self, cx: &mut Cx<'_>, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
+    pub(crate) fn napt_packet(
+        &mut self,
+        cx: &mut Cx<'_>,
+        napt: &NaptPacket,
+        packet: &mut [u8],
+    ) -> Result<(), DropReason> {
         match self.owner_mut(napt.protocol, napt.client_port, napt.server_port) {
             Some(m) if m.switch().enabled(cx.config) => m.napt_packet(cx, napt, packet),
             _ => Ok(()),

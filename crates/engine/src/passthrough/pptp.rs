@@ -178,7 +178,8 @@ impl Pptp {
         }
         let public = s.public;
         let dir = usize::from(!s.from_client);
-        let c = self.conns.entry(s.conn).or_insert_with(|| Conn { public, streams: Default::default(), calls: Vec::new() });
+        let c =
+            self.conns.entry(s.conn).or_insert_with(|| Conn { public, streams: Default::default(), calls: Vec::new() });
         let st = &mut c.streams[dir];
         let (next, broken) = (*st.next_seq.get_or_insert(seq), st.broken);
         let ahead = seq.wrapping_sub(next) as i32;
@@ -289,7 +290,13 @@ impl Pptp {
                 }
                 let public = self.allocate(s.public, key.server, value)?;
                 let c = self.conns.get_mut(&key)?;
-                c.calls.push(Call { client_cid: value, public_cid: public, server_cid: None, bytes_out: 0, bytes_in: 0 });
+                c.calls.push(Call {
+                    client_cid: value,
+                    public_cid: public,
+                    server_cid: None,
+                    bytes_out: 0,
+                    bytes_in: 0,
+                });
                 Some(public)
             }
             // The client's own Call ID in other messages (Call-Clear-Request).
@@ -351,7 +358,11 @@ impl Pptp {
             client: key.client,
             server: key.server,
             public,
-            ids: TunnelIds::Pptp { client_call_id: call.client_cid, public_call_id: call.public_cid, server_call_id: s },
+            ids: TunnelIds::Pptp {
+                client_call_id: call.client_cid,
+                public_call_id: call.public_cid,
+                server_call_id: s,
+            },
         });
     }
 
@@ -486,7 +497,11 @@ fn down(key: ConnKey, call: &Call, server_cid: u16) -> Event {
         protocol: Protocol::Pptp,
         client: key.client,
         server: key.server,
-        ids: TunnelIds::Pptp { client_call_id: call.client_cid, public_call_id: call.public_cid, server_call_id: server_cid },
+        ids: TunnelIds::Pptp {
+            client_call_id: call.client_cid,
+            public_call_id: call.public_cid,
+            server_call_id: server_cid,
+        },
         bytes_out: call.bytes_out,
         bytes_in: call.bytes_in,
     }
@@ -612,7 +627,10 @@ mod tests {
         assert!(feed(&mut p, &mut out, true, 1000, &mut req).is_empty());
         let mut rep = ocrp(0x0777, 0x0102);
         let _ = feed(&mut p, &mut out, false, 5000, &mut rep);
-        assert!(matches!(out.pop_event(), Some(Event::TunnelUp { ids: TunnelIds::Pptp { server_call_id: 0x0777, .. }, .. })));
+        assert!(matches!(
+            out.pop_event(),
+            Some(Event::TunnelUp { ids: TunnelIds::Pptp { server_call_id: 0x0777, .. }, .. })
+        ));
         assert_eq!(p.calls(), 1);
         let gre_out = OutKey { client: CLIENT, server: SERVER, server_cid: 0x0777 };
         assert_eq!(p.gre_out(gre_out, 100), Some(PUBLIC));

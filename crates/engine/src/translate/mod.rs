@@ -10,7 +10,7 @@ pub(crate) mod napt;
 
 use std::net::Ipv4Addr;
 
-use natpass_wire::ipv4::Ipv4Packet;
+use natpass_wire::ipv4::{self, Ipv4Packet};
 use natpass_wire::{Error as WireError, icmp};
 
 use crate::passthrough::Flow;
@@ -34,14 +34,34 @@ pub(crate) fn is_martian_dst(ip: Ipv4Addr) -> bool {
     a == 0 || a == 127 || a >= 224
 }
 
-/// The checked view of an ingress packet, or the reason it is refused.
+/// Checks an ingress packet's IP header, or says why it is refused: lengths, checksum
+/// (RFC 1812 §5.2.2), and options, which must be well formed (§5.2.2) and may not name a
+/// source route (RFC 7126 §4.3, §4.4).
 fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
-    match Ipv4Packet::new_checked(&*packet) {
-        Ok(ip) if ip.verify_checksum() => Ok(()),
-        Ok(_) => Err(DropReason::BadIpChecksum),
-        Err(WireError::BadVersion) => Err(DropReason::NotIpv4),
-        Err(_) => Err(DropReason::Malformed),
+    let ip = match Ipv4Packet::new_checked(&*packet) {
+        Ok(ip) if ip.verify_checksum() => ip,
+        Ok(_) => return Err(DropReason::BadIpChecksum),
+        Err(WireError::BadVersion) => return Err(DropReason::NotIpv4),
+        Err(_) => return Err(DropReason::Malformed),
+    };
+    if ip.header_len() > ipv4::HEADER_LEN {
+        check_options(&ip)?;
     }
+    Ok(())
+}
+
+#[cold]
+fn check_options(ip: &Ipv4Packet<&[u8]>) -> Result<(), DropReason> {
+    for o in ip.options() {
+        match o {
+            Ok(o) if matches!(o.kind, ipv4::option::LSRR | ipv4::option::SSRR) => {
+                return Err(DropReason::IpSourceRoute);
+            }
+            Ok(_) => {}
+            Err(_) => return Err(DropReason::IpOptionMalformed),
+        }
+    }
+    Ok(())
 }
 
 /// A LAN → WAN packet (or LAN → public address: hairpinning).

@@ -16,7 +16,7 @@ use natpass_wire::AddrChange;
 use natpass_wire::icmp::IcmpPacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::{self, TcpPacket};
-use natpass_wire::udp::UdpPacket;
+use natpass_wire::udp::{self, UdpPacket};
 
 use crate::flow::table::Endpoint;
 use crate::passthrough::{Flow, NaptPacket, Peers};
@@ -25,13 +25,27 @@ use crate::verdict::{DropReason, Side, Verdict};
 use crate::{Engine, Event, Filtering, Proto};
 
 /// The ports (ICMP: identifier as the source "port", 0 as the destination) and TCP flags of a
-/// datagram's transport header, or `None` when it is too short to hold them.
+/// datagram's transport header, or why it is refused: too short, a TCP data offset out of
+/// range, a UDP length that disagrees with the IP payload (`fragment`: the payload is the
+/// first fragment's, which the length may exceed).
 #[inline]
-fn ports(proto: Proto, l4: &[u8]) -> Option<(u16, u16, Option<u8>)> {
+fn ports(proto: Proto, l4: &[u8], fragment: bool) -> Result<(u16, u16, Option<u8>), DropReason> {
     match proto {
-        Proto::Tcp => TcpPacket::new_checked(l4).ok().map(|t| (t.src_port(), t.dst_port(), Some(t.flags()))),
-        Proto::Udp => UdpPacket::new_checked(l4).ok().map(|u| (u.src_port(), u.dst_port(), None)),
-        Proto::Icmp => IcmpPacket::new_checked(l4).ok().map(|m| (m.ident(), 0, None)),
+        Proto::Tcp => match TcpPacket::new_checked(l4) {
+            Ok(t) => Ok((t.src_port(), t.dst_port(), Some(t.flags()))),
+            Err(_) if l4.len() < tcp::HEADER_LEN => Err(DropReason::Malformed),
+            Err(_) => Err(DropReason::TcpHeaderMalformed),
+        },
+        Proto::Udp => {
+            let u = UdpPacket::new_checked(l4).map_err(|_| DropReason::Malformed)?;
+            let len = usize::from(u.len_field());
+            let fits = if fragment { len >= l4.len() } else { len == l4.len() };
+            if !fits || len < udp::HEADER_LEN {
+                return Err(DropReason::UdpLengthMismatch);
+            }
+            Ok((u.src_port(), u.dst_port(), None))
+        }
+        Proto::Icmp => IcmpPacket::new_checked(l4).map(|m| (m.ident(), 0, None)).map_err(|_| DropReason::Malformed),
     }
 }
 
@@ -60,8 +74,9 @@ fn passthrough_alg(e: &mut Engine, now: Instant, napt: &NaptPacket, packet: &mut
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (src, dst) = (ip.src(), ip.dst());
-    let Some((sport, dport, flags)) = ports(proto, ip.payload()) else {
-        return Verdict::Drop(DropReason::Malformed);
+    let (sport, dport, flags) = match ports(proto, ip.payload(), ip.is_fragment()) {
+        Ok(p) => p,
+        Err(r) => return Verdict::Drop(r),
     };
     let protocol = proto.ip_protocol();
     if proto != Proto::Icmp
@@ -99,8 +114,9 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (src, dst) = (ip.src(), ip.dst());
-    let Some((sport, dport, flags)) = ports(proto, ip.payload()) else {
-        return Verdict::Drop(DropReason::Malformed);
+    let (sport, dport, flags) = match ports(proto, ip.payload(), ip.is_fragment()) {
+        Ok(p) => p,
+        Err(r) => return Verdict::Drop(r),
     };
     let protocol = proto.ip_protocol();
     if proto != Proto::Icmp
