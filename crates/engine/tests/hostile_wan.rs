@@ -84,10 +84,7 @@ fn fragment_id_reuse_after_a_complete_datagram_reaches_no_one() {
     assert_eq!(run(&mut e, t(2), Side::Wan, later[1].clone()), Verdict::Drop(DropReason::FragmentDropped));
     assert_eq!(run(&mut e, t(2), Side::Wan, later[2].clone()), Verdict::Drop(DropReason::FragmentDropped));
     let reversed = train(78, 9999, 3);
-    for f in [train(78, port, 1)[0].clone()] {
-        assert_eq!(run(&mut e, t(2), Side::Wan, f), Verdict::Forward(Side::Lan));
-    }
-    for f in train(78, port, 1).into_iter().skip(1) {
+    for f in train(78, port, 1) {
         assert_eq!(run(&mut e, t(2), Side::Wan, f), Verdict::Forward(Side::Lan));
     }
     assert_eq!(run(&mut e, t(3), Side::Wan, reversed[2].clone()), Verdict::Consumed);
