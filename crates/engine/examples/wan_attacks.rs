@@ -177,6 +177,30 @@ fn udp_length_past_the_payload(r: &mut Router, id: u16) -> (usize, usize) {
     (1, r.send(raw(17, id, (0, false), &[], &l4)))
 }
 
+fn tcp_blind_segments(r: &mut Router, id: u16) -> (usize, usize) {
+    // RST, SYN and ACK with random sequence numbers on the live connection's 4-tuple.
+    let seq = 0x4000_0000u32.wrapping_add(u32::from(id) * 7919);
+    let mut sent = 0;
+    let mut leaked = 0;
+    for (syn, rst) in [(false, true), (true, false), (false, false)] {
+        let mut b = PacketBuilder::ipv4(SERVER, PUB, 64).tcp(80, r.tcp_port, seq, 65535);
+        if syn {
+            b = b.syn();
+        }
+        if rst {
+            b = b.rst();
+        }
+        if !syn && !rst {
+            b = b.ack(seq);
+        }
+        let mut p = Vec::new();
+        b.write(&mut p, b"").unwrap();
+        sent += 1;
+        leaked += r.send(p);
+    }
+    (sent, leaked)
+}
+
 fn main() {
     let classes = [
         Class { name: "fragments: ID reuse, in order", run: fragments_reuse_in_order },
@@ -188,6 +212,7 @@ fn main() {
         Class { name: "IP options: LSRR/SSRR to a LAN host", run: source_routes },
         Class { name: "IP options: length past the header", run: option_past_the_header },
         Class { name: "UDP length past the payload", run: udp_length_past_the_payload },
+        Class { name: "TCP: blind RST/SYN/ACK, random numbers", run: tcp_blind_segments },
     ];
     println!("{:<44} {:>6} {:>14}", "class", "sent", "reached LAN");
     let (mut all_sent, mut all_leaked) = (0, 0);

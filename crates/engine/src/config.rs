@@ -142,6 +142,9 @@ pub struct EngineConfig {
     pub seed: u64,
     /// VPN passthrough switches.
     pub passthrough: Passthrough,
+    /// Drop TCP segments outside their connection's sequence window (RFC 5961, as conntrack
+    /// and pf do); off forwards any segment of a known 4-tuple.
+    pub tcp_window_check: bool,
 }
 
 impl Default for EngineConfig {
@@ -165,6 +168,7 @@ impl Default for EngineConfig {
             icmp_errors_per_sec: 100,
             seed: 0x6e61_7470_6173_7321,
             passthrough: Passthrough::default(),
+            tcp_window_check: true,
         }
     }
 }

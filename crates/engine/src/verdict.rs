@@ -111,6 +111,9 @@ drop_reasons! {
     UdpLengthMismatch => "udp_length_mismatch",
     /// A TCP data offset below 5 or past the end of the segment (RFC 793 §3.1).
     TcpHeaderMalformed => "tcp_header_malformed",
+    /// A TCP segment whose sequence or acknowledgment number lies outside its connection's
+    /// window (RFC 9293 §3.10.7.4, RFC 5961): a blind RST, SYN or data injection.
+    TcpOutOfWindow => "tcp_out_of_window",
     /// Addressed to the router itself on a port it does not serve.
     ForRouter => "for_router",
     /// IPsec passthrough is disabled: IKE (UDP 500), NAT-T (UDP 4500), ESP and AH are blocked.

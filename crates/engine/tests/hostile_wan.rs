@@ -263,3 +263,65 @@ fn tcp_data_offset_past_the_segment_is_dropped() {
     let p = raw(LAN_A, REMOTE, 6, 71, (0, false), &[], &out[20..]);
     assert_eq!(run(&mut e, t(1), Side::Lan, p), Verdict::Drop(DropReason::TcpHeaderMalformed));
 }
+
+/// A live TCP connection LAN_A:6000 ↔ REMOTE:80; returns the public port.
+fn live_tcp(e: &mut Engine) -> u16 {
+    let syn = pass(e, t(0), Side::Lan, tcp(LAN_A, 6000, REMOTE, 80, "S", b""), Side::Wan);
+    let port = seen(&syn).sport;
+    pass(e, t(0), Side::Wan, tcp(REMOTE, 80, PUB, port, "SA", b""), Side::Lan);
+    pass(e, t(0), Side::Lan, tcp(LAN_A, 6000, REMOTE, 80, "A", b"GET /"), Side::Wan);
+    port
+}
+
+/// A segment from REMOTE:80 to the connection with chosen numbers.
+fn blind(port: u16, seq: u32, ack: Option<u32>, syn: bool, rst: bool) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ipv4(REMOTE, PUB, 64).tcp(80, port, seq, 65535);
+    if syn {
+        b = b.syn();
+    }
+    if rst {
+        b = b.rst();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, b"").unwrap();
+    v
+}
+
+#[test]
+fn blind_rst_syn_and_ack_with_random_numbers_are_dropped() {
+    let mut e = engine();
+    let port = live_tcp(&mut e);
+    let far = WAN_ISN.wrapping_add(0x4000_0000);
+    assert_eq!(
+        run(&mut e, t(1), Side::Wan, blind(port, far, None, false, true)),
+        Verdict::Drop(DropReason::TcpOutOfWindow)
+    );
+    assert_eq!(
+        run(&mut e, t(1), Side::Wan, blind(port, far, None, true, false)),
+        Verdict::Drop(DropReason::TcpOutOfWindow)
+    );
+    assert_eq!(
+        run(&mut e, t(1), Side::Wan, blind(port, far, Some(LAN_ISN + 1), false, false)),
+        Verdict::Drop(DropReason::TcpOutOfWindow)
+    );
+    // An acknowledgment of bytes the LAN host never sent.
+    assert_eq!(
+        run(&mut e, t(1), Side::Wan, blind(port, WAN_ISN + 1, Some(LAN_ISN + 0x100_0000), false, false)),
+        Verdict::Drop(DropReason::TcpOutOfWindow)
+    );
+    assert_eq!(e.stats().drop_count(DropReason::TcpOutOfWindow), 4);
+    // The connection goes on, and an in-window RST still ends it.
+    pass(&mut e, t(1), Side::Wan, tcp(REMOTE, 80, PUB, port, "AP", b"200 OK"), Side::Lan);
+    pass(&mut e, t(1), Side::Wan, blind(port, WAN_ISN + 7, None, false, true), Side::Lan);
+}
+
+#[test]
+fn the_window_check_can_be_turned_off() {
+    let mut e = engine_with(|c| c.tcp_window_check = false);
+    let port = live_tcp(&mut e);
+    let far = WAN_ISN.wrapping_add(0x4000_0000);
+    pass(&mut e, t(1), Side::Wan, blind(port, far, None, false, true), Side::Lan);
+}

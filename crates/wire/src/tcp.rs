@@ -84,6 +84,36 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         be32(self.buffer.as_ref(), 8)
     }
 
+    /// The window field, unscaled (RFC 7323 §2.3: a SYN's window is never scaled).
+    pub fn window(&self) -> u16 {
+        be16(self.buffer.as_ref(), 14)
+    }
+
+    /// The shift count of a Window Scale option (RFC 7323 §2.2, kind 3), capped at 14 as
+    /// §2.3 says; `None` without the option, or when the options are malformed.
+    pub fn window_scale(&self) -> Option<u8> {
+        let b = self.buffer.as_ref();
+        let end = self.header_len().min(b.len());
+        let mut i = HEADER_LEN;
+        while i < end {
+            match b[i] {
+                0 => return None,
+                1 => i += 1,
+                kind => {
+                    let len = usize::from(*b.get(i + 1)?);
+                    if len < 2 || i + len > end {
+                        return None;
+                    }
+                    if kind == 3 && len == 3 {
+                        return Some(b[i + 2].min(14));
+                    }
+                    i += len;
+                }
+            }
+        }
+        None
+    }
+
     /// The header length from the data offset, in bytes.
     #[inline]
     pub fn header_len(&self) -> usize {
@@ -206,5 +236,21 @@ mod tests {
         assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::BadHeaderLen);
         seg[12] = 0x60;
         assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn test_window_scale_option() {
+        // SYN with MSS (kind 2, len 4), NOP, Window Scale 7 (kind 3, len 3), then EOL.
+        let mut seg = [0u8; 32];
+        seg[12] = 0x80;
+        seg[13] = flags::SYN;
+        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        seg[20..32].copy_from_slice(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 0, 0, 0, 0]);
+        let t = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert_eq!((t.window(), t.window_scale()), (64240, Some(7)));
+        seg[27] = 20;
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap().window_scale(), Some(14), "capped");
+        seg[26] = 9;
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap().window_scale(), None, "a length past the header");
     }
 }

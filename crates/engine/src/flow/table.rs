@@ -14,6 +14,7 @@ use hashbrown::{HashMap, HashTable};
 
 use super::ports::PortMap;
 use super::session::{Proto, Session, state};
+use super::tcp_window::{Segment, TcpWindow};
 use super::wheel::{NIL, SLOTS, Wheel};
 use crate::config::{EngineConfig, Filtering};
 use crate::time::Instant;
@@ -123,6 +124,8 @@ pub(crate) struct Table {
     ports: Vec<[PortMap; 3]>,
     pub(crate) public: Vec<u32>,
     hosts: HashMap<u32, Host, FixedState>,
+    /// The sequence windows of TCP sessions, by session index.
+    tcp_windows: HashMap<u32, TcpWindow, FixedState>,
     hosts_per_ext: Vec<u32>,
     wheels: [Wheel; 2],
     hasher: FixedState,
@@ -180,6 +183,7 @@ impl Table {
             ports: config.public_addrs.iter().map(|_| [PortMap::new(), PortMap::new(), PortMap::new()]).collect(),
             public: config.public_addrs.iter().map(|&a| u32::from(a)).collect(),
             hosts: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x5bd1e995)),
+            tcp_windows: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x7c9)),
             hosts_per_ext: vec![0; config.public_addrs.len()],
             wheels: [Wheel::new(), Wheel::new()],
             hasher,
@@ -261,6 +265,23 @@ impl Table {
     /// True when a mapping owns public `ext_ip:port` for `proto`.
     pub(crate) fn find_in_port(&self, proto: Proto, public: Endpoint) -> bool {
         self.ext_index(public.addr).and_then(|i| self.ports[i][proto as usize].owner(public.port)).is_some()
+    }
+
+    /// Checks a TCP segment of session `idx` from `side` against the session's sequence
+    /// windows, and learns from it when it is acceptable (see [`TcpWindow`]).
+    pub(crate) fn tcp_accept(&mut self, idx: u32, side: crate::Side, seg: &Segment) -> bool {
+        let closed = {
+            let f = self.sessions[idx as usize].flags;
+            let fins = state::FIN_OUT | state::FIN_IN;
+            f & state::RST != 0 || f & fins == fins
+        };
+        match self.tcp_windows.get_mut(&idx) {
+            Some(w) => w.accept(side, seg, closed),
+            None => {
+                self.tcp_windows.insert(idx, TcpWindow::open(side, seg));
+                true
+            }
+        }
     }
 
     /// Marks a packet seen on session `idx`, moving it between wheels when its class changes.
@@ -579,6 +600,9 @@ impl Table {
     /// Removes a session already taken out of its wheel.
     fn forget(&mut self, idx: u32) {
         let s = self.sessions[idx as usize].clone();
+        if s.proto() == Proto::Tcp {
+            self.tcp_windows.remove(&idx);
+        }
         let (hi, ho) = (self.hash(s.in_key()), self.hash(s.out_key(&self.public)));
         if let Ok(e) = self.in2out.find_entry(hi, |&i| i == idx) {
             e.remove();
@@ -693,8 +717,9 @@ impl Table {
         let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
         let ports = self.ports.len() * 3 * 65536 * 4;
         let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);
+        let windows = self.tcp_windows.capacity() * (core::mem::size_of::<(u32, TcpWindow)>() + 1);
         let free = (self.free.capacity() + self.map_free.capacity()) * 4;
-        sess + idx + maps + ports + hosts + free + 2 * SLOTS as usize * 4
+        sess + idx + maps + ports + hosts + windows + free + 2 * SLOTS as usize * 4
     }
 }
 

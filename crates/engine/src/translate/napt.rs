@@ -19,6 +19,7 @@ use natpass_wire::tcp::{self, TcpPacket};
 use natpass_wire::udp::{self, UdpPacket};
 
 use crate::flow::table::Endpoint;
+use crate::flow::tcp_window::Segment;
 use crate::passthrough::{Flow, NaptPacket, Peers};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
@@ -47,6 +48,27 @@ fn ports(proto: Proto, l4: &[u8], fragment: bool) -> Result<(u16, u16, Option<u8
         }
         Proto::Icmp => IcmpPacket::new_checked(l4).map(|m| (m.ident(), 0, None)).map_err(|_| DropReason::Malformed),
     }
+}
+
+/// The sequence window check of a TCP segment on session `idx` (see
+/// [`TcpWindow`](crate::flow::tcp_window::TcpWindow)), when it is on.
+#[inline]
+fn tcp_in_window(e: &mut Engine, idx: u32, side: Side, packet: &[u8]) -> Result<(), DropReason> {
+    if !e.config.tcp_window_check {
+        return Ok(());
+    }
+    let l4 = Ipv4Packet::new_unchecked(packet).into_payload();
+    let t = TcpPacket::new_unchecked(l4);
+    let syn = t.flags() & tcp::flags::SYN != 0;
+    let seg = Segment {
+        seq: t.seq(),
+        ack: t.ack(),
+        flags: t.flags(),
+        len: t.payload().len() as u32,
+        window: t.window(),
+        scale: if syn { t.window_scale() } else { None },
+    };
+    if e.table.tcp_accept(idx, side, &seg) { Ok(()) } else { Err(DropReason::TcpOutOfWindow) }
 }
 
 /// The passthrough dispatch before NAPT, for a TCP or UDP packet with a port a module may
@@ -93,6 +115,11 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         },
     };
     let public = e.table.ext_of(idx);
+    if proto == Proto::Tcp
+        && let Err(r) = tcp_in_window(e, idx, Side::Lan, packet)
+    {
+        return Verdict::Drop(r);
+    }
     if proto != Proto::Icmp {
         let napt = NaptPacket {
             from: Side::Lan,
@@ -138,6 +165,11 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         },
     };
     let lan = e.table.lan_of(idx);
+    if proto == Proto::Tcp
+        && let Err(r) = tcp_in_window(e, idx, Side::Wan, packet)
+    {
+        return Verdict::Drop(r);
+    }
     if proto != Proto::Icmp {
         let napt = NaptPacket {
             from: Side::Wan,
