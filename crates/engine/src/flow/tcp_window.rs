@@ -62,8 +62,7 @@ fn before_eq(a: u32, b: u32) -> bool {
 impl TcpWindow {
     /// The state for a session opened by `seg` from `side`.
     pub(crate) fn open(side: Side, seg: &Segment) -> Self {
-        let mut w = Self::default();
-        w.loose = seg.flags & (flags::SYN | flags::ACK) != flags::SYN;
+        let mut w = Self { loose: seg.flags & (flags::SYN | flags::ACK) != flags::SYN, ..Self::default() };
         w.start(side, seg);
         w
     }
