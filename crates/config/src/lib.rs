@@ -7,6 +7,7 @@
 //! lan_networks = ["192.168.1.0/24"]
 //! lan_addr = "192.168.1.1"
 //! filtering = "address-dependent"   # or "endpoint-independent", "address-and-port-dependent"
+//! tcp_window_check = true           # drop TCP segments outside their window (RFC 5961)
 //!
 //! [timeouts]   # seconds; RFC floors are enforced
 //! udp = 300
@@ -305,6 +306,8 @@ struct Nat {
     max_held_fragments: Option<u32>,
     max_held_fragment_bytes: Option<u32>,
     icmp_errors_per_sec: Option<u32>,
+    /// Drop TCP segments outside their connection's window (default true).
+    tcp_window_check: Option<bool>,
 }
 
 /// The `[timeouts]` table as written (seconds; absent keys keep their value). The control
@@ -416,7 +419,7 @@ fn parse_link(text: &str, side: &str, l: &LinkFile) -> Result<Link, Error> {
                     format!("{g:?} is not an IPv4 address; write it like \"203.0.113.254\""),
                 )
             })?;
-            if !net.contains(u32::from(ip)) || ip == addr {
+            if !net.contains(ip) || ip == addr {
                 return Err(value_error(
                     text,
                     &table,
@@ -506,6 +509,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
     c.max_held_fragments = n.max_held_fragments.unwrap_or(c.max_held_fragments);
     c.max_held_fragment_bytes = n.max_held_fragment_bytes.unwrap_or(c.max_held_fragment_bytes);
     c.icmp_errors_per_sec = n.icmp_errors_per_sec.unwrap_or(c.icmp_errors_per_sec);
+    c.tcp_window_check = n.tcp_window_check.unwrap_or(c.tcp_window_check);
     let t = &file.timeouts;
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     c.timeouts.udp = secs(t.udp, c.timeouts.udp);
@@ -527,7 +531,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
                 format!("the WAN address {} must be one of the public addresses; add it or drop the key", wan.addr),
             ));
         }
-        if let Some(p) = c.public_addrs.iter().find(|p| !wan.net.contains(u32::from(**p))) {
+        if let Some(p) = c.public_addrs.iter().find(|p| !wan.net.contains(**p)) {
             return Err(value_error(
                 text,
                 "nat",
@@ -591,12 +595,15 @@ lan_networks = ["10.1.0.0/16"]
 lan_addr = "10.1.0.1"
 filtering = "endpoint-independent"
 wan_mtu = 1400
+tcp_window_check = false
 
 [timeouts]
 udp = 600
 "#,
         )
         .unwrap();
+        assert!(!c.tcp_window_check);
+        assert!(parse("").unwrap().tcp_window_check, "on by default");
         assert_eq!(c.public_addrs.len(), 2);
         assert_eq!(c.filtering, Filtering::EndpointIndependent);
         assert_eq!(c.timeouts.udp, Duration::from_secs(600));

@@ -78,10 +78,6 @@ pub struct PlaneInfo {
     pub link_counters: Vec<(&'static str, u64)>,
 }
 
-fn ip(a: u32) -> Ipv4Addr {
-    Ipv4Addr::from(a)
-}
-
 fn ids_text(ids: &TunnelIds) -> String {
     match ids {
         TunnelIds::Esp { spi_out, spi_in } => format!("SPI out {spi_out:#010x}, in {spi_in:#010x}"),
@@ -106,7 +102,7 @@ pub struct EventLog {
 /// What names one tunnel across its events and the engine's table (an IKE SA by its
 /// initiator SPI alone: the responder's is learned later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TunnelKey(Protocol, u32, u32, TunnelIdsKey);
+struct TunnelKey(Protocol, Ipv4Addr, Ipv4Addr, TunnelIdsKey);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum TunnelIdsKey {
@@ -117,7 +113,7 @@ enum TunnelIdsKey {
     Other,
 }
 
-fn tunnel_key(protocol: Protocol, client: u32, server: u32, ids: &TunnelIds) -> TunnelKey {
+fn tunnel_key(protocol: Protocol, client: Ipv4Addr, server: Ipv4Addr, ids: &TunnelIds) -> TunnelKey {
     let k = match *ids {
         TunnelIds::Esp { spi_out, spi_in } => TunnelIdsKey::Esp(spi_out, spi_in),
         TunnelIds::Pptp { client_call_id, public_call_id, .. } => TunnelIdsKey::Pptp(client_call_id, public_call_id),
@@ -142,15 +138,15 @@ impl EventLog {
                 at_secs,
                 what: what::REFUSED.into(),
                 protocol: protocol_label(*protocol).into(),
-                client: ip(*client).to_string(),
-                server: ip(*server).to_string(),
+                client: client.to_string(),
+                server: server.to_string(),
                 detail: reason.to_string(),
             },
             Event::SessionRefused { lan_ip, reason } => EventRow {
                 at_secs,
                 what: what::SESSION_REFUSED.into(),
                 protocol: String::new(),
-                client: ip(*lan_ip).to_string(),
+                client: lan_ip.to_string(),
                 server: String::new(),
                 detail: reason.to_string(),
             },
@@ -160,8 +156,8 @@ impl EventLog {
                     at_secs,
                     what: what::TUNNEL_UP.into(),
                     protocol: protocol_label(*protocol).into(),
-                    client: ip(*client).to_string(),
-                    server: ip(*server).to_string(),
+                    client: client.to_string(),
+                    server: server.to_string(),
                     detail: ids_text(ids),
                 }
             }
@@ -171,8 +167,8 @@ impl EventLog {
                     at_secs,
                     what: what::TUNNEL_DOWN.into(),
                     protocol: protocol_label(*protocol).into(),
-                    client: ip(*client).to_string(),
-                    server: ip(*server).to_string(),
+                    client: client.to_string(),
+                    server: server.to_string(),
                     detail: format!("{}, {bytes_out} B out, {bytes_in} B in", ids_text(ids)),
                 }
             }
@@ -217,9 +213,9 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
                         age_secs: events.age(&t, now.secs()),
                         protocol: protocol_label(t.protocol).into(),
                         kind: t.kind.into(),
-                        client: ip(t.client).to_string(),
-                        server: ip(t.server).to_string(),
-                        public: ip(t.public).to_string(),
+                        client: t.client.to_string(),
+                        server: t.server.to_string(),
+                        public: t.public.to_string(),
                         ids: ids_text(&t.ids),
                         bytes_out: t.bytes_out,
                         bytes_in: t.bytes_in,
@@ -290,12 +286,12 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
 fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
     let per_page = q.per_page.clamp(1, 1000);
     let page = q.page.max(1);
-    let addr = q.addr.map(u32::from);
+    let addr = q.addr;
     let mut rows: Vec<_> = engine
         .sessions()
         .filter(|s| q.proto.is_none_or(|p| p == s.proto))
-        .filter(|s| addr.is_none_or(|a| s.lan.0 == a || s.ext.0 == a || s.remote.0 == a))
-        .filter(|s| q.port.is_none_or(|p| s.lan.1 == p || s.ext.1 == p || s.remote.1 == p))
+        .filter(|s| addr.is_none_or(|a| s.lan.addr == a || s.ext.addr == a || s.remote.addr == a))
+        .filter(|s| q.port.is_none_or(|p| s.lan.port == p || s.ext.port == p || s.remote.port == p))
         .collect();
     rows.sort_by_key(|s| (s.proto as u8, s.lan, s.remote));
     let total = rows.len();
@@ -306,9 +302,9 @@ fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
         .take(per_page as usize)
         .map(|s| SessionRow {
             proto: s.proto.name().into(),
-            lan: format!("{}:{}", ip(s.lan.0), s.lan.1),
-            public: format!("{}:{}", ip(s.ext.0), s.ext.1),
-            remote: format!("{}:{}", ip(s.remote.0), s.remote.1),
+            lan: s.lan.to_string(),
+            public: s.ext.to_string(),
+            remote: s.remote.to_string(),
             state: if s.established { "established" } else { "opening/closing" }.into(),
             idle_secs: now.since(s.last_seen).as_secs(),
             bytes_out: s.bytes_out,
@@ -375,9 +371,9 @@ mod tests {
         natpass_engine::TunnelInfo {
             protocol: Protocol::Ipsec,
             kind: "ESP SA pair",
-            client: 1,
-            server: 2,
-            public: 3,
+            client: Ipv4Addr::from_bits(1),
+            server: Ipv4Addr::from_bits(2),
+            public: Ipv4Addr::from_bits(3),
             ids: TunnelIds::Esp { spi_out: 0x100, spi_in },
             bytes_out: 0,
             bytes_in: 0,
@@ -391,9 +387,9 @@ mod tests {
         let mut log = EventLog::default();
         let up = Event::TunnelUp {
             protocol: Protocol::Ipsec,
-            client: 1,
-            server: 2,
-            public: 3,
+            client: Ipv4Addr::from_bits(1),
+            server: Ipv4Addr::from_bits(2),
+            public: Ipv4Addr::from_bits(3),
             ids: TunnelIds::Esp { spi_out: 0x100, spi_in: 0x200 },
         };
         log.record(10, &up);
@@ -406,8 +402,8 @@ mod tests {
             50,
             &Event::TunnelDown {
                 protocol: Protocol::Ipsec,
-                client: 1,
-                server: 2,
+                client: Ipv4Addr::from_bits(1),
+                server: Ipv4Addr::from_bits(2),
                 ids: TunnelIds::Esp { spi_out: 0x100, spi_in: 0x200 },
                 bytes_out: 0,
                 bytes_in: 0,

@@ -31,9 +31,10 @@ impl Ipv4Net {
         Self { addr: u32::from(addr) & mask, mask }
     }
 
-    /// True when `ip` (host order) is inside.
+    /// True when `ip` is inside.
     #[inline]
-    pub fn contains(&self, ip: u32) -> bool {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let ip = ip.to_bits();
         ip & self.mask == self.addr
     }
 
@@ -141,6 +142,9 @@ pub struct EngineConfig {
     pub seed: u64,
     /// VPN passthrough switches.
     pub passthrough: Passthrough,
+    /// Drop TCP segments outside their connection's sequence window (RFC 5961, as conntrack
+    /// and pf do); off forwards any segment of a known 4-tuple.
+    pub tcp_window_check: bool,
 }
 
 impl Default for EngineConfig {
@@ -164,6 +168,7 @@ impl Default for EngineConfig {
             icmp_errors_per_sec: 100,
             seed: 0x6e61_7470_6173_7321,
             passthrough: Passthrough::default(),
+            tcp_window_check: true,
         }
     }
 }
@@ -242,7 +247,7 @@ impl EngineConfig {
             if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
                 return Err(ConfigError::BadPublicAddress(a));
             }
-            if let Some(net) = self.lan_networks.iter().find(|n| n.contains(u32::from(a))) {
+            if let Some(net) = self.lan_networks.iter().find(|n| n.contains(a)) {
                 return Err(ConfigError::PublicInsideLan(a, *net));
             }
         }
@@ -298,8 +303,8 @@ mod tests {
     #[test]
     fn net_contains() {
         let n = Ipv4Net::new(Ipv4Addr::new(172, 16, 5, 5), 12);
-        assert!(n.contains(u32::from(Ipv4Addr::new(172, 31, 255, 255))));
-        assert!(!n.contains(u32::from(Ipv4Addr::new(172, 32, 0, 0))));
+        assert!(n.contains(Ipv4Addr::new(172, 31, 255, 255)));
+        assert!(!n.contains(Ipv4Addr::new(172, 32, 0, 0)));
         assert_eq!(n.to_string(), "172.16.0.0/12");
     }
 }

@@ -1,5 +1,5 @@
 //! The natpass engine: a sans-IO NAPT for IPv4 (RFC 3022) meeting RFC 4787 (UDP), RFC 5382
-//! (TCP), RFC 5508 (ICMP) and RFC 7857, with the VPN passthrough modules on top.
+//! (TCP), RFC 5508 (ICMP) and RFC 7857, with the VPN passthrough modules beside it.
 //!
 //! The engine does no I/O, reads no clock and starts no thread. A driver (a pcap replay, a
 //! Linux backend, a test) feeds it IPv4 packets with [`Engine::process`], passing the time as
@@ -8,41 +8,42 @@
 //! [`Engine::poll_transmit`] (packets the router makes itself) and [`Engine::poll_event`].
 //!
 //! ```text
-//! process(now, Lan, pkt) ─▶ checks ─▶ fragment? ─▶ TCP/UDP/ICMP query ─▶ session (find or open)
-//!                                                  ICMP error ─▶ embedded session ─▶ rewrite
-//!                                     ─▶ rewrite in place (incremental checksums) ─▶ Verdict
+//! process(now, Lan, pkt) ─▶ translate::from_lan: checks ─▶ fragment? ─▶ translate::outbound
+//!     ESP, AH, GRE ───────────────────────────────▶ Dispatch::packet ─▶ its module
+//!     TCP/UDP on a passthrough port ─▶ Dispatch::packet (IKE 500↔500, switch off)
+//!     TCP/UDP/ICMP query ─▶ napt::outbound ─▶ session (find or open) ─▶ Dispatch::napt_packet
+//!                           (PPTP control ALG, L2TP tunnels) ─▶ rewrite (incremental checksums)
+//!     ICMP error ─▶ icmp_error::outbound ─▶ quoted datagram's session ─▶ rewrite
+//! process(now, Wan, pkt) ─▶ translate::from_wan: the same steps the other way
 //! ```
+//!
+//! docs/ARCHITECTURE.md follows a packet through these functions.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 mod flow;
+mod output;
 pub mod passthrough;
 mod stats;
 mod time;
 mod translate;
 mod verdict;
 
-use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 
 pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Timeouts};
 pub use flow::Proto;
-pub use flow::table::SessionInfo;
 use flow::table::Table;
-use passthrough::esp_learning::EspTable;
-use passthrough::ike_demux::IkeTable;
-use passthrough::l2tp_tunnels::L2tpTable;
-use passthrough::pptp_call_ids::PptpTable;
+pub use flow::table::{Endpoint, SessionInfo};
+pub use natpass_wire::IpProtocol;
+use output::{Cx, Output};
+use passthrough::Dispatch;
 pub use passthrough::{Protocol, TunnelIds};
 pub use stats::Stats;
 pub use time::Instant;
 use translate::fragments::Fragments;
 pub use verdict::{DropReason, Side, Transmit, Verdict};
-
-/// Most packets queued by the router itself before new ones are dropped.
-const OUTBOX_LIMIT: usize = 4096;
-/// Most events queued before new ones are counted as lost.
-const EVENT_LIMIT: usize = 4096;
 
 /// Something the control plane may want to know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub enum Event {
     /// A new session could not be opened for a LAN host.
     SessionRefused {
         /// The LAN host.
-        lan_ip: u32,
+        lan_ip: Ipv4Addr,
         /// Why.
         reason: DropReason,
     },
@@ -60,11 +61,11 @@ pub enum Event {
         /// The protocol.
         protocol: Protocol,
         /// The LAN client.
-        client: u32,
+        client: Ipv4Addr,
         /// The server.
-        server: u32,
+        server: Ipv4Addr,
         /// The public address the client uses.
-        public: u32,
+        public: Ipv4Addr,
         /// The identifiers (SPIs, Call IDs).
         ids: TunnelIds,
     },
@@ -73,9 +74,9 @@ pub enum Event {
         /// The protocol.
         protocol: Protocol,
         /// The LAN client.
-        client: u32,
+        client: Ipv4Addr,
         /// The server.
-        server: u32,
+        server: Ipv4Addr,
         /// The identifiers.
         ids: TunnelIds,
         /// Bytes client → server.
@@ -88,9 +89,9 @@ pub enum Event {
         /// The protocol.
         protocol: Protocol,
         /// The LAN client.
-        client: u32,
+        client: Ipv4Addr,
         /// The server.
-        server: u32,
+        server: Ipv4Addr,
         /// Why.
         reason: DropReason,
     },
@@ -104,11 +105,11 @@ pub struct TunnelInfo {
     /// What is tracked: an ESP SA pair, an IKE SA, a PPTP call, an L2TP tunnel.
     pub kind: &'static str,
     /// The LAN client.
-    pub client: u32,
+    pub client: Ipv4Addr,
     /// The server.
-    pub server: u32,
+    pub server: Ipv4Addr,
     /// The public address the client uses.
-    pub public: u32,
+    pub public: Ipv4Addr,
     /// SPIs, Call IDs or tunnel IDs.
     pub ids: TunnelIds,
     /// Bytes client → server.
@@ -125,17 +126,9 @@ pub struct TunnelInfo {
 pub struct Engine {
     config: EngineConfig,
     table: Table,
-    stats: Stats,
-    outbox: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    out: Output,
     frags: Fragments,
-    esp: EspTable,
-    ike: IkeTable,
-    pptp: PptpTable,
-    l2tp: L2tpTable,
-    icmp_tokens: u64,
-    icmp_refill_at: Instant,
-    ip_ident: u16,
+    passthrough: Dispatch,
     /// While [`Engine::process_segmented`] runs: the size of the packets the super-packet
     /// will be cut into, for the MTU checks.
     gso_len: Option<u16>,
@@ -147,24 +140,27 @@ impl Engine {
         config.validate()?;
         let mut table = Table::new(&config, now);
         if config.passthrough.ipsec {
-            table.reserve_port(Proto::Udp, 500);
+            table.reserve_port(Proto::Udp, passthrough::ike::IKE_PORT);
         }
         Ok(Self {
             table,
-            esp: EspTable::new(config.seed),
-            ike: IkeTable::new(config.seed),
-            pptp: PptpTable::new(config.seed),
-            l2tp: L2tpTable::new(config.seed),
-            stats: Stats::new(),
-            outbox: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Output::new(&config, now),
             frags: Fragments::new(config.seed),
-            icmp_tokens: u64::from(config.icmp_errors_per_sec),
-            icmp_refill_at: now,
-            ip_ident: (config.seed >> 16) as u16,
+            passthrough: Dispatch::new(config.seed),
             gso_len: None,
             config,
         })
+    }
+
+    /// The view of the engine a passthrough module or the ICMP error builder works with.
+    pub(crate) fn cx(&mut self, now: Instant) -> Cx<'_> {
+        Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out }
+    }
+
+    /// The passthrough modules and the view they work with, borrowed together.
+    pub(crate) fn passthrough_and_cx(&mut self, now: Instant) -> (&mut Dispatch, Cx<'_>) {
+        let cx = Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out };
+        (&mut self.passthrough, cx)
     }
 
     /// The configuration in force.
@@ -174,7 +170,7 @@ impl Engine {
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.out.stats
     }
 
     /// Sessions alive now.
@@ -202,15 +198,15 @@ impl Engine {
         self.table.iter()
     }
 
-    /// The public address and port of the session from LAN `lan` to remote `remote`, if any.
+    /// The public endpoint of the session from LAN endpoint `lan` to `remote`, if any.
     /// (ICMP: ports are identifiers, the remote port is 0.)
-    pub fn outside_of(&self, proto: Proto, lan: (u32, u16), remote: (u32, u16)) -> Option<(u32, u16)> {
-        let i = self.table.find_out(proto, lan.0, lan.1, remote.0, remote.1)?;
+    pub fn outside_of(&self, proto: Proto, lan: Endpoint, remote: Endpoint) -> Option<Endpoint> {
+        let i = self.table.find_out(proto, lan, remote)?;
         Some(self.table.ext_of(i))
     }
 
-    /// The public address a LAN host is paired with now, if it has sessions (RFC 4787 REQ-2).
-    pub fn public_addr_of(&self, lan_ip: u32) -> Option<u32> {
+    /// The public address a LAN host is paired with now (RFC 4787 REQ-2), if it has sessions.
+    pub fn public_addr_of(&self, lan_ip: Ipv4Addr) -> Option<Ipv4Addr> {
         self.table.paired_ext(lan_ip)
     }
 
@@ -224,7 +220,7 @@ impl Engine {
     /// `packet` starts at the IPv4 header; bytes past the IP total length (link padding) are
     /// ignored. Never panics, whatever the bytes.
     pub fn process(&mut self, now: Instant, side: Side, packet: &mut [u8]) -> Verdict {
-        self.stats.received[side as usize] += 1;
+        self.out.stats.received[side as usize] += 1;
         let verdict = match side {
             Side::Lan => translate::from_lan(self, now, packet),
             Side::Wan => translate::from_wan(self, now, packet),
@@ -232,9 +228,9 @@ impl Engine {
         match verdict {
             Verdict::Forward(out) => {
                 let len = packet.get(2..4).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-                self.stats.count_forward(out, len);
+                self.out.stats.count_forward(out, len);
             }
-            Verdict::Drop(reason) => self.stats.count_drop(reason),
+            Verdict::Drop(reason) => self.out.stats.count_drop(reason),
             Verdict::Consumed => {}
         }
         verdict
@@ -264,56 +260,26 @@ impl Engine {
         *slot = enabled;
         if enabled {
             if protocol == Protocol::Ipsec {
-                self.table.reserve_port(Proto::Udp, 500);
+                self.table.reserve_port(Proto::Udp, passthrough::ike::IKE_PORT);
             }
             return 0;
         }
+        let pt = &self.passthrough;
         let removed = self.table.remove_where(|proto, lan_port, remote_port| {
-            let n = match proto {
-                Proto::Tcp => 6,
-                Proto::Udp => 17,
-                Proto::Icmp => 1,
-            };
-            passthrough::classify(n, lan_port, remote_port) == Some(protocol)
+            pt.switch_of(proto.ip_protocol(), lan_port, remote_port) == Some(protocol)
         });
-        let tunnels = match protocol {
-            Protocol::Ipsec => {
-                let (o, i) = self.esp.len();
-                let n = o + i + self.ike.len();
-                self.esp.clear();
-                self.ike.clear();
-                n
-            }
-            Protocol::Pptp => {
-                let n = self.pptp.calls();
-                self.pptp.clear();
-                n
-            }
-            Protocol::L2tp => {
-                let n = self.l2tp.len();
-                self.l2tp.clear();
-                n
-            }
-        };
-        removed + tunnels
+        removed + self.passthrough.clear(protocol)
     }
 
     /// The public Call ID natpass gave the call that LAN `client` numbered `client_call_id`
     /// towards `server`, if there is one.
-    pub fn pptp_public_call_id(&self, client: u32, server: u32, client_call_id: u16) -> Option<u16> {
-        self.pptp.public_call_id(client, server, client_call_id)
+    pub fn pptp_public_call_id(&self, client: Ipv4Addr, server: Ipv4Addr, client_call_id: u16) -> Option<u16> {
+        self.passthrough.pptp.public_call_id(client, server, client_call_id)
     }
 
     /// Every tunnel tracked by the passthrough modules at `now`.
     pub fn tunnels(&self, now: Instant) -> Vec<TunnelInfo> {
-        let mut out = Vec::new();
-        let t = now.as_nanos();
-        self.esp.list(t, &mut out);
-        self.ike.list(t, &mut out);
-        self.pptp.list(&mut out);
-        self.l2tp.list(|c| self.table.paired_ext(c).unwrap_or(0), &mut out);
-        out.sort_by_key(|i| (i.protocol as u8, i.client, i.server));
-        out
+        self.passthrough.tunnels(now)
     }
 
     /// Changes the session timers at run time; they apply to every session from its next
@@ -335,88 +301,45 @@ impl Engine {
 
     /// PPTP calls with GRE flowing.
     pub fn pptp_calls(&self) -> usize {
-        self.pptp.calls()
+        self.passthrough.pptp.calls()
     }
 
     /// ESP SAs (outbound, inbound) and IKE SPIs tracked by the IPsec passthrough.
     pub fn ipsec_state(&self) -> (usize, usize, usize) {
-        let (o, i) = self.esp.len();
-        (o, i, self.ike.len())
+        let (o, i) = self.passthrough.esp.len();
+        (o, i, self.passthrough.ike.len())
     }
 
-    /// Expires idle sessions and stale fragments. Call it when [`Engine::poll_timeout`] says.
+    /// L2TP tunnels tracked by the L2TP passthrough.
+    pub fn l2tp_tunnels(&self) -> usize {
+        self.passthrough.l2tp.len()
+    }
+
+    /// Expires idle sessions, tunnels and stale fragments. Call it when
+    /// [`Engine::poll_timeout`] says.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.table.sweep(now);
-        let idle = u64::try_from(self.config.timeouts.udp.as_nanos()).unwrap_or(u64::MAX);
-        let pending = u64::try_from(self.config.timeouts.esp_pending.as_nanos()).unwrap_or(u64::MAX);
-        let mut evs = Vec::new();
-        self.esp.expire(now, idle, pending, &mut evs);
-        self.ike.expire(now, idle, &mut evs);
-        for ev in evs {
-            self.queue_event(ev);
-        }
+        self.passthrough.handle_timeout(now, &self.config, &mut self.out);
         let dropped = self.frags.expire(now);
         for _ in 0..dropped {
-            self.stats.count_drop(DropReason::FragmentDropped);
+            self.out.stats.count_drop(DropReason::FragmentDropped);
         }
     }
 
-    /// When [`Engine::handle_timeout`] should next be called, if anything is pending.
+    /// When [`Engine::handle_timeout`] should next be called, if anything is pending: the
+    /// session sweep, held fragments, and each passthrough module's own timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let (o, i) = self.esp.len();
-        let sweep = if o + i + self.ike.len() > 0 { Some(self.table.next_second()) } else { self.table.next_sweep() };
-        match (sweep, self.frags.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let t = passthrough::earliest(self.table.next_sweep(), self.frags.next_expiry());
+        passthrough::earliest(t, self.passthrough.poll_timeout())
     }
 
     /// A packet the router made itself (ICMP error, released or split fragment), if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.out.pop_transmit()
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    pub(crate) fn queue_transmit(&mut self, side: Side, packet: Vec<u8>) {
-        if self.outbox.len() < OUTBOX_LIMIT {
-            self.stats.count_forward(side, packet.len());
-            self.outbox.push_back(Transmit { side, packet });
-        }
-    }
-
-    pub(crate) fn queue_event(&mut self, event: Event) {
-        if self.events.len() < EVENT_LIMIT {
-            self.events.push_back(event);
-        } else {
-            self.stats.events_lost += 1;
-        }
-    }
-
-    pub(crate) fn next_ip_ident(&mut self) -> u16 {
-        self.ip_ident = self.ip_ident.wrapping_add(1);
-        self.ip_ident
-    }
-
-    /// Takes one ICMP error token (RFC 1812 §4.3.2.8 rate limit); false when none is left.
-    pub(crate) fn take_icmp_token(&mut self, now: Instant) -> bool {
-        let rate = u64::from(self.config.icmp_errors_per_sec);
-        let elapsed_ms = now.since(self.icmp_refill_at).as_millis() as u64;
-        if elapsed_ms > 0 {
-            let add = elapsed_ms.saturating_mul(rate) / 1000;
-            if add > 0 {
-                self.icmp_tokens = (self.icmp_tokens + add).min(rate);
-                self.icmp_refill_at = now;
-            }
-        }
-        if self.icmp_tokens == 0 {
-            self.stats.icmp_errors_rate_limited += 1;
-            return false;
-        }
-        self.icmp_tokens -= 1;
-        true
+        self.out.pop_event()
     }
 }

@@ -93,8 +93,27 @@ drop_reasons! {
     HostSessionLimit => "host_session_limit",
     /// The session table is full and nothing could be evicted.
     SessionTableFull => "session_table_full",
-    /// A fragment whose first fragment never arrived in time, or beyond the hold limits.
+    /// A fragment whose first fragment never arrived in time or was refused, or beyond the
+    /// hold limits.
     FragmentDropped => "fragment_dropped",
+    /// A fragment overlapping bytes already seen of its datagram, in either order, or past its
+    /// end: the whole datagram is dropped (RFC 1858 §3.2, RFC 3128, as RFC 5722 for IPv6).
+    FragmentOverlap => "fragment_overlap",
+    /// A first fragment too short to hold the whole transport header (RFC 1858 §3.1): the
+    /// whole datagram is dropped.
+    TinyFragment => "tiny_fragment",
+    /// An IPv4 option whose length is below 2 or runs past the header (RFC 1812 §5.2.2).
+    IpOptionMalformed => "ip_option_malformed",
+    /// A loose or strict source route option (LSRR, SSRR), dropped by default
+    /// (RFC 7126 §4.3, §4.4): it would let the sender choose the path into the LAN.
+    IpSourceRoute => "ip_source_route",
+    /// A UDP length field that disagrees with the IP payload (RFC 768), or below 8.
+    UdpLengthMismatch => "udp_length_mismatch",
+    /// A TCP data offset below 5 or past the end of the segment (RFC 793 §3.1).
+    TcpHeaderMalformed => "tcp_header_malformed",
+    /// A TCP segment whose sequence or acknowledgment number lies outside its connection's
+    /// window (RFC 9293 §3.10.7.4, RFC 5961): a blind RST, SYN or data injection.
+    TcpOutOfWindow => "tcp_out_of_window",
     /// Addressed to the router itself on a port it does not serve.
     ForRouter => "for_router",
     /// IPsec passthrough is disabled: IKE (UDP 500), NAT-T (UDP 4500), ESP and AH are blocked.

@@ -394,7 +394,7 @@ fn l2tp_tunnels_are_reported_with_their_ids() {
         let reply = l2tp_ctrl(2, 7, 100 + u16::from(i));
         pass(&mut e, t(0), Side::Wan, udp(SERVER, 50000, PUB, seen(&out).sport, &reply), Side::Lan);
     }
-    let ups: Vec<(u32, TunnelIds)> = events(&mut e)
+    let ups: Vec<(std::net::Ipv4Addr, TunnelIds)> = events(&mut e)
         .into_iter()
         .filter_map(|ev| match ev {
             Event::TunnelUp { protocol: Protocol::L2tp, client, ids, .. } => Some((client, ids)),
@@ -405,8 +405,8 @@ fn l2tp_tunnels_are_reported_with_their_ids() {
     assert_eq!(ups[1], (ip(client(1)), TunnelIds::L2tp { client_tunnel_id: 7, server_tunnel_id: 101 }));
     // The server stops client 0's tunnel.
     let stop = l2tp_ctrl(4, 7, 100);
-    let ext = e.outside_of(natpass_engine::Proto::Udp, (ip(client(0)), 1701), (ip(SERVER), 1701)).unwrap();
-    pass(&mut e, t(1), Side::Wan, udp(SERVER, 50000, PUB, ext.1, &stop), Side::Lan);
+    let ext = e.outside_of(natpass_engine::Proto::Udp, ep(client(0), 1701), ep(SERVER, 1701)).unwrap();
+    pass(&mut e, t(1), Side::Wan, udp(SERVER, 50000, PUB, ext.port, &stop), Side::Lan);
     let downs: Vec<Event> = events(&mut e)
         .into_iter()
         .filter(|ev| matches!(ev, Event::TunnelDown { protocol: Protocol::L2tp, .. }))

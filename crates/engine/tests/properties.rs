@@ -8,7 +8,8 @@ use common::*;
 use natpass_engine::{Filtering, Side, Verdict};
 use proptest::prelude::*;
 
-/// Swaps source and destination (addresses and ports/identifier), as the peer's answer would.
+/// Swaps source and destination (addresses and ports/identifier), as the peer's answer would;
+/// a TCP answer is the SYN-ACK that acknowledges the segment, so it passes the window check.
 fn mirror(p: &[u8]) -> Vec<u8> {
     let s = seen(p);
     let (h, rest) = etherparse::Ipv4Header::from_slice(p).unwrap();
@@ -20,7 +21,18 @@ fn mirror(p: &[u8]) -> Vec<u8> {
     let payload = &rest[payload_at..usize::from(h.total_len) - h.header_len()];
     match s.proto {
         17 => udp(s.dst, s.dport, s.src, s.sport, payload),
-        6 => tcp(s.dst, s.dport, s.src, s.sport, "A", payload),
+        6 => {
+            let seq = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            let ack = seq.wrapping_add(payload.len() as u32).wrapping_add(u32::from(rest[13] & 0x02 != 0));
+            let mut v = Vec::new();
+            etherparse::PacketBuilder::ipv4(s.dst, s.src, 64)
+                .tcp(s.dport, s.sport, 5000, 65535)
+                .syn()
+                .ack(ack)
+                .write(&mut v, payload)
+                .unwrap();
+            v
+        }
         _ => echo_reply(s.dst, s.src, s.sport, u16::from_be_bytes([rest[6], rest[7]])),
     }
 }

@@ -23,11 +23,13 @@ fn rfc4787_req1_endpoint_independent_mapping() {
 fn rfc4787_req2_paired_address_pooling() {
     let mut e = engine_with(|c| c.public_addrs = vec![PUB.into(), PUB2.into()]);
     let a1 = pass(&mut e, t(0), Side::Lan, udp(LAN_A, 5000, REMOTE, 53, b""), Side::Wan);
-    // Hosts spread over the pool (a seeded hash of their address picks theirs).
+    // Hosts spread over the pool: a new host gets the address with the fewest hosts.
     let used: std::collections::HashSet<[u8; 4]> = (20..60)
         .map(|h| seen(&pass(&mut e, t(0), Side::Lan, udp([192, 168, 1, h], 5000, REMOTE, 53, b""), Side::Wan)).src)
         .collect();
     assert_eq!(used.len(), 2, "both public addresses in use");
+    let on_first = (20..60).filter(|&h| e.public_addr_of([192, 168, 1, h].into()) == Some(PUB.into())).count();
+    assert_eq!(on_first, 20, "41 hosts with LAN_A: 21 on one address, 20 on the other");
     // Passthrough traffic (raw ESP here) leaves from the host's paired address too.
     let mut esp = etherparse::Ipv4Header::new(12, 64, etherparse::IpNumber(50), LAN_A, REMOTE2).unwrap();
     esp.header_checksum = esp.calc_header_checksum();
@@ -296,7 +298,7 @@ fn full_table_evicts_unreplied_before_established() {
     pass(&mut e, t(3), Side::Lan, udp(LAN_A, 4444, REMOTE, 53, b""), Side::Wan);
     assert_eq!(e.session_count(), 3);
     assert_eq!(e.session_totals().2, 1, "one eviction");
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 2222), (ip(REMOTE), 53)).is_none(), "the unreplied one went");
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 1111), (ip(REMOTE), 53)).is_some());
-    assert!(e.outside_of(Proto::Udp, (ip(LAN_A), 3333), (ip(REMOTE), 53)).is_some());
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 2222), ep(REMOTE, 53)).is_none(), "the unreplied one went");
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 1111), ep(REMOTE, 53)).is_some());
+    assert!(e.outside_of(Proto::Udp, ep(LAN_A, 3333), ep(REMOTE, 53)).is_some());
 }

@@ -100,7 +100,15 @@ fn rfc5382_req8_hairpinning_tcp() {
     let s = seen(&syn);
     assert_eq!((s.src, s.dst, s.dport), (PUB, LAN_B, 8080));
     let a_ext = s.sport;
-    let synack = pass(&mut e, t(1), Side::Lan, tcp(LAN_B, 8080, PUB, a_ext, "SA", b""), Side::Lan);
+    // Both ends are LAN hosts: LAN_B's SYN-ACK acknowledges LAN_A's SYN (LAN_ISN).
+    let mut sa = Vec::new();
+    etherparse::PacketBuilder::ipv4(LAN_B, PUB, 64)
+        .tcp(8080, a_ext, 7000, 65535)
+        .syn()
+        .ack(LAN_ISN + 1)
+        .write(&mut sa, b"")
+        .unwrap();
+    let synack = pass(&mut e, t(1), Side::Lan, sa, Side::Lan);
     let s = seen(&synack);
     assert_eq!((s.src, s.sport, s.dst, s.dport), (PUB, b_ext, LAN_A, 5000));
 }

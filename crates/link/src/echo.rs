@@ -3,8 +3,9 @@
 
 use std::net::Ipv4Addr;
 
+use natpass_wire::IpProtocol;
 use natpass_wire::icmp::{self, IcmpPacket};
-use natpass_wire::ipv4::{self, Ipv4Packet, protocol};
+use natpass_wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 
 /// The TTL of the replies (RFC 1700's default).
 pub const REPLY_TTL: u8 = 64;
@@ -13,11 +14,11 @@ pub const REPLY_TTL: u8 = 64;
 /// us: the caller checks that). Cheap: the checksum is left to [`echo_reply`].
 pub fn echo_request_to(ip: &[u8]) -> Option<Ipv4Addr> {
     let p = Ipv4Packet::new_checked(ip).ok()?;
-    if p.protocol() != protocol::ICMP || p.is_fragment() {
+    if p.protocol() != IpProtocol::ICMP || p.is_fragment() {
         return None;
     }
     let m = IcmpPacket::new_checked(p.payload()).ok()?;
-    (m.msg_type() == icmp::kind::ECHO_REQUEST && m.code() == 0).then(|| Ipv4Addr::from(p.dst()))
+    (m.msg_type() == icmp::kind::ECHO_REQUEST && m.code() == 0).then(|| p.dst())
 }
 
 /// The Echo Reply to the Echo Request `ip`: from its destination back to its source, with
@@ -31,7 +32,9 @@ pub fn echo_reply(ip: &[u8]) -> Option<Vec<u8>> {
     let request = IcmpPacket::new_checked(p.payload()).ok().filter(IcmpPacket::verify_checksum)?;
     let len = ipv4::HEADER_LEN + p.payload().len();
     let mut out = vec![0u8; len];
-    ipv4::emit_header(&mut out, u16::try_from(len).ok()?, p.ident(), REPLY_TTL, protocol::ICMP, p.dst(), p.src());
+    let total_len = u16::try_from(len).ok()?;
+    Ipv4Repr { src: p.dst(), dst: p.src(), protocol: IpProtocol::ICMP, total_len, ident: p.ident(), ttl: REPLY_TTL }
+        .emit(&mut out);
     emit_echo(&mut out[ipv4::HEADER_LEN..], icmp::kind::ECHO_REPLY, request.ident(), request.seq(), request.data());
     Some(out)
 }
@@ -39,12 +42,13 @@ pub fn echo_reply(ip: &[u8]) -> Option<Vec<u8>> {
 /// Writes an echo message (RFC 792: type, code 0, checksum, identifier, sequence number, data)
 /// into `buf`, which is exactly `icmp::HEADER_LEN + data.len()` long, and fills its checksum.
 fn emit_echo(buf: &mut [u8], kind: u8, ident: u16, seq: u16, data: &[u8]) {
-    let [i0, i1] = ident.to_be_bytes();
-    let [s0, s1] = seq.to_be_bytes();
-    let (header, rest) = buf.split_at_mut(icmp::HEADER_LEN);
-    header.copy_from_slice(&[kind, 0, 0, 0, i0, i1, s0, s1]);
-    rest.copy_from_slice(data);
-    IcmpPacket::new_unchecked(buf).fill_checksum();
+    let mut m = IcmpPacket::new_unchecked(buf);
+    m.set_msg_type(kind);
+    m.set_code(0);
+    m.set_ident(ident);
+    m.set_seq(seq);
+    m.data_mut().copy_from_slice(data);
+    m.fill_checksum();
 }
 
 #[cfg(test)]
@@ -60,7 +64,7 @@ pub(crate) mod tests {
     pub(crate) fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, data: &[u8]) -> Vec<u8> {
         let len = ipv4::HEADER_LEN + icmp::HEADER_LEN + data.len();
         let mut p = vec![0u8; len];
-        ipv4::emit_header(&mut p, len as u16, 1, 63, protocol::ICMP, src.into(), dst.into());
+        Ipv4Repr { src, dst, protocol: IpProtocol::ICMP, total_len: len as u16, ident: 1, ttl: 63 }.emit(&mut p);
         emit_echo(&mut p[ipv4::HEADER_LEN..], icmp::kind::ECHO_REQUEST, 0x1234, 1, data);
         p
     }
@@ -72,7 +76,7 @@ pub(crate) mod tests {
         let rep = echo_reply(&req).unwrap();
         let ip = Ipv4Packet::new_checked(&rep[..]).unwrap();
         assert!(ip.verify_checksum());
-        assert_eq!((Ipv4Addr::from(ip.src()), Ipv4Addr::from(ip.dst()), ip.ttl()), (ROUTER, CLIENT, REPLY_TTL));
+        assert_eq!((ip.src(), ip.dst(), ip.ttl()), (ROUTER, CLIENT, REPLY_TTL));
         let m = IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(m.verify_checksum());
         assert_eq!(

@@ -8,8 +8,9 @@
 //! ([`segment_len`]), and hands it back with the same request ([`offload_request`],
 //! [`partial_l4_checksum`]) so that it is cut up on the way out.
 
+use natpass_wire::IpProtocol;
 use natpass_wire::ethernet;
-use natpass_wire::ipv4::{Ipv4Packet, protocol};
+use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::{checksum, tcp::TcpPacket, udp, udp::UdpPacket};
 
 /// Where the checksum sits in a TCP header (RFC 9293 §3.1).
@@ -58,8 +59,8 @@ pub struct TxOffload {
 /// The TCP or UDP header length of `p`, or `None` for other protocols and short packets.
 fn l4_header_len(p: &Ipv4Packet<&[u8]>) -> Option<usize> {
     match p.protocol() {
-        protocol::TCP => TcpPacket::new_checked(p.payload()).ok().map(|t| t.header_len()),
-        protocol::UDP => UdpPacket::new_checked(p.payload()).ok().map(|_| udp::HEADER_LEN),
+        IpProtocol::TCP => TcpPacket::new_checked(p.payload()).ok().map(|t| t.header_len()),
+        IpProtocol::UDP => UdpPacket::new_checked(p.payload()).ok().map(|_| udp::HEADER_LEN),
         _ => None,
     }
 }
@@ -79,8 +80,8 @@ pub fn segment_len(ip: &[u8], size: u16) -> Option<u16> {
 pub fn offload_request(ip: &[u8], segmentation: Segmentation) -> Option<TxOffload> {
     let p = Ipv4Packet::new_checked(ip).ok()?;
     let csum_offset = match p.protocol() {
-        protocol::TCP => TCP_CHECKSUM_AT,
-        protocol::UDP => UDP_CHECKSUM_AT,
+        IpProtocol::TCP => TCP_CHECKSUM_AT,
+        IpProtocol::UDP => UDP_CHECKSUM_AT,
         _ => return None,
     };
     let l3 = ethernet::HEADER_LEN + p.header_len();
@@ -98,12 +99,12 @@ pub fn partial_l4_checksum(ip: &mut [u8]) {
     let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
     let partial = checksum::fold(p.pseudo_header_sum());
     match p.protocol() {
-        protocol::TCP => {
+        IpProtocol::TCP => {
             if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
                 t.set_checksum(partial);
             }
         }
-        protocol::UDP => {
+        IpProtocol::UDP => {
             if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
                 u.set_checksum(partial);
             }
@@ -120,12 +121,12 @@ pub fn complete_l4_checksum(ip: &mut [u8]) {
     }
     let pseudo = p.pseudo_header_sum();
     match p.protocol() {
-        protocol::TCP => {
+        IpProtocol::TCP => {
             if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
                 t.fill_checksum(pseudo);
             }
         }
-        protocol::UDP => {
+        IpProtocol::UDP => {
             if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
                 u.fill_checksum(pseudo);
             }
@@ -140,14 +141,18 @@ mod tests {
 
     use super::*;
     use natpass_wire::ipv4;
+    use std::net::Ipv4Addr;
 
     const GSO_TCPV4: u8 = 1;
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
     /// A TCP/IPv4 packet with `payload` bytes of data, checksums complete.
     fn tcp_packet(payload: usize) -> Vec<u8> {
         let mut p = vec![0u8; 40 + payload];
         let total = u16::try_from(p.len()).unwrap();
-        ipv4::emit_header(&mut p, total, 1, 64, protocol::TCP, 0xc0a8_010a, 0xc633_6401);
+        ipv4::Ipv4Repr { src: SRC, dst: DST, protocol: IpProtocol::TCP, total_len: total, ident: 1, ttl: 64 }
+            .emit(&mut p);
         {
             let mut t = TcpPacket::new_unchecked(&mut p[20..]);
             t.set_src_port(40000, None);
@@ -172,7 +177,8 @@ mod tests {
         assert_eq!(segment_len(&tcp_packet(60_000), 1448), Some(1488));
         let mut udp = vec![0u8; 28 + 9000];
         let n = u16::try_from(udp.len()).unwrap();
-        ipv4::emit_header(&mut udp, n, 1, 64, protocol::UDP, 0xc0a8_010a, 0xc633_6401);
+        ipv4::Ipv4Repr { src: SRC, dst: DST, protocol: IpProtocol::UDP, total_len: n, ident: 1, ttl: 64 }
+            .emit(&mut udp);
         assert_eq!(segment_len(&udp, 1472), Some(1500));
         assert_eq!(segment_len(&tcp_packet(10), 0), None);
     }

@@ -249,7 +249,7 @@ impl<T: FrameSink> Plane<T> {
         let (spa, tpa) = (Ipv4Addr::from(a.sender_ip()), Ipv4Addr::from(a.target_ip()));
         // A group address (broadcast or multicast) never owns an IPv4 address.
         let group = sha[0] & 1 == 1;
-        if !self.ports[i].config.net.contains(u32::from(spa)) || group {
+        if !self.ports[i].config.net.contains(spa) || group {
             return;
         }
         let ours = self.owns(side, tpa);
@@ -288,11 +288,11 @@ impl<T: FrameSink> Plane<T> {
     /// super-packet for the backend to cut up.
     fn send_ip(&mut self, now: Instant, side: Side, ip: &[u8], seg: Option<Segmentation>) {
         let Ok(p) = Ipv4Packet::new_checked(ip) else { return };
-        let dst = Ipv4Addr::from(p.dst());
+        let dst = p.dst();
         // Link padding after the total length stays behind.
         let ip = &ip[..usize::from(p.total_len())];
         let port = &mut self.ports[side as usize];
-        let hop = if port.config.net.contains(u32::from(dst)) {
+        let hop = if port.config.net.contains(dst) {
             dst
         } else if let (Side::Wan, Some(g)) = (side, self.gateway) {
             g
@@ -362,8 +362,9 @@ impl<T: FrameSink> Plane<T> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use natpass_wire::IpProtocol;
     use natpass_wire::icmp;
-    use natpass_wire::ipv4::{self, protocol};
+    use natpass_wire::ipv4::{self, Ipv4Repr};
     use natpass_wire::udp::UdpPacket;
     use proptest::prelude::*;
 
@@ -412,7 +413,7 @@ mod tests {
 
     fn udp_frame(dst_mac: MacAddr, src_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
         let mut p = vec![0u8; ipv4::HEADER_LEN + 12];
-        ipv4::emit_header(&mut p, 32, 7, 64, protocol::UDP, src.into(), dst.into());
+        Ipv4Repr { src, dst, protocol: IpProtocol::UDP, total_len: 32, ident: 7, ttl: 64 }.emit(&mut p);
         let mut u = UdpPacket::new_unchecked(&mut p[ipv4::HEADER_LEN..]);
         u.set_src_port(5353, None);
         u.set_dst_port(53, None);
@@ -465,7 +466,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!((&out[1][..6], &out[1][6..12]), (&GW_MAC[..], &WAN_MAC[..]));
         let ip = Ipv4Packet::new_checked(&out[1][14..]).unwrap();
-        assert_eq!(ip.src(), u32::from(ROUTER_WAN));
+        assert_eq!(ip.src(), ROUTER_WAN);
         assert!(ip.verify_checksum());
     }
 

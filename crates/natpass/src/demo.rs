@@ -7,15 +7,24 @@ use std::path::Path;
 
 use anyhow::Result;
 use natpass_io::pcap::PcapWriter;
+use natpass_wire::IpProtocol;
 use natpass_wire::icmp::IcmpPacket;
-use natpass_wire::ipv4::{self, Ipv4Packet};
+use natpass_wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use natpass_wire::tcp::TcpPacket;
 use natpass_wire::udp::UdpPacket;
 
 fn ip_packet(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
     let total = 20 + l4.len();
     let mut p = vec![0u8; total];
-    ipv4::emit_header(&mut p, total as u16, 0x1000, ttl, proto, u32::from_be_bytes(src), u32::from_be_bytes(dst));
+    let repr = Ipv4Repr {
+        src: src.into(),
+        dst: dst.into(),
+        protocol: IpProtocol(proto),
+        total_len: total as u16,
+        ident: 0x1000,
+        ttl,
+    };
+    repr.emit(&mut p);
     p[20..].copy_from_slice(l4);
     p
 }

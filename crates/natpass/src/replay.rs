@@ -14,12 +14,13 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use natpass_engine::{DropReason, Engine, EngineConfig, Instant, Ipv4Net, Proto, Side, Verdict};
+use natpass_engine::{DropReason, Endpoint, Engine, EngineConfig, Instant, Ipv4Net, Proto, Side, Verdict};
 use natpass_io::pcap::{L3, PcapReader, PcapWriter};
-use natpass_wire::icmp::{self, IcmpPacket};
+use natpass_wire::icmp::{IcmpPacket, QuotedDatagram};
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::TcpPacket;
 use natpass_wire::udp::UdpPacket;
+use natpass_wire::{AddrChange, IpProtocol};
 
 /// What to replay and how.
 #[derive(Clone, Debug)]
@@ -110,12 +111,12 @@ impl Summary {
     }
 }
 
-fn is_private(ip: u32) -> bool {
-    ip >> 24 == 10 || ip >> 20 == 0xac1 || ip >> 16 == 0xc0a8
+fn is_private(ip: Ipv4Addr) -> bool {
+    ip.is_private()
 }
 
-fn is_group(ip: u32) -> bool {
-    ip >> 28 == 0xe || ip == u32::MAX || ip & 0xff == 0xff
+fn is_group(ip: Ipv4Addr) -> bool {
+    ip.is_multicast() || ip.is_broadcast() || ip.octets()[3] == 0xff
 }
 
 /// The IPv4 packet of a captured frame, if it has one.
@@ -127,10 +128,10 @@ fn ipv4_of(p: &natpass_io::pcap::CapturedPacket) -> Option<&[u8]> {
 }
 
 /// The first pass: which hosts are the LAN (see the module documentation).
-fn find_lan(path: &Path) -> Result<(Vec<u32>, HashSet<u32>)> {
-    let mut lan: Vec<u32> = Vec::new();
-    let mut wan: HashSet<u32> = HashSet::new();
-    let mut seen: HashSet<u32> = HashSet::new();
+fn find_lan(path: &Path) -> Result<(Vec<Ipv4Addr>, HashSet<Ipv4Addr>)> {
+    let mut lan: Vec<Ipv4Addr> = Vec::new();
+    let mut wan: HashSet<Ipv4Addr> = HashSet::new();
+    let mut seen: HashSet<Ipv4Addr> = HashSet::new();
     let mut reader = PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt?;
@@ -140,10 +141,10 @@ fn find_lan(path: &Path) -> Result<(Vec<u32>, HashSet<u32>)> {
         let (s, d) = (ip.src(), ip.dst());
         seen.insert(s);
         seen.insert(d);
-        if is_group(d) || s == 0 {
+        if is_group(d) || s.is_unspecified() {
             continue;
         }
-        let known = |x: u32| lan.contains(&x) || wan.contains(&x);
+        let known = |x: Ipv4Addr| lan.contains(&x) || wan.contains(&x);
         if is_private(s) && !is_private(d) {
             // A private host talking to a public one is behind the NAT.
             if !wan.contains(&s) && !lan.contains(&s) {
@@ -163,33 +164,33 @@ fn find_lan(path: &Path) -> Result<(Vec<u32>, HashSet<u32>)> {
 
 /// Rewrites a WAN packet's destination (and the embedded source of an ICMP error) to what the
 /// engine's translation told the remote side. Returns false when nothing matched.
-fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
+fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: Ipv4Addr) -> bool {
     let Ok(ip) = Ipv4Packet::new_checked(&*pkt) else {
         return false;
     };
     let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
     let first = ip.frag_offset() == 0;
-    let proto = Proto::from_number(ip.protocol());
+    let proto = Proto::from_ip_protocol(ip.protocol());
     let l4 = &pkt[hl..total];
     // The mapping this packet answers to.
-    let mut target: Option<(u32, u16)> = None;
+    let mut target: Option<Endpoint> = None;
     let mut port_change: Option<(u16, u16)> = None;
     if first {
         match proto {
             Some(p @ (Proto::Tcp | Proto::Udp)) if l4.len() >= 4 => {
                 let sport = u16::from_be_bytes([l4[0], l4[1]]);
                 let dport = u16::from_be_bytes([l4[2], l4[3]]);
-                if let Some(ext) = e.outside_of(p, (dst, dport), (src, sport)) {
+                if let Some(ext) = e.outside_of(p, Endpoint::new(dst, dport), Endpoint::new(src, sport)) {
                     target = Some(ext);
-                    port_change = Some((dport, ext.1));
+                    port_change = Some((dport, ext.port));
                 }
             }
             Some(Proto::Icmp) if l4.len() >= 8 => {
                 let m = IcmpPacket::new_unchecked(l4);
                 if m.is_query() {
-                    if let Some(ext) = e.outside_of(Proto::Icmp, (dst, m.ident()), (src, 0)) {
+                    if let Some(ext) = e.outside_of(Proto::Icmp, Endpoint::new(dst, m.ident()), Endpoint::new(src, 0)) {
                         target = Some(ext);
-                        port_change = Some((m.ident(), ext.1));
+                        port_change = Some((m.ident(), ext.port));
                     }
                 } else if m.is_error() {
                     return icmp_error_as_sent(e, pkt, fallback);
@@ -198,12 +199,13 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
             _ => {}
         }
     }
-    let ext_ip = target.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |t| t.0);
+    let ext_ip = target.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |t| t.addr);
+    let change = Some(AddrChange::new(dst, ext_ip));
     let l4 = &mut pkt[hl..total];
     if let (Some((_, new)), Some(p)) = (port_change, proto) {
         match p {
-            Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(new, Some((dst, ext_ip))),
-            Proto::Udp => UdpPacket::new_unchecked(l4).set_dst_port(new, Some((dst, ext_ip))),
+            Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(new, change),
+            Proto::Udp => UdpPacket::new_unchecked(l4).set_dst_port(new, change),
             Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(new),
         }
     } else if first && matches!(proto, Some(Proto::Tcp | Proto::Udp)) && l4.len() >= 8 {
@@ -211,9 +213,9 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
         let dport = u16::from_be_bytes([l4[2], l4[3]]);
         match proto {
             Some(Proto::Tcp) if TcpPacket::new_checked(&*l4).is_ok() => {
-                TcpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip)))
+                TcpPacket::new_unchecked(l4).set_dst_port(dport, change)
             }
-            Some(Proto::Udp) => UdpPacket::new_unchecked(l4).set_dst_port(dport, Some((dst, ext_ip))),
+            Some(Proto::Udp) => UdpPacket::new_unchecked(l4).set_dst_port(dport, change),
             _ => {}
         }
     }
@@ -221,73 +223,40 @@ fn as_sent_to_nat(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
     target.is_some()
 }
 
-/// An ICMP error from the WAN about a LAN packet: the embedded packet is what natpass sent, so
+/// An ICMP error from the WAN about a LAN packet: the quoted packet is what natpass sent, so
 /// its source becomes the public endpoint, and the outer destination the public address.
-fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: u32) -> bool {
+fn icmp_error_as_sent(e: &Engine, pkt: &mut [u8], fallback: Ipv4Addr) -> bool {
     let ip = Ipv4Packet::new_unchecked(&*pkt);
-    let (dst, hl, total) = (ip.dst(), ip.header_len(), usize::from(ip.total_len()));
-    let at = hl + icmp::HEADER_LEN;
-    let Some(inner) = pkt.get(at..total) else {
+    let dst = ip.dst();
+    let m = IcmpPacket::new_unchecked(ip.into_payload());
+    let Ok(q) = QuotedDatagram::new_checked(m.data()) else {
         return false;
     };
-    if inner.len() < 28 || inner[0] >> 4 != 4 {
-        return false;
-    }
-    let ihl = usize::from(inner[0] & 0x0f) * 4;
-    if ihl < 20 || inner.len() < ihl + 8 {
-        return false;
-    }
-    let iv = Ipv4Packet::new_unchecked(inner);
-    let (isrc, idst) = (iv.src(), iv.dst());
-    let l4 = &inner[ihl..];
-    let found = match Proto::from_number(iv.protocol()) {
+    let found = match Proto::from_ip_protocol(q.protocol()) {
         Some(p @ (Proto::Tcp | Proto::Udp)) => {
-            let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-            e.outside_of(p, (isrc, sp), (idst, dp)).map(|x| (x, 0usize))
+            e.outside_of(p, Endpoint::new(q.src(), q.src_port()), Endpoint::new(q.dst(), q.dst_port())).map(|x| (x, p))
         }
-        Some(Proto::Icmp) => {
-            let id = u16::from_be_bytes([l4[4], l4[5]]);
-            e.outside_of(Proto::Icmp, (isrc, id), (idst, 0)).map(|x| (x, 4usize))
-        }
+        Some(Proto::Icmp) => e
+            .outside_of(Proto::Icmp, Endpoint::new(q.src(), q.icmp_ident()), Endpoint::new(q.dst(), 0))
+            .map(|x| (x, Proto::Icmp)),
         None => None,
     };
-    let ext_ip = found.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |f| f.0.0);
-    if let Some(((ext_ip, ext_port), port_at)) = found {
-        let inner = &mut pkt[at..total];
-        let ck = match iv_proto(inner) {
-            17 => Some(6),
-            6 => Some(16),
-            1 => Some(2),
-            _ => None,
-        };
-        let l4_at = ihl;
-        let old_port = u16::from_be_bytes([inner[l4_at + port_at], inner[l4_at + port_at + 1]]);
-        inner[l4_at + port_at..l4_at + port_at + 2].copy_from_slice(&ext_port.to_be_bytes());
-        if let Some(ck) = ck.filter(|&c| l4_at + c + 2 <= inner.len()) {
-            let c = u16::from_be_bytes([inner[l4_at + ck], inner[l4_at + ck + 1]]);
-            let skip = iv_proto(inner) == 17 && c == 0;
-            if !skip {
-                let c = if iv_proto(inner) == 1 {
-                    natpass_wire::checksum::update_u16(c, old_port, ext_port)
-                } else {
-                    natpass_wire::checksum::update_addr_port(c, isrc, ext_ip, old_port, ext_port)
-                };
-                inner[l4_at + ck..l4_at + ck + 2].copy_from_slice(&c.to_be_bytes());
+    let ext_ip = found.map_or_else(|| e.public_addr_of(dst).unwrap_or(fallback), |f| f.0.addr);
+    if let Some((ext, proto)) = found {
+        let mut outer = Ipv4Packet::new_unchecked(&mut *pkt);
+        let mut m = IcmpPacket::new_unchecked(outer.payload_mut());
+        {
+            let mut q = QuotedDatagram::new_unchecked(m.data_mut());
+            q.set_src(ext.addr);
+            match proto {
+                Proto::Icmp => q.set_icmp_ident(ext.port),
+                Proto::Tcp | Proto::Udp => q.set_src_port(ext.port),
             }
         }
-        let c = u16::from_be_bytes([inner[10], inner[11]]);
-        let c = natpass_wire::checksum::update_u32(c, isrc, ext_ip);
-        inner[10..12].copy_from_slice(&c.to_be_bytes());
-        inner[12..16].copy_from_slice(&ext_ip.to_be_bytes());
-        let mut outer = Ipv4Packet::new_unchecked(&mut *pkt);
-        IcmpPacket::new_unchecked(outer.payload_mut()).fill_checksum();
+        m.fill_checksum();
     }
     Ipv4Packet::new_unchecked(&mut *pkt).set_dst(ext_ip);
     found.is_some()
-}
-
-fn iv_proto(inner: &[u8]) -> u8 {
-    inner[9]
 }
 
 /// A packet captured on its sender before the NIC filled its checksums has an IPv4 header
@@ -308,12 +277,12 @@ fn fill_offloaded_checksums(pkt: &mut [u8]) -> bool {
     let proto = ip.protocol();
     let l4 = ip.payload_mut();
     match proto {
-        6 => {
+        IpProtocol::TCP => {
             if let Ok(mut t) = TcpPacket::new_checked(&mut *l4) {
                 t.fill_checksum(ps);
             }
         }
-        17 => {
+        IpProtocol::UDP => {
             if let Ok(mut u) = UdpPacket::new_checked(&mut *l4)
                 && u.checksum() != 0
             {
@@ -337,17 +306,17 @@ fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
 /// Replays a capture and returns the summary.
 pub fn run(opts: &Options) -> Result<Summary> {
     let (found, seen) = find_lan(&opts.input)?;
-    let lan: Vec<u32> = if opts.lan.is_empty() { found } else { opts.lan.iter().map(|&a| u32::from(a)).collect() };
-    let public = u32::from(opts.public);
+    let lan: Vec<Ipv4Addr> = if opts.lan.is_empty() { found } else { opts.lan.clone() };
+    let public = opts.public;
     let mut config = opts.base.clone();
     config.public_addrs = vec![opts.public];
-    config.lan_networks = lan.iter().map(|&a| Ipv4Net::new(a.into(), 32)).collect();
+    config.lan_networks = lan.iter().map(|&a| Ipv4Net::new(a, 32)).collect();
     if let Some(&first) = lan.first() {
         // The router's LAN address (the source of its ICMP errors): a free address of the
         // first host's /24, counting down from .254.
-        let net = first & 0xffff_ff00;
-        if let Some(router) = (1..=254u32).rev().map(|h| net | h).find(|a| !seen.contains(a)) {
-            config.lan_addr = router.into();
+        let [a, b, c, _] = first.octets();
+        if let Some(router) = (1..=254u8).rev().map(|h| Ipv4Addr::new(a, b, c, h)).find(|x| !seen.contains(x)) {
+            config.lan_addr = router;
         }
     }
     let mut engine = Engine::new(config, Instant::ZERO).context("engine settings")?;
@@ -369,7 +338,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut s = Summary { lan_hosts: lan.iter().map(|&a| a.into()).collect(), ..Default::default() };
+    let mut s = Summary { lan_hosts: lan.clone(), ..Default::default() };
     let mut epoch: Option<u64> = None;
     let mut last = 0u64;
     while let Some(pkt) = reader.next_packet() {

@@ -14,10 +14,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 
-use natpass_engine::{DropReason, Engine, EngineConfig, Instant, Ipv4Net, Proto, Side, Verdict};
+use natpass_engine::{DropReason, Endpoint, Engine, EngineConfig, Instant, IpProtocol, Ipv4Net, Proto, Side, Verdict};
 use natpass_io::pcap::{L3, PcapReader};
 use natpass_testkit::captures;
+use natpass_wire::AddrChange;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::TcpPacket;
 use natpass_wire::udp::UdpPacket;
@@ -25,13 +27,13 @@ use natpass_wire::udp::UdpPacket;
 const CLONES: u8 = 16;
 const PUBLIC: [u8; 4] = [203, 0, 113, 1];
 
-fn clone_ip(k: u8) -> u32 {
-    u32::from_be_bytes([10, 77, 0, 10 + k])
+fn clone_ip(k: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 10 + k)
 }
 
 /// Rewrites the client address to clone `k`'s and makes its IKE and ESP SPIs its own; fills
 /// every checksum as the clone's stack would.
-fn make_clone(pkt: &[u8], client: u32, k: u8) -> Vec<u8> {
+fn make_clone(pkt: &[u8], client: Ipv4Addr, k: u8) -> Vec<u8> {
     let mut p = pkt.to_vec();
     let mut ip = Ipv4Packet::new_checked(&mut p[..]).unwrap();
     if ip.src() == client {
@@ -44,11 +46,11 @@ fn make_clone(pkt: &[u8], client: u32, k: u8) -> Vec<u8> {
     let ps = ip.pseudo_header_sum();
     let l4 = ip.payload_mut();
     let x = u32::from(k) << 24;
-    if first && proto == 50 && l4.len() >= 4 {
+    if first && proto == IpProtocol::ESP && l4.len() >= 4 {
         let spi = u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]) ^ x;
         l4[0..4].copy_from_slice(&spi.to_be_bytes());
     }
-    if first && proto == 17 && l4.len() >= 8 {
+    if first && proto == IpProtocol::UDP && l4.len() >= 8 {
         let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
         let body = &mut l4[8..];
         let ike_at = match body {
@@ -75,14 +77,14 @@ fn make_clone(pkt: &[u8], client: u32, k: u8) -> Vec<u8> {
         }
     }
     if first
-        && proto == 17
+        && proto == IpProtocol::UDP
         && let Ok(mut u) = UdpPacket::new_checked(&mut ip.payload_mut()[..])
         && u.checksum() != 0
     {
         u.fill_checksum(ps);
     }
     if first
-        && proto == 6
+        && proto == IpProtocol::TCP
         && let Ok(mut t) = TcpPacket::new_checked(&mut ip.payload_mut()[..])
     {
         t.fill_checksum(ps);
@@ -97,31 +99,32 @@ fn to_public(e: &Engine, pkt: &[u8]) -> Vec<u8> {
     let mut p = pkt.to_vec();
     let mut ip = Ipv4Packet::new_checked(&mut p[..]).unwrap();
     let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
-    let public = u32::from_be_bytes(PUBLIC);
+    let public = Ipv4Addr::from(PUBLIC);
     let first = ip.frag_offset() == 0;
-    if first && matches!(proto, 6 | 17) {
+    if first && matches!(proto, IpProtocol::TCP | IpProtocol::UDP) {
         let l4 = ip.payload();
         let (sp, dp) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-        let p = if proto == 6 { Proto::Tcp } else { Proto::Udp };
-        let ext = e.outside_of(p, (dst, dp), (src, sp)).map_or(dp, |x| x.1);
+        let p = if proto == IpProtocol::TCP { Proto::Tcp } else { Proto::Udp };
+        let ext = e.outside_of(p, Endpoint::new(dst, dp), Endpoint::new(src, sp)).map_or(dp, |x| x.port);
+        let change = Some(AddrChange::new(dst, public));
         match p {
-            Proto::Tcp => TcpPacket::new_unchecked(ip.payload_mut()).set_dst_port(ext, Some((dst, public))),
-            _ => UdpPacket::new_unchecked(ip.payload_mut()).set_dst_port(ext, Some((dst, public))),
+            Proto::Tcp => TcpPacket::new_unchecked(ip.payload_mut()).set_dst_port(ext, change),
+            _ => UdpPacket::new_unchecked(ip.payload_mut()).set_dst_port(ext, change),
         }
     }
-    if first && proto == 47 {
+    if first && proto == IpProtocol::GRE {
         // Enhanced GRE to the client carries the client's Call ID: the server knows the public one.
         let cid = natpass_wire::gre::GrePacket::new_checked(ip.payload()).ok().and_then(|g| g.call_id());
         if let Some(public_cid) = cid.and_then(|c| e.pptp_public_call_id(dst, src, c)) {
             natpass_wire::gre::GrePacket::new_unchecked(ip.payload_mut()).set_call_id(public_cid);
         }
     }
-    if first && proto == 6 {
+    if first && proto == IpProtocol::TCP {
         // PPTP control from the server names the client's Call ID where it means ours.
         pptp_fields_to_public(e, &mut ip, src, dst);
     }
     ip.set_dst(public);
-    if first && proto == 6 {
+    if first && proto == IpProtocol::TCP {
         let ps = Ipv4Packet::new_unchecked(&p[..]).pseudo_header_sum();
         let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
         TcpPacket::new_unchecked(ip.payload_mut()).fill_checksum(ps);
@@ -131,7 +134,7 @@ fn to_public(e: &Engine, pkt: &[u8]) -> Vec<u8> {
 
 /// Rewrites the client's Call ID to the public one in the PPTP control messages of a server
 /// segment (whole messages, as in the captures). Returns true when something changed.
-fn pptp_fields_to_public(e: &Engine, ip: &mut Ipv4Packet<&mut [u8]>, server: u32, client: u32) -> bool {
+fn pptp_fields_to_public(e: &Engine, ip: &mut Ipv4Packet<&mut [u8]>, server: Ipv4Addr, client: Ipv4Addr) -> bool {
     use natpass_wire::pptp::{CallIdOwner, PptpControl, next_message_len};
     let Ok(t) = TcpPacket::new_checked(ip.payload()) else { return false };
     if t.src_port() != 1723 {
@@ -168,13 +171,13 @@ fn same_but_ttl(out: &[u8], want: &[u8]) -> bool {
 /// Replays `name` as 16 clients of `client`; returns (client packets sent, server packets
 /// delivered, ESP refusals retried).
 fn sixteen(name: &str, client: [u8; 4]) -> (u64, u64, u64) {
-    let client = u32::from_be_bytes(client);
+    let client = Ipv4Addr::from(client);
     let mut pkts = Vec::new();
     for p in PcapReader::open(&captures().join(name)).unwrap() {
         let p = p.unwrap();
         let L3::Ipv4 { offset } = p.l3 else { continue };
         let ip = Ipv4Packet::new_checked(&p.data[offset..]).unwrap();
-        if (ip.src() == client || ip.dst() == client) && ip.dst() >> 28 != 0xe && ip.dst() & 0xff != 0xff {
+        if (ip.src() == client || ip.dst() == client) && !ip.dst().is_multicast() && ip.dst().octets()[3] != 0xff {
             pkts.push(p.data[offset..offset + usize::from(ip.total_len())].to_vec());
         }
     }

@@ -3,6 +3,10 @@
 //! The incremental form `HC' = ~(~HC + ~m + m')` is what the NAT uses on every translated
 //! packet: it touches only the words that changed, so its cost does not grow with the payload.
 
+use std::net::Ipv4Addr;
+
+use crate::ip::AddrChange;
+
 /// Adds `data` to a running one's-complement sum, as 16-bit big-endian words (RFC 1071 §4.1).
 ///
 /// An odd trailing byte is padded with a zero byte. The result is not folded.
@@ -76,11 +80,18 @@ pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
     !fold(acc)
 }
 
+/// RFC 1624 eqn. 3 for an IPv4 address that changed (a header, or a pseudo-header).
+#[inline]
+pub fn update_addr(check: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    update_u32(check, old.to_bits(), new.to_bits())
+}
+
 /// The combined adjustment for an address change and a port change, applied together.
 ///
 /// Used by NAPT on TCP/UDP checksums, which cover the address through the pseudo-header.
 #[inline]
-pub fn update_addr_port(check: u16, old_addr: u32, new_addr: u32, old_port: u16, new_port: u16) -> u16 {
+pub fn update_addr_port(check: u16, addr: AddrChange, old_port: u16, new_port: u16) -> u16 {
+    let (old_addr, new_addr) = (addr.old.to_bits(), addr.new.to_bits());
     let acc = u64::from(!check)
         + u64::from(!(old_addr >> 16) as u16)
         + u64::from(!(old_addr as u16))

@@ -164,6 +164,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> GrePacket<T> {
     }
 }
 
+/// The Call ID of an enhanced GRE (version 1) header that an ICMP error quotes: only its first
+/// 8 bytes are sure to be there (RFC 792), which hold the flags, the protocol and the key with
+/// the Call ID (RFC 2637 §4.1). `None` for anything else.
+pub fn quoted_call_id(quoted: &[u8]) -> Option<u16> {
+    let head = quoted.get(..8)?;
+    let p = GrePacket::new_unchecked(head);
+    let w = p.word();
+    let v1 = p.version() == 1 && w & bit::KEY != 0 && w & (bit::CHECKSUM | bit::ROUTING) == 0;
+    v1.then(|| be16(head, 6))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -224,5 +235,15 @@ mod tests {
                 p.set_call_id(1);
             }
         }
+    }
+
+    #[test]
+    fn test_quoted_call_id() {
+        // Version 1, K and S set, PPP, payload length 0, Call ID 0x1234, then a cut-off sequence.
+        let q = [0x30, 0x01, 0x88, 0x0b, 0x00, 0x00, 0x12, 0x34];
+        assert_eq!(quoted_call_id(&q), Some(0x1234));
+        assert_eq!(quoted_call_id(&q[..7]), None);
+        let v0 = [0x00, 0x00, 0x08, 0x00, 0, 0, 0, 0];
+        assert_eq!(quoted_call_id(&v0), None);
     }
 }

@@ -5,26 +5,11 @@
 //! ignored by [`Ipv4Packet::payload`]. A packet whose total length is smaller than its header is
 //! refused.
 
-use crate::checksum;
-use crate::{Error, Result, be16, be32, put16, put32};
+use std::net::Ipv4Addr;
 
-/// IP protocol numbers natpass handles (IANA "Assigned Internet Protocol Numbers").
-pub mod protocol {
-    /// ICMP (RFC 792).
-    pub const ICMP: u8 = 0x01;
-    /// TCP (RFC 793).
-    pub const TCP: u8 = 0x06;
-    /// UDP (RFC 768).
-    pub const UDP: u8 = 0x11;
-    /// GRE (RFC 2784, RFC 2637 §4.1).
-    pub const GRE: u8 = 0x2f;
-    /// ESP (RFC 4303).
-    pub const ESP: u8 = 0x32;
-    /// AH (RFC 4302).
-    pub const AH: u8 = 0x33;
-    /// L2TPv3 over IP (RFC 3931 §4.1.1).
-    pub const L2TP: u8 = 0x73;
-}
+use crate::checksum;
+use crate::ip::IpProtocol;
+use crate::{Error, Result, be16, be32, put16, put32};
 
 mod field {
     use core::ops::Range;
@@ -42,6 +27,69 @@ mod field {
 
 /// The fixed IPv4 header length, without options.
 pub const HEADER_LEN: usize = 20;
+
+/// IPv4 option types (RFC 791 §3.1, IANA "IP Option Numbers").
+pub mod option {
+    /// End of option list.
+    pub const EOL: u8 = 0;
+    /// No operation (padding).
+    pub const NOP: u8 = 1;
+    /// Record route.
+    pub const RECORD_ROUTE: u8 = 7;
+    /// Loose source and record route (RFC 791; dropped by default, RFC 7126 §4.3).
+    pub const LSRR: u8 = 0x83;
+    /// Strict source and record route (RFC 791; dropped by default, RFC 7126 §4.4).
+    pub const SSRR: u8 = 0x89;
+    /// The flag in the type byte of options that every fragment carries (RFC 791 §3.1).
+    pub const COPIED: u8 = 0x80;
+}
+
+/// One IPv4 option: its type and all its bytes (type, length and data; the one byte of a
+/// NOP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Option<'a> {
+    /// The type byte (see [`option`]).
+    pub kind: u8,
+    /// The whole option.
+    pub bytes: &'a [u8],
+}
+
+/// The options of an IPv4 header in order, up to the end-of-list option or the end of the
+/// header. An option whose length field is below 2 or runs past the header yields
+/// [`Error::Malformed`], and nothing after it (RFC 1812 §5.2.2 asks routers to check them).
+#[derive(Clone, Debug)]
+pub struct Ipv4Options<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Ipv4Options<'a> {
+    type Item = Result<Ipv4Option<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let kind = *self.rest.first()?;
+        match kind {
+            option::EOL => {
+                self.rest = &[];
+                None
+            }
+            option::NOP => {
+                let (bytes, rest) = self.rest.split_at(1);
+                self.rest = rest;
+                Some(Ok(Ipv4Option { kind, bytes }))
+            }
+            _ => {
+                let len = self.rest.get(1).map_or(0, |&l| usize::from(l));
+                if len < 2 || len > self.rest.len() {
+                    self.rest = &[];
+                    return Some(Err(Error::Malformed));
+                }
+                let (bytes, rest) = self.rest.split_at(len);
+                self.rest = rest;
+                Some(Ok(Ipv4Option { kind, bytes }))
+            }
+        }
+    }
+}
 
 /// A view of an IPv4 packet.
 #[derive(Debug, Clone)]
@@ -140,8 +188,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The protocol of the payload.
     #[inline]
-    pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[field::PROTOCOL]
+    pub fn protocol(&self) -> IpProtocol {
+        IpProtocol(self.buffer.as_ref()[field::PROTOCOL])
     }
 
     /// The header checksum field.
@@ -149,16 +197,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
-    /// The source address, as a host-order u32.
+    /// The source address.
     #[inline]
-    pub fn src(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::SRC)
+    pub fn src(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(be32(self.buffer.as_ref(), field::SRC))
     }
 
-    /// The destination address, as a host-order u32.
+    /// The destination address.
     #[inline]
-    pub fn dst(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::DST)
+    pub fn dst(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(be32(self.buffer.as_ref(), field::DST))
     }
 
     /// True when the header checksum verifies (RFC 1071).
@@ -173,6 +221,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         &self.buffer.as_ref()[..self.header_len()]
     }
 
+    /// The options after the fixed header (none when the header is 20 bytes).
+    pub fn options(&self) -> Ipv4Options<'_> {
+        Ipv4Options { rest: &self.buffer.as_ref()[HEADER_LEN..self.header_len()] }
+    }
+
     /// The payload: from the end of the header to the total length.
     #[inline]
     pub fn payload(&self) -> &[u8] {
@@ -185,28 +238,43 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn pseudo_header_sum(&self) -> u64 {
         let b = self.buffer.as_ref();
         let l4 = self.total_len() - self.header_len() as u16;
-        checksum::pseudo_header_sum([b[12], b[13], b[14], b[15]], [b[16], b[17], b[18], b[19]], self.protocol(), l4)
+        checksum::pseudo_header_sum(
+            [b[12], b[13], b[14], b[15]],
+            [b[16], b[17], b[18], b[19]],
+            self.protocol().number(),
+            l4,
+        )
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// The payload, borrowed for as long as the buffer (see [`Ipv4Packet::payload`]).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let hl = self.header_len();
+        let total = usize::from(self.total_len());
+        &self.buffer[hl..total]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the source address and updates the header checksum incrementally.
     #[inline]
-    pub fn set_src(&mut self, addr: u32) {
+    pub fn set_src(&mut self, addr: Ipv4Addr) {
         let old = self.src();
-        let check = checksum::update_u32(self.checksum(), old, addr);
+        let check = checksum::update_addr(self.checksum(), old, addr);
         let b = self.buffer.as_mut();
-        put32(b, field::SRC, addr);
+        put32(b, field::SRC, addr.to_bits());
         put16(b, field::CHECKSUM, check);
     }
 
     /// Sets the destination address and updates the header checksum incrementally.
     #[inline]
-    pub fn set_dst(&mut self, addr: u32) {
+    pub fn set_dst(&mut self, addr: Ipv4Addr) {
         let old = self.dst();
-        let check = checksum::update_u32(self.checksum(), old, addr);
+        let check = checksum::update_addr(self.checksum(), old, addr);
         let b = self.buffer.as_mut();
-        put32(b, field::DST, addr);
+        put32(b, field::DST, addr.to_bits());
         put16(b, field::CHECKSUM, check);
     }
 
@@ -263,23 +331,41 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
-/// Writes a fresh 20-byte IPv4 header (no options) into `buf[..20]` and fills its checksum.
-///
-/// `buf` must be at least [`HEADER_LEN`] long.
-#[allow(clippy::too_many_arguments)]
-pub fn emit_header(buf: &mut [u8], total_len: u16, ident: u16, ttl: u8, protocol: u8, src: u32, dst: u32) {
-    buf[0] = 0x45;
-    buf[1] = 0;
-    put16(buf, 2, total_len);
-    put16(buf, 4, ident);
-    put16(buf, 6, 0);
-    buf[8] = ttl;
-    buf[9] = protocol;
-    put16(buf, 10, 0);
-    put32(buf, 12, src);
-    put32(buf, 16, dst);
-    let c = checksum::checksum(&buf[..HEADER_LEN]);
-    put16(buf, 10, c);
+/// The fields of a fresh IPv4 header without options, for [`Ipv4Repr::emit`] (smoltcp's
+/// `Repr` shape): fragment fields zero, TOS zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Protocol of the payload.
+    pub protocol: IpProtocol,
+    /// Total length: header and payload.
+    pub total_len: u16,
+    /// Identification.
+    pub ident: u16,
+    /// Time to live.
+    pub ttl: u8,
+}
+
+impl Ipv4Repr {
+    /// Writes the header into `buf[..20]` and fills its checksum. `buf` must be at least
+    /// [`HEADER_LEN`] long.
+    pub fn emit(&self, buf: &mut [u8]) {
+        buf[0] = 0x45;
+        buf[1] = 0;
+        put16(buf, 2, self.total_len);
+        put16(buf, 4, self.ident);
+        put16(buf, 6, 0);
+        buf[8] = self.ttl;
+        buf[9] = self.protocol.number();
+        put16(buf, 10, 0);
+        put32(buf, 12, self.src.to_bits());
+        put32(buf, 16, self.dst.to_bits());
+        let c = checksum::checksum(&buf[..HEADER_LEN]);
+        put16(buf, 10, c);
+    }
 }
 
 #[cfg(test)]
@@ -307,9 +393,9 @@ mod tests {
         assert_eq!(ip.ident(), 0x1234);
         assert!(ip.dont_frag());
         assert!(!ip.is_fragment());
-        assert_eq!(ip.protocol(), protocol::UDP);
-        assert_eq!(ip.src(), 0xc0a8010a);
-        assert_eq!(ip.dst(), 0x08080808);
+        assert_eq!(ip.protocol(), IpProtocol::UDP);
+        assert_eq!(ip.src(), Ipv4Addr::new(192, 168, 1, 10));
+        assert_eq!(ip.dst(), Ipv4Addr::new(8, 8, 8, 8));
         assert!(ip.verify_checksum());
         assert_eq!(ip.payload().len(), 8);
     }
@@ -333,8 +419,8 @@ mod tests {
     fn test_setters_keep_checksum_valid() {
         let mut p = packet();
         let mut ip = Ipv4Packet::new_checked(&mut p[..]).unwrap();
-        ip.set_src(0xcb007105);
-        ip.set_dst(0x01020304);
+        ip.set_src(Ipv4Addr::new(203, 0, 113, 5));
+        ip.set_dst(Ipv4Addr::new(1, 2, 3, 4));
         ip.decrement_ttl();
         ip.set_ident(0xbeef);
         assert!(ip.verify_checksum());
@@ -344,11 +430,40 @@ mod tests {
     }
 
     #[test]
-    fn test_emit_header() {
+    fn test_repr_emit() {
         let mut b = [0u8; 20];
-        emit_header(&mut b, 20, 7, 64, protocol::ICMP, 1, 2);
+        let dst = Ipv4Addr::new(192, 0, 2, 2);
+        let repr = Ipv4Repr {
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dst,
+            protocol: IpProtocol::ICMP,
+            total_len: 20,
+            ident: 7,
+            ttl: 64,
+        };
+        repr.emit(&mut b);
         let ip = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert!(ip.verify_checksum());
-        assert_eq!(ip.dst(), 2);
+        assert_eq!(ip.dst(), dst);
+        assert_eq!(ip.protocol(), IpProtocol::ICMP);
+    }
+
+    #[test]
+    fn test_options() {
+        // IHL 8: NOP, LSRR (len 7, one address), then EOL and padding.
+        let mut p = vec![0x48, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        p.extend_from_slice(&[1, 0x83, 7, 4, 192, 168, 1, 9, 0, 0, 0, 0]);
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        let kinds: Vec<_> = ip.options().map(|o| o.unwrap().kind).collect();
+        assert_eq!(kinds, [option::NOP, option::LSRR]);
+        // A length that runs past the header.
+        p[22] = 40;
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(ip.options().nth(1), Some(Err(Error::Malformed)));
+        // A length below 2.
+        p[22] = 1;
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert!(ip.options().any(|o| o.is_err()));
+        assert_eq!(Ipv4Packet::new_checked(&PACKET[..]).unwrap().options().count(), 0);
     }
 }

@@ -26,11 +26,14 @@ pub mod ethernet;
 pub mod gre;
 pub mod icmp;
 pub mod ike;
+pub mod ip;
 pub mod ipv4;
 pub mod l2tp;
 pub mod pptp;
 pub mod tcp;
 pub mod udp;
+
+pub use ip::{AddrChange, IpProtocol};
 
 /// Why a buffer could not be viewed as a packet of some protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! checksum updates NAPT needs (RFC 1624).
 
 use crate::checksum;
+use crate::ip::AddrChange;
 use crate::{Error, Result, be16, be32, put16};
 
 /// The minimum TCP header length.
@@ -83,6 +84,36 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         be32(self.buffer.as_ref(), 8)
     }
 
+    /// The window field, unscaled (RFC 7323 §2.3: a SYN's window is never scaled).
+    pub fn window(&self) -> u16 {
+        be16(self.buffer.as_ref(), 14)
+    }
+
+    /// The shift count of a Window Scale option (RFC 7323 §2.2, kind 3), capped at 14 as
+    /// §2.3 says; `None` without the option, or when the options are malformed.
+    pub fn window_scale(&self) -> Option<u8> {
+        let b = self.buffer.as_ref();
+        let end = self.header_len().min(b.len());
+        let mut i = HEADER_LEN;
+        while i < end {
+            match b[i] {
+                0 => return None,
+                1 => i += 1,
+                kind => {
+                    let len = usize::from(*b.get(i + 1)?);
+                    if len < 2 || i + len > end {
+                        return None;
+                    }
+                    if kind == 3 && len == 3 {
+                        return Some(b[i + 2].min(14));
+                    }
+                    i += len;
+                }
+            }
+        }
+        None
+    }
+
     /// The header length from the data offset, in bytes.
     #[inline]
     pub fn header_len(&self) -> usize {
@@ -115,14 +146,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Sets the source port; `addr` is the pseudo-header address change, if any.
     #[inline]
-    pub fn set_src_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_src_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.src_port();
         self.rewrite(0, old, port, addr);
     }
 
     /// Sets the destination port; `addr` is the pseudo-header address change, if any.
     #[inline]
-    pub fn set_dst_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_dst_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.dst_port();
         self.rewrite(2, old, port, addr);
     }
@@ -146,14 +177,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 
     #[inline]
-    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<(u32, u32)>) {
+    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<AddrChange>) {
         let b = self.buffer.as_mut();
         put16(b, at, new);
         // The checksum lies at 16..18; a ports-only view (8 bytes, from an ICMP error) has none.
         if b.len() >= 18 {
             let check = be16(b, 16);
             let c = match addr {
-                Some((oa, na)) => checksum::update_addr_port(check, oa, na, old, new),
+                Some(a) => checksum::update_addr_port(check, a, old, new),
                 None => checksum::update_u16(check, old, new),
             };
             put16(b, 16, c);
@@ -180,7 +211,7 @@ mod tests {
         let mut t = TcpPacket::new_checked(&mut seg[..]).unwrap();
         t.fill_checksum(ps);
         assert!(t.verify_checksum(ps));
-        t.set_src_port(1024, Some((0xc0a80102, 0x0a0a0a0a)));
+        t.set_src_port(1024, Some(AddrChange::new([192, 168, 1, 2].into(), [10, 10, 10, 10].into())));
         let ps2 = checksum::pseudo_header_sum([10, 10, 10, 10], dst, 6, 24);
         assert!(t.verify_checksum(ps2));
         assert_eq!(t.flags(), flags::SYN);
@@ -193,7 +224,7 @@ mod tests {
         // Found by the tcp fuzz target: an 8-byte view must not touch the checksum.
         let mut b = [10, 93, 93, 93, 93, 126, 93, 10];
         let mut p = TcpPacket::new_ports_only(&mut b[..]).unwrap();
-        p.set_src_port(1, Some((1, 2)));
+        p.set_src_port(1, Some(AddrChange::new([0, 0, 0, 1].into(), [0, 0, 0, 2].into())));
         p.set_dst_port(2, None);
         assert_eq!((p.src_port(), p.dst_port()), (1, 2));
     }
@@ -205,5 +236,21 @@ mod tests {
         assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::BadHeaderLen);
         seg[12] = 0x60;
         assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn test_window_scale_option() {
+        // SYN with MSS (kind 2, len 4), NOP, Window Scale 7 (kind 3, len 3), then EOL.
+        let mut seg = [0u8; 32];
+        seg[12] = 0x80;
+        seg[13] = flags::SYN;
+        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        seg[20..32].copy_from_slice(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 0, 0, 0, 0]);
+        let t = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert_eq!((t.window(), t.window_scale()), (64240, Some(7)));
+        seg[27] = 20;
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap().window_scale(), Some(14), "capped");
+        seg[26] = 9;
+        assert_eq!(TcpPacket::new_checked(&seg[..]).unwrap().window_scale(), None, "a length past the header");
     }
 }

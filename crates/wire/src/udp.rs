@@ -2,6 +2,7 @@
 //! checksum of zero means "none", so a computed zero is sent as 0xFFFF).
 
 use crate::checksum;
+use crate::ip::AddrChange;
 use crate::{Error, Result, be16, put16};
 
 /// The UDP header length.
@@ -73,16 +74,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Sets the source port; if `addr` is `Some((old, new))` the pseudo-header source address
     /// changed too. The checksum is updated incrementally unless it is zero (none).
     #[inline]
-    pub fn set_src_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_src_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.src_port();
         self.rewrite(0, old, port, addr);
     }
 
     /// Sets the destination port, adjusting the checksum for an address change as well.
     #[inline]
-    pub fn set_dst_port(&mut self, port: u16, addr: Option<(u32, u32)>) {
+    pub fn set_dst_port(&mut self, port: u16, addr: Option<AddrChange>) {
         let old = self.dst_port();
         self.rewrite(2, old, port, addr);
+    }
+
+    /// Updates the checksum for a pseudo-header address that changed while the ports stay:
+    /// the address-only setter (IKE keeps port 500; an ICMP error's quoted datagram). A zero
+    /// checksum (none) stays zero.
+    #[inline]
+    pub fn set_pseudo_addr(&mut self, addr: AddrChange) {
+        let check = self.checksum();
+        if check == 0 {
+            return;
+        }
+        let c = checksum::update_addr(check, addr.old, addr.new);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
     }
 
     /// Sets the checksum field.
@@ -104,7 +118,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 
     #[inline]
-    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<(u32, u32)>) {
+    fn rewrite(&mut self, at: usize, old: u16, new: u16, addr: Option<AddrChange>) {
         let check = self.checksum();
         let b = self.buffer.as_mut();
         put16(b, at, new);
@@ -112,20 +126,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
             return;
         }
         let c = match addr {
-            Some((oa, na)) => checksum::update_addr_port(check, oa, na, old, new),
+            Some(a) => checksum::update_addr_port(check, a, old, new),
             None => checksum::update_u16(check, old, new),
         };
         put16(b, 6, if c == 0 { 0xffff } else { c });
     }
-}
-
-/// Adjusts a UDP checksum for an address change alone (the pseudo-header), keeping zero as zero.
-pub fn adjust_for_addr(check: u16, old: u32, new: u32) -> u16 {
-    if check == 0 {
-        return 0;
-    }
-    let c = checksum::update_u32(check, old, new);
-    if c == 0 { 0xffff } else { c }
 }
 
 #[cfg(test)]
@@ -144,7 +149,7 @@ mod tests {
         assert!(u.verify_checksum(ps));
         assert_eq!(u.src_port(), 1234);
         assert_eq!(u.payload(), b"hi");
-        u.set_src_port(40000, Some((0x0a000001, 0xcb000001)));
+        u.set_src_port(40000, Some(AddrChange::new([10, 0, 0, 1].into(), [203, 0, 0, 1].into())));
         let ps2 = checksum::pseudo_header_sum([203, 0, 0, 1], dst, 17, 10);
         assert!(u.verify_checksum(ps2));
         assert_eq!(u.src_port(), 40000);
@@ -154,8 +159,21 @@ mod tests {
     fn test_zero_checksum_stays_zero() {
         let mut d = [0x04, 0xd2, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00];
         let mut u = UdpPacket::new_checked(&mut d[..]).unwrap();
-        u.set_dst_port(99, Some((1, 2)));
+        u.set_dst_port(99, Some(AddrChange::new([0, 0, 0, 1].into(), [0, 0, 0, 2].into())));
+        assert_eq!(u.checksum(), 0);
+        u.set_pseudo_addr(AddrChange::new([0, 0, 0, 1].into(), [0, 0, 0, 2].into()));
         assert_eq!(u.checksum(), 0);
         assert_eq!(UdpPacket::new_checked(&d[..7]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn test_address_alone() {
+        let (src, dst) = ([192, 168, 1, 7], [198, 51, 100, 1]);
+        let mut d = [0x01, 0xf4, 0x01, 0xf4, 0x00, 0x0a, 0x00, 0x00, 1, 2];
+        let mut u = UdpPacket::new_checked(&mut d[..]).unwrap();
+        u.fill_checksum(checksum::pseudo_header_sum(src, dst, 17, 10));
+        u.set_pseudo_addr(AddrChange::new(src.into(), [203, 0, 113, 1].into()));
+        assert!(u.verify_checksum(checksum::pseudo_header_sum([203, 0, 113, 1], dst, 17, 10)));
+        assert_eq!((u.src_port(), u.dst_port()), (500, 500));
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod ports;
 pub(crate) mod session;
 pub(crate) mod table;
+pub(crate) mod tcp_window;
 pub(crate) mod wheel;
 
 pub use session::Proto;

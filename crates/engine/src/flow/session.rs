@@ -1,6 +1,8 @@
 //! One NAT session: a LAN endpoint talking to one remote endpoint through one mapping
 //! (RFC 4787 §4.1 terms), with the TCP state RFC 7857 §2.1 asks for.
 
+use natpass_wire::IpProtocol;
+
 use crate::verdict::Side;
 
 /// Transport protocols the NAPT engine translates.
@@ -15,32 +17,39 @@ pub enum Proto {
 }
 
 impl Proto {
-    /// The IP protocol number.
-    pub fn number(self) -> u8 {
+    /// The IP protocol.
+    #[inline]
+    pub fn ip_protocol(self) -> IpProtocol {
         match self {
-            Self::Tcp => 6,
-            Self::Udp => 17,
-            Self::Icmp => 1,
+            Self::Tcp => IpProtocol::TCP,
+            Self::Udp => IpProtocol::UDP,
+            Self::Icmp => IpProtocol::ICMP,
         }
     }
 
-    /// From an IP protocol number.
-    pub fn from_number(n: u8) -> Option<Self> {
-        match n {
-            6 => Some(Self::Tcp),
-            17 => Some(Self::Udp),
-            1 => Some(Self::Icmp),
+    /// The NAPT protocol of an IP protocol, if NAPT translates it.
+    #[inline]
+    pub fn from_ip_protocol(p: IpProtocol) -> Option<Self> {
+        match p {
+            IpProtocol::TCP => Some(Self::Tcp),
+            IpProtocol::UDP => Some(Self::Udp),
+            IpProtocol::ICMP => Some(Self::Icmp),
             _ => None,
         }
     }
 
-    /// A short name.
+    /// A short name: `tcp`, `udp`, `icmp`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
             Self::Udp => "udp",
             Self::Icmp => "icmp",
         }
+    }
+
+    /// The protocol with short name `name` (see [`Proto::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// Every protocol.

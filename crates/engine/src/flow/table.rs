@@ -7,12 +7,14 @@
 //! so the established path never allocates.
 
 use core::hash::BuildHasher;
+use std::net::Ipv4Addr;
 
 use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashTable};
 
 use super::ports::PortMap;
 use super::session::{Proto, Session, state};
+use super::tcp_window::{Segment, TcpWindow};
 use super::wheel::{NIL, SLOTS, Wheel};
 use crate::config::{EngineConfig, Filtering};
 use crate::time::Instant;
@@ -43,17 +45,40 @@ struct Host {
     sessions: u32,
 }
 
+/// An address and a port (for ICMP query sessions, the identifier; 0 on the remote side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `addr:port`.
+    #[inline]
+    pub const fn new(addr: Ipv4Addr, port: u16) -> Self {
+        Self { addr, port }
+    }
+}
+
+impl core::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}:{}", self.addr, self.port)
+    }
+}
+
 /// A read-only summary of one session, for listings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The protocol.
     pub proto: Proto,
     /// LAN address and port (ICMP: identifier).
-    pub lan: (u32, u16),
+    pub lan: Endpoint,
     /// Public address and port.
-    pub ext: (u32, u16),
+    pub ext: Endpoint,
     /// Remote address and port (ICMP: 0).
-    pub remote: (u32, u16),
+    pub remote: Endpoint,
     /// Established (replied and, for TCP, open), as opposed to opening/closing/unreplied.
     pub established: bool,
     /// When the last packet was seen.
@@ -99,6 +124,8 @@ pub(crate) struct Table {
     ports: Vec<[PortMap; 3]>,
     pub(crate) public: Vec<u32>,
     hosts: HashMap<u32, Host, FixedState>,
+    /// The sequence windows of TCP sessions, by session index.
+    tcp_windows: HashMap<u32, TcpWindow, FixedState>,
     hosts_per_ext: Vec<u32>,
     wheels: [Wheel; 2],
     hasher: FixedState,
@@ -156,6 +183,7 @@ impl Table {
             ports: config.public_addrs.iter().map(|_| [PortMap::new(), PortMap::new(), PortMap::new()]).collect(),
             public: config.public_addrs.iter().map(|&a| u32::from(a)).collect(),
             hosts: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x5bd1e995)),
+            tcp_windows: HashMap::with_hasher(FixedState::with_seed(config.seed ^ 0x7c9)),
             hosts_per_ext: vec![0; config.public_addrs.len()],
             wheels: [Wheel::new(), Wheel::new()],
             hasher,
@@ -187,7 +215,8 @@ impl Table {
 
     /// The index of public address `ip`, if it is one of ours.
     #[inline]
-    pub(crate) fn ext_index(&self, ip: u32) -> Option<usize> {
+    pub(crate) fn ext_index(&self, ip: Ipv4Addr) -> Option<usize> {
+        let ip = ip.to_bits();
         self.public.iter().position(|&p| p == ip)
     }
 
@@ -198,25 +227,33 @@ impl Table {
 
     /// The session a LAN → WAN packet belongs to.
     #[inline]
-    pub(crate) fn find_out(&self, proto: Proto, lan_ip: u32, lan_port: u16, rem_ip: u32, rem_port: u16) -> Option<u32> {
-        let k = key(proto as u8, lan_ip, lan_port, rem_ip, rem_port);
+    pub(crate) fn find_out(&self, proto: Proto, lan: Endpoint, remote: Endpoint) -> Option<u32> {
+        let k = key(proto as u8, lan.addr.to_bits(), lan.port, remote.addr.to_bits(), remote.port);
         let s = &self.sessions;
         self.in2out.find(self.hash(k), |&i| s[i as usize].in_key() == k).copied()
     }
 
     /// The session a WAN → LAN packet belongs to.
     #[inline]
-    pub(crate) fn find_in(&self, proto: Proto, ext_ip: u32, ext_port: u16, rem_ip: u32, rem_port: u16) -> Option<u32> {
-        let k = key(proto as u8, ext_ip, ext_port, rem_ip, rem_port);
+    pub(crate) fn find_in(&self, proto: Proto, public: Endpoint, remote: Endpoint) -> Option<u32> {
+        let k = key(proto as u8, public.addr.to_bits(), public.port, remote.addr.to_bits(), remote.port);
         let (s, p) = (&self.sessions, &self.public);
         self.out2in.find(self.hash(k), |&i| s[i as usize].out_key(p) == k).copied()
     }
 
     /// The public address and port of session `idx`.
     #[inline]
-    pub(crate) fn ext_of(&self, idx: u32) -> (u32, u16) {
+    pub(crate) fn ext_of(&self, idx: u32) -> Endpoint {
         let s = &self.sessions[idx as usize];
-        (self.public.get(usize::from(s.ext_idx)).copied().unwrap_or(0), s.ext_port)
+        let addr = self.public.get(usize::from(s.ext_idx)).copied().unwrap_or(0);
+        Endpoint::new(Ipv4Addr::from_bits(addr), s.ext_port)
+    }
+
+    /// The LAN address and port of session `idx`.
+    #[inline]
+    pub(crate) fn lan_of(&self, idx: u32) -> Endpoint {
+        let s = &self.sessions[idx as usize];
+        Endpoint::new(Ipv4Addr::from_bits(s.lan_ip), s.lan_port)
     }
 
     /// The LAN port of the mapping that owns public port `ext_port` on address `ext_idx`.
@@ -226,8 +263,25 @@ impl Table {
     }
 
     /// True when a mapping owns public `ext_ip:port` for `proto`.
-    pub(crate) fn find_in_port(&self, proto: Proto, ext_ip: u32, port: u16) -> bool {
-        self.ext_index(ext_ip).and_then(|i| self.ports[i][proto as usize].owner(port)).is_some()
+    pub(crate) fn find_in_port(&self, proto: Proto, public: Endpoint) -> bool {
+        self.ext_index(public.addr).and_then(|i| self.ports[i][proto as usize].owner(public.port)).is_some()
+    }
+
+    /// Checks a TCP segment of session `idx` from `side` against the session's sequence
+    /// windows, and learns from it when it is acceptable (see [`TcpWindow`]).
+    pub(crate) fn tcp_accept(&mut self, idx: u32, side: crate::Side, seg: &Segment) -> bool {
+        let closed = {
+            let f = self.sessions[idx as usize].flags;
+            let fins = state::FIN_OUT | state::FIN_IN;
+            f & state::RST != 0 || f & fins == fins
+        };
+        match self.tcp_windows.get_mut(&idx) {
+            Some(w) => w.accept(side, seg, closed),
+            None => {
+                self.tcp_windows.insert(idx, TcpWindow::open(side, seg));
+                true
+            }
+        }
     }
 
     /// Marks a packet seen on session `idx`, moving it between wheels when its class changes.
@@ -316,23 +370,23 @@ impl Table {
 
     /// The public address LAN host `lan_ip` is paired with now (RFC 4787 REQ-2), if it has
     /// sessions.
-    pub(crate) fn paired_ext(&self, lan_ip: u32) -> Option<u32> {
-        let h = self.hosts.get(&lan_ip)?;
-        self.public.get(usize::from(h.ext_idx)).copied()
+    pub(crate) fn paired_ext(&self, lan_ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        let h = self.hosts.get(&lan_ip.to_bits())?;
+        self.public.get(usize::from(h.ext_idx)).copied().map(Ipv4Addr::from_bits)
     }
 
     /// The public address a LAN host uses, pairing it first if it has none yet (passthrough
     /// traffic such as IKE or raw ESP before any NAPT session), so that every protocol of a
     /// host leaves from one address (RFC 4787 REQ-2). A host paired this way keeps its entry
     /// until its NAPT sessions, if it ever has some, end.
-    pub(crate) fn ext_for(&mut self, lan_ip: u32) -> u32 {
+    pub(crate) fn ext_for(&mut self, lan_ip: Ipv4Addr) -> Ipv4Addr {
         if let Some(ext) = self.paired_ext(lan_ip) {
             return ext;
         }
         let ext_idx = self.least_used();
-        self.hosts.insert(lan_ip, Host { ext_idx, sessions: 0 });
+        self.hosts.insert(lan_ip.to_bits(), Host { ext_idx, sessions: 0 });
         self.hosts_per_ext[usize::from(ext_idx)] += 1;
-        self.public.get(usize::from(ext_idx)).copied().unwrap_or(0)
+        Ipv4Addr::from_bits(self.public.get(usize::from(ext_idx)).copied().unwrap_or(0))
     }
 
     /// The public address with the fewest LAN hosts paired to it.
@@ -431,31 +485,29 @@ impl Table {
         &mut self,
         now: Instant,
         proto: Proto,
-        lan_ip: u32,
-        lan_port: u16,
-        rem_ip: u32,
-        rem_port: u16,
+        lan: Endpoint,
+        remote: Endpoint,
     ) -> Result<u32, DropReason> {
         self.make_room()?;
+        let lan_ip = lan.addr.to_bits();
         let host = self.host_for(lan_ip)?;
-        let m = self.mapping_for(now, proto, lan_ip, lan_port, host.ext_idx)?;
-        Ok(self.insert(now, m, rem_ip, rem_port))
+        let m = self.mapping_for(now, proto, lan_ip, lan.port, host.ext_idx)?;
+        Ok(self.insert(now, m, remote.addr.to_bits(), remote.port))
     }
 
     /// Opens a session for a WAN → LAN packet to public `ext_ip:ext_port` that matched none,
     /// if a mapping owns that port and the filtering policy lets `rem_ip:rem_port` in
     /// (RFC 4787 §5 REQ-8).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn create_inbound(
         &mut self,
         now: Instant,
         proto: Proto,
         ext_idx: usize,
         ext_port: u16,
-        rem_ip: u32,
-        rem_port: u16,
+        remote: Endpoint,
         filtering: Filtering,
     ) -> Result<u32, DropReason> {
+        let (rem_ip, rem_port) = (remote.addr.to_bits(), remote.port);
         let m = self.ports[ext_idx][proto as usize].owner(ext_port).ok_or(DropReason::NoMapping)?;
         match filtering {
             Filtering::EndpointIndependent => {}
@@ -548,6 +600,9 @@ impl Table {
     /// Removes a session already taken out of its wheel.
     fn forget(&mut self, idx: u32) {
         let s = self.sessions[idx as usize].clone();
+        if s.proto() == Proto::Tcp {
+            self.tcp_windows.remove(&idx);
+        }
         let (hi, ho) = (self.hash(s.in_key()), self.hash(s.out_key(&self.public)));
         if let Ok(e) = self.in2out.find_entry(hi, |&i| i == idx) {
             e.remove();
@@ -620,11 +675,6 @@ impl Table {
         gone
     }
 
-    /// The next whole second after the last sweep.
-    pub(crate) fn next_second(&self) -> Instant {
-        Instant::from_secs(self.swept_to + 1)
-    }
-
     /// The next second at which a sweep may have work, if there are sessions.
     pub(crate) fn next_sweep(&self) -> Option<Instant> {
         (self.live > 0).then(|| Instant::from_secs(self.swept_to + 1))
@@ -635,9 +685,9 @@ impl Table {
         let s = &self.sessions[idx as usize];
         SessionInfo {
             proto: s.proto(),
-            lan: (s.lan_ip, s.lan_port),
+            lan: self.lan_of(idx),
             ext: self.ext_of(idx),
-            remote: (s.remote_ip, s.remote_port),
+            remote: Endpoint::new(Ipv4Addr::from_bits(s.remote_ip), s.remote_port),
             established: s.is_established(),
             last_seen: Instant::from_nanos(s.last_seen),
             bytes_out: s.bytes_out,
@@ -667,8 +717,9 @@ impl Table {
         let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
         let ports = self.ports.len() * 3 * 65536 * 4;
         let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);
+        let windows = self.tcp_windows.capacity() * (core::mem::size_of::<(u32, TcpWindow)>() + 1);
         let free = (self.free.capacity() + self.map_free.capacity()) * 4;
-        sess + idx + maps + ports + hosts + free + 2 * SLOTS as usize * 4
+        sess + idx + maps + ports + hosts + windows + free + 2 * SLOTS as usize * 4
     }
 }
 

@@ -1,27 +1,39 @@
 //! VPN passthrough: what a router's "VPN > VPN Passthrough" page switches (RFC 3715 §2 lists
-//! why each protocol breaks under NAPT). One module per protocol:
+//! why each protocol breaks under NAPT). One module per protocol, each owning its state, its
+//! packets in both directions, the ICMP errors about them, its timers and its tunnel listing:
 //!
-//! - [`esp_learning`]: raw ESP (RFC 4303) for several clients to one server, by SPI learning
-//!   with one pending client per server (RFC 3715 §2.1 f, RFC 5508 REQ-8 refusals).
-//! - [`ike_demux`]: IKE on UDP 500 keeping port 500 for every client, told apart by SPIs
-//!   (RFC 7296 §2.23, RFC 2408 §3.1 cookies; RFC 3715 §2.3 n).
-//! - AH is refused: its ICV covers the addresses (RFC 3715 §2.1 a).
-//! - NAT-T (UDP 4500, RFC 3948) and L2TP (UDP 1701, RFC 2661 §8.1) ride the NAPT engine:
-//!   endpoint-independent mappings that live 300 s, and filtering that lets an LNS answer from
+//! - [`esp`]: raw ESP (RFC 4303) for several clients to one server by SPI learning, and AH,
+//!   refused (RFC 3715 §2.1 a);
+//! - [`ike`]: IKE on UDP 500 keeping port 500 for every client, told apart by SPIs
+//!   (RFC 7296 §2.23, RFC 2408 §3.1), and NAT-T on UDP 4500 (RFC 3948), which rides NAPT;
+//! - [`pptp`]: the Call ID ALG on TCP 1723 and enhanced GRE (RFC 2637);
+//! - [`l2tp`]: L2TP on UDP 1701 (RFC 2661), which rides NAPT and may be answered from
 //!   another port.
 //!
-//! A switch that is off blocks its protocol from the LAN and from the WAN, and removes its
-//! tunnels and sessions.
+//! [`Dispatch`] is the one dispatch point the packet path calls. A flow belongs to the
+//! module that [claims](VpnProtocol::claims) it; its switch decides first: a switch that is
+//! off blocks its protocol from the LAN and from the WAN, and removes its tunnels and
+//! sessions. Adding a protocol means a module implementing [`VpnProtocol`] and one entry in
+//! [`Dispatch::modules`] (and its `_mut` twin).
 
-pub(crate) mod esp_learning;
-pub(crate) mod ike_demux;
-pub(crate) mod l2tp_tunnels;
-pub(crate) mod pptp_call_ids;
+pub(crate) mod esp;
+pub(crate) mod ike;
+pub(crate) mod l2tp;
+pub(crate) mod pptp;
 
-use crate::verdict::DropReason;
+use std::net::Ipv4Addr;
+
+use natpass_wire::IpProtocol;
+use natpass_wire::icmp::QuotedDatagram;
+
+use crate::config::{EngineConfig, Filtering};
+use crate::output::{Cx, Output};
+use crate::time::Instant;
+use crate::verdict::{DropReason, Side, Verdict};
+use crate::{Event, TunnelInfo};
 
 /// A passthrough protocol, as on the router's settings page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// IPsec: IKE, NAT-T, ESP, AH.
     Ipsec,
@@ -32,7 +44,10 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// A short name.
+    /// Every switch, in the order of the settings page.
+    pub const ALL: [Protocol; 3] = [Protocol::Ipsec, Protocol::Pptp, Protocol::L2tp];
+
+    /// A short name: `ipsec`, `pptp`, `l2tp`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Ipsec => "ipsec",
@@ -41,12 +56,34 @@ impl Protocol {
         }
     }
 
-    pub(crate) fn disabled_reason(self) -> DropReason {
+    /// The protocol with short name `name` (see [`Protocol::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The drop reason of a packet refused because this switch is off.
+    pub fn disabled_reason(self) -> DropReason {
         match self {
             Self::Ipsec => DropReason::IpsecDisabled,
             Self::Pptp => DropReason::PptpDisabled,
             Self::L2tp => DropReason::L2tpDisabled,
         }
+    }
+
+    /// Whether this switch is on in `config`.
+    pub(crate) fn enabled(self, config: &EngineConfig) -> bool {
+        let s = &config.passthrough;
+        match self {
+            Self::Ipsec => s.ipsec,
+            Self::Pptp => s.pptp,
+            Self::L2tp => s.l2tp,
+        }
+    }
+}
+
+impl core::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -85,331 +122,257 @@ pub enum TunnelIds {
     },
 }
 
-/// True when either port is one a passthrough protocol uses (IKE 500, NAT-T 4500, L2TP 1701,
-/// PPTP 1723): the cheap test on the NAPT path before [`classify`].
-#[inline]
-pub(crate) fn is_passthrough_port(sport: u16, dport: u16) -> bool {
-    matches!(sport, 500 | 1701 | 1723 | 4500) || matches!(dport, 500 | 1701 | 1723 | 4500)
+/// The two ends of a tunnel and the public address between them: the key of most tunnel
+/// state, and what events and listings name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Peers {
+    /// The LAN client.
+    pub(crate) client: Ipv4Addr,
+    /// The server on the WAN.
+    pub(crate) server: Ipv4Addr,
+    /// The public address the client's packets leave from.
+    pub(crate) public: Ipv4Addr,
 }
 
-/// Which passthrough protocol a transport flow belongs to, by IP protocol and ports.
-pub(crate) fn classify(proto: u8, sport: u16, dport: u16) -> Option<Protocol> {
-    match proto {
-        50 | 51 => Some(Protocol::Ipsec),
-        47 => Some(Protocol::Pptp),
-        17 if matches!(sport, 500 | 4500) || matches!(dport, 500 | 4500) => Some(Protocol::Ipsec),
-        17 if sport == 1701 || dport == 1701 => Some(Protocol::L2tp),
-        6 if sport == 1723 || dport == 1723 => Some(Protocol::Pptp),
-        _ => None,
+/// An IP packet's flow as the dispatch sees it: the protocol, the addresses, and for TCP and
+/// UDP the ports (0 otherwise, and for a later fragment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub(crate) protocol: IpProtocol,
+    pub(crate) src: Ipv4Addr,
+    pub(crate) dst: Ipv4Addr,
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+}
+
+/// A packet NAPT is translating on a session of a passthrough flow, for the modules whose
+/// traffic rides NAPT (PPTP's control connection, L2TP): who is who, before the rewrite.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NaptPacket {
+    /// The direction: `Side::Lan` for a packet from the client.
+    pub(crate) from: Side,
+    pub(crate) protocol: IpProtocol,
+    pub(crate) peers: Peers,
+    /// The client's port.
+    pub(crate) client_port: u16,
+    /// The server's port.
+    pub(crate) server_port: u16,
+}
+
+/// One VPN protocol's passthrough. Every method but [`claims`](Self::claims),
+/// [`switch`](Self::switch) and [`clear`](Self::clear) has a default that does nothing, for
+/// protocols that need no such step.
+pub(crate) trait VpnProtocol {
+    /// The switch that turns it on and off.
+    fn switch(&self) -> Protocol;
+
+    /// True when a flow of `protocol` with ports `a` and `b` (either order; 0 for protocols
+    /// without ports) is this protocol's.
+    fn claims(&self, protocol: IpProtocol, a: u16, b: u16) -> bool;
+
+    /// The TCP and UDP ports it claims, for the dispatch's one-lookup port filter.
+    fn ports(&self) -> &'static [u16] {
+        &[]
     }
-}
 
-use natpass_wire::esp::EspPacket;
-use natpass_wire::gre::GrePacket;
-use natpass_wire::ike::IkePacket;
-use natpass_wire::ipv4::Ipv4Packet;
-use natpass_wire::udp::UdpPacket;
-
-use crate::time::Instant;
-use crate::translate::icmp_reply;
-use crate::verdict::{Side, Verdict};
-use crate::{Engine, Event};
-
-/// The protocol number and, for a first fragment or whole datagram, the ports of a packet.
-fn flow_of(packet: &[u8]) -> (u8, u16, u16) {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    let proto = ip.protocol();
-    let l4 = ip.payload();
-    if ip.frag_offset() == 0 && matches!(proto, 6 | 17) && l4.len() >= 4 {
-        (proto, u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
-    } else {
-        (proto, 0, 0)
+    /// A packet of a flow it claims, arriving on `side`, with its switch on. `Some` when the
+    /// module translated or refused it itself; `None` hands it to NAPT.
+    fn packet(&mut self, _cx: &mut Cx<'_>, _side: Side, _flow: &Flow, _packet: &mut [u8]) -> Option<Verdict> {
+        None
     }
-}
 
-fn enabled(e: &Engine, p: Protocol) -> bool {
-    let s = &e.config.passthrough;
-    match p {
-        Protocol::Ipsec => s.ipsec,
-        Protocol::Pptp => s.pptp,
-        Protocol::L2tp => s.l2tp,
+    /// A packet NAPT is translating on a session of a flow it claims, before NAPT rewrites
+    /// it: an ALG reads and rewrites payloads here. `Err` drops the packet.
+    fn napt_packet(&mut self, _cx: &mut Cx<'_>, _napt: &NaptPacket, _packet: &mut [u8]) -> Result<(), DropReason> {
+        Ok(())
     }
-}
 
-/// Refuses a LAN packet whose passthrough switch is off, telling the control plane who and why.
-fn switched_off(e: &mut Engine, packet: &[u8], p: Protocol) -> Verdict {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    let reason = p.disabled_reason();
-    e.queue_event(Event::PassthroughRefused { protocol: p, client: ip.src(), server: ip.dst(), reason });
-    Verdict::Drop(reason)
-}
-
-/// A LAN → WAN packet of a passthrough protocol: refused when its switch is off, handled
-/// here for ESP, AH and IKE on port 500; `None` lets the NAPT engine take it (NAT-T, L2TP,
-/// everything else).
-pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Option<Verdict> {
-    let (proto, sport, dport) = flow_of(packet);
-    let p = classify(proto, sport, dport)?;
-    if !enabled(e, p) {
-        return Some(switched_off(e, packet, p));
+    /// The filtering for an unsolicited inbound packet to the mapping of LAN port `lan_port`
+    /// (a flow it claims), when it differs from the configured one.
+    fn inbound_filtering(&self, _configured: Filtering) -> Option<Filtering> {
+        None
     }
-    match (proto, sport, dport) {
-        (50, ..) => Some(esp_out(e, now, packet)),
-        (51, ..) => {
-            icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
-            Some(Verdict::Drop(DropReason::AhRefused))
+
+    /// An ICMP error from the WAN quoting a packet natpass sent out: `Some` when the quoted
+    /// packet is this module's, with the LAN client it is for, or why none is.
+    fn icmp_error_client(&self, _quoted: &QuotedDatagram<&[u8]>) -> Option<Result<Ipv4Addr, DropReason>> {
+        None
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) has work, if ever.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Ends what has been idle too long, with its events.
+    fn handle_timeout(&mut self, _now: Instant, _config: &EngineConfig, _out: &mut Output) {}
+
+    /// Its tunnels, for the control plane.
+    fn tunnels(&self, _now: Instant, _out: &mut Vec<TunnelInfo>) {}
+
+    /// Forgets everything (its switch went off); returns how many tunnels went.
+    fn clear(&mut self) -> usize;
+}
+
+/// True when `port` is one a module listed in [`VpnProtocol::ports`]: a bit set over every
+/// port, so plain TCP and UDP pay one lookup per port.
+struct PortFilter(Box<[u64; 1024]>);
+
+impl PortFilter {
+    fn new<'a>(modules: impl Iterator<Item = &'a dyn VpnProtocol>) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in modules.flat_map(|m| m.ports().iter()) {
+            bits[usize::from(p >> 6)] |= 1 << (p & 63);
         }
-        (17, 500, 500) => Some(ike_out(e, now, packet)),
-        (47, ..) => Some(gre_out(e, packet)),
-        _ => None,
+        Self(bits)
+    }
+
+    #[inline(always)]
+    fn has(&self, port: u16) -> bool {
+        self.0[usize::from(port >> 6)] & (1 << (port & 63)) != 0
     }
 }
 
-/// A TCP or UDP packet on a passthrough port, with its ports already read by the NAPT path:
-/// refused when its switch is off; IKE on 500 ↔ 500 handled here; `None` for the NAPT engine.
-#[inline]
-pub(crate) fn transport(
-    e: &mut Engine,
-    now: Instant,
-    packet: &mut [u8],
-    side: Side,
-    proto: u8,
-    sport: u16,
-    dport: u16,
-) -> Option<Verdict> {
-    let p = classify(proto, sport, dport)?;
-    if !enabled(e, p) {
-        return Some(if side == Side::Lan { switched_off(e, packet, p) } else { Verdict::Drop(p.disabled_reason()) });
-    }
-    if proto == 17 && sport == 500 && dport == 500 {
-        return Some(match side {
-            Side::Lan => ike_out(e, now, packet),
-            Side::Wan => ike_in(e, now, packet),
-        });
-    }
-    None
+/// Every passthrough module of one engine, behind one dispatch point.
+pub(crate) struct Dispatch {
+    pub(crate) esp: esp::Esp,
+    pub(crate) ike: ike::Ike,
+    pub(crate) pptp: pptp::Pptp,
+    pub(crate) l2tp: l2tp::L2tp,
+    ports: PortFilter,
 }
 
-/// Reads an L2TP control message between `client` and `server` for tunnel events (nothing is
-/// rewritten). Called by the NAPT path for L2TP mappings (LAN port 1701), whatever port the
-/// server answers from.
-pub(crate) fn l2tp_event(e: &mut Engine, packet: &[u8], client: u32, server: u32, public: u32, from_client: bool) {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    if ip.is_fragment() || !e.config.passthrough.l2tp {
-        return;
+impl Dispatch {
+    pub(crate) fn new(seed: u64) -> Self {
+        let mut p = Self {
+            esp: esp::Esp::new(seed),
+            ike: ike::Ike::new(seed),
+            pptp: pptp::Pptp::new(seed),
+            l2tp: l2tp::L2tp::new(seed),
+            ports: PortFilter(Box::new([0; 1024])),
+        };
+        p.ports = PortFilter::new(p.modules().into_iter());
+        p
     }
-    let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return };
-    let bytes = usize::from(ip.total_len());
-    if let Some(ev) = e.l2tp.message(client, server, public, from_client, udp.payload(), bytes) {
-        e.queue_event(ev);
-    }
-}
 
-/// A WAN → LAN packet of a passthrough protocol (see [`outbound`]).
-pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Option<Verdict> {
-    let (proto, sport, dport) = flow_of(packet);
-    let p = classify(proto, sport, dport)?;
-    if !enabled(e, p) {
-        return Some(Verdict::Drop(p.disabled_reason()));
+    /// Every module. The one list a new protocol joins (with [`Dispatch::modules_mut`]).
+    fn modules(&self) -> [&dyn VpnProtocol; 4] {
+        [&self.esp, &self.ike, &self.pptp, &self.l2tp]
     }
-    match (proto, sport, dport) {
-        (50, ..) => Some(esp_in(e, now, packet)),
-        (51, ..) => Some(Verdict::Drop(DropReason::AhRefused)),
-        (17, 500, 500) => Some(ike_in(e, now, packet)),
-        (47, ..) => Some(gre_in(e, packet)),
-        _ => None,
+
+    fn modules_mut(&mut self) -> [&mut dyn VpnProtocol; 4] {
+        [&mut self.esp, &mut self.ike, &mut self.pptp, &mut self.l2tp]
     }
-}
 
-/// The Call ID of an enhanced GRE packet (RFC 2637 §4.1), or why it is refused.
-fn gre_call_id(packet: &[u8]) -> Result<u16, DropReason> {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    if ip.frag_offset() != 0 {
-        return Err(DropReason::FragmentDropped);
+    /// True when either port may be a passthrough protocol's: the cheap test the NAPT path
+    /// makes before anything else here.
+    #[inline(always)]
+    pub(crate) fn may_claim_ports(&self, a: u16, b: u16) -> bool {
+        self.ports.has(a) || self.ports.has(b)
     }
-    match GrePacket::new_checked(ip.payload()) {
-        Ok(g) if g.version() == 1 => g.call_id().ok_or(DropReason::Malformed),
-        // GRE version 0 (RFC 2784) has no Call ID to tell clients apart.
-        Ok(_) => Err(DropReason::UnsupportedProtocol),
-        Err(_) => Err(DropReason::Malformed),
+
+    fn owner_mut(&mut self, protocol: IpProtocol, a: u16, b: u16) -> Option<&mut dyn VpnProtocol> {
+        self.modules_mut().into_iter().find(|m| m.claims(protocol, a, b))
     }
-}
 
-fn gre_out(e: &mut Engine, packet: &mut [u8]) -> Verdict {
-    let server_cid = match gre_call_id(packet) {
-        Ok(c) => c,
-        Err(r) => return Verdict::Drop(r),
-    };
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
-    let Some(ext) = e.pptp.gre_out(src, dst, server_cid, len) else {
-        return Verdict::Drop(DropReason::GreUnknownCallId);
-    };
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    ip.set_src(ext);
-    ip.decrement_ttl();
-    Verdict::Forward(Side::Wan)
-}
+    /// The switch a flow falls under, if a passthrough protocol claims it.
+    pub(crate) fn switch_of(&self, protocol: IpProtocol, a: u16, b: u16) -> Option<Protocol> {
+        self.modules().into_iter().find(|m| m.claims(protocol, a, b)).map(|m| m.switch())
+    }
 
-fn gre_in(e: &mut Engine, packet: &mut [u8]) -> Verdict {
-    let public_cid = match gre_call_id(packet) {
-        Ok(c) => c,
-        Err(r) => return Verdict::Drop(r),
-    };
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
-    let Some((client, client_cid)) = e.pptp.gre_in(dst, src, public_cid, len) else {
-        return Verdict::Drop(DropReason::GreUnknownCallId);
-    };
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    GrePacket::new_unchecked(ip.payload_mut()).set_call_id(client_cid);
-    ip.set_dst(client);
-    ip.decrement_ttl();
-    Verdict::Forward(Side::Lan)
-}
-
-/// The PPTP control connection ALG on a TCP segment to or from port 1723: rewrites Call IDs
-/// in the payload and fixes the TCP checksum. `Err` drops the segment.
-#[allow(clippy::too_many_arguments)]
-#[cold]
-#[inline(never)]
-pub(crate) fn pptp_control(
-    e: &mut Engine,
-    packet: &mut [u8],
-    client: u32,
-    client_port: u16,
-    server: u32,
-    ext_ip: u32,
-    from_client: bool,
-) -> Result<(), DropReason> {
-    use natpass_wire::tcp::{TcpPacket, flags};
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (hl, total) = (ip.header_len(), usize::from(ip.total_len()));
-    let Ok(tcp) = TcpPacket::new_checked(&packet[hl..total]) else { return Err(DropReason::Malformed) };
-    let (thl, seq, fl, check) = (tcp.header_len(), tcp.seq(), tcp.flags(), tcp.checksum());
-    let mut rewrites = Vec::new();
-    let mut evs = Vec::new();
-    let payload = &mut packet[hl + thl..total];
-    let r = e.pptp.segment(client, client_port, server, ext_ip, from_client, seq, payload, &mut rewrites, &mut evs);
-    if !rewrites.is_empty() {
-        let mut c = check;
-        for w in &rewrites {
-            c = natpass_wire::checksum::update_bytes(c, thl + w.at, w.old, w.new);
+    /// A packet before NAPT: `Some` when a passthrough module translated or refused it (its
+    /// switch is off, or it is the module's own traffic such as ESP or IKE on 500 ↔ 500),
+    /// `None` for NAPT. For TCP and UDP the caller checks [`Dispatch::may_claim_ports`]
+    /// first.
+    pub(crate) fn packet(&mut self, cx: &mut Cx<'_>, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
+        let m = self.owner_mut(flow.protocol, flow.sport, flow.dport)?;
+        let switch = m.switch();
+        if !switch.enabled(cx.config) {
+            let reason = switch.disabled_reason();
+            if side == Side::Lan {
+                cx.event(Event::PassthroughRefused { protocol: switch, client: flow.src, server: flow.dst, reason });
+            }
+            return Some(Verdict::Drop(reason));
         }
-        TcpPacket::new_unchecked(&mut packet[hl..total]).set_checksum(c);
+        m.packet(cx, side, flow, packet)
     }
-    if r.is_ok() && fl & (flags::FIN | flags::RST) != 0 {
-        e.pptp.end_connection(client, client_port, server, &mut evs);
+
+    /// A packet NAPT is translating on a session whose ports (client's and server's) a
+    /// module may claim: that module's ALG step, when its switch is on.
+    pub(crate) fn napt_packet(
+        &mut self,
+        cx: &mut Cx<'_>,
+        napt: &NaptPacket,
+        packet: &mut [u8],
+    ) -> Result<(), DropReason> {
+        match self.owner_mut(napt.protocol, napt.client_port, napt.server_port) {
+            Some(m) if m.switch().enabled(cx.config) => m.napt_packet(cx, napt, packet),
+            _ => Ok(()),
+        }
     }
-    for ev in evs {
-        e.queue_event(ev);
+
+    /// The filtering for an unsolicited inbound packet to the mapping of LAN port
+    /// `lan_port`.
+    pub(crate) fn inbound_filtering(
+        &self,
+        config: &EngineConfig,
+        protocol: IpProtocol,
+        lan_port: u16,
+        configured: Filtering,
+    ) -> Filtering {
+        if !self.ports.has(lan_port) {
+            return configured;
+        }
+        match self.modules().into_iter().find(|m| m.claims(protocol, lan_port, 0)) {
+            Some(m) if m.switch().enabled(config) => m.inbound_filtering(configured).unwrap_or(configured),
+            _ => configured,
+        }
     }
-    r
+
+    /// The LAN client of an ICMP error about a packet a module sent out, if it is one's.
+    pub(crate) fn icmp_error_client(&self, quoted: &QuotedDatagram<&[u8]>) -> Option<Result<Ipv4Addr, DropReason>> {
+        self.modules().into_iter().find_map(|m| m.icmp_error_client(quoted))
+    }
+
+    /// The earliest timer of any module.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.modules().into_iter().filter_map(|m| m.poll_timeout()).min()
+    }
+
+    /// Runs the modules' timers that are due.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, config: &EngineConfig, out: &mut Output) {
+        for m in self.modules_mut() {
+            if m.poll_timeout().is_some_and(|t| t <= now) {
+                m.handle_timeout(now, config, out);
+            }
+        }
+    }
+
+    /// Every tunnel, sorted by protocol, client and server.
+    pub(crate) fn tunnels(&self, now: Instant) -> Vec<TunnelInfo> {
+        let mut out = Vec::new();
+        for m in self.modules() {
+            m.tunnels(now, &mut out);
+        }
+        out.sort_by_key(|i| (i.protocol, i.client, i.server));
+        out
+    }
+
+    /// Forgets the state of every module under `switch`; returns how many tunnels went.
+    pub(crate) fn clear(&mut self, switch: Protocol) -> usize {
+        self.modules_mut().into_iter().filter(|m| m.switch() == switch).map(|m| m.clear()).sum()
+    }
 }
 
-fn ns(d: core::time::Duration) -> u64 {
+/// Nanoseconds of a duration, saturating: the modules keep times as `u64` nanoseconds.
+pub(crate) fn nanos(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn esp_out(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
-    // Later fragments carry no SPI: they follow the SA of the datagram's first fragment.
-    let spi = if ip.frag_offset() == 0 {
-        match EspPacket::new_checked(ip.payload()) {
-            Ok(esp) => esp.spi(),
-            Err(_) => return Verdict::Drop(DropReason::Malformed),
-        }
-    } else {
-        return Verdict::Drop(DropReason::FragmentDropped);
-    };
-    let ext = e.table.ext_for(src);
-    let pending = ns(e.config.timeouts.esp_pending);
-    let (action, ev) = e.esp.outbound(now, pending, src, dst, spi, ext, len);
-    if let Some(ev) = ev {
-        e.queue_event(ev);
+/// The earliest of two optional deadlines.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    match action {
-        esp_learning::EspAction::Rewrite(ext) => {
-            let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-            ip.set_src(ext);
-            ip.decrement_ttl();
-            Verdict::Forward(Side::Wan)
-        }
-        esp_learning::EspAction::Refuse { reason, icmp } => {
-            if icmp {
-                icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
-            }
-            Verdict::Drop(reason)
-        }
-    }
-}
-
-fn esp_in(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, len) = (ip.src(), ip.dst(), usize::from(ip.total_len()));
-    if ip.frag_offset() != 0 {
-        return Verdict::Drop(DropReason::FragmentDropped);
-    }
-    let Ok(esp) = EspPacket::new_checked(ip.payload()) else {
-        return Verdict::Drop(DropReason::Malformed);
-    };
-    let spi = esp.spi();
-    let pending = ns(e.config.timeouts.esp_pending);
-    let (action, ev) = e.esp.inbound(now, pending, dst, src, spi, len);
-    if let Some(ev) = ev {
-        e.queue_event(ev);
-    }
-    match action {
-        esp_learning::EspAction::Rewrite(lan) => {
-            let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-            ip.set_dst(lan);
-            ip.decrement_ttl();
-            Verdict::Forward(Side::Lan)
-        }
-        esp_learning::EspAction::Refuse { reason, .. } => Verdict::Drop(reason),
-    }
-}
-
-/// The SPIs of the IKE message in a UDP datagram, or `None` when it holds no valid header.
-fn ike_spis(packet: &[u8]) -> Option<(u64, u64)> {
-    let ip = Ipv4Packet::new_unchecked(packet);
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-    let ike = IkePacket::new_checked(udp.payload()).ok()?;
-    Some((ike.initiator_spi(), ike.responder_spi()))
-}
-
-fn ike_out(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    let Some((spi_i, spi_r)) = ike_spis(packet) else {
-        return Verdict::Drop(DropReason::Malformed);
-    };
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
-    let ext = e.table.ext_for(src);
-    if let Some(ev) = e.ike.outbound(now, src, dst, ext, spi_i, spi_r, total) {
-        e.queue_event(ev);
-    }
-    // Port 500 stays; only the pseudo-header address changes in the UDP checksum.
-    UdpPacket::new_unchecked(&mut packet[hl..total]).set_src_port(500, Some((src, ext)));
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    ip.set_src(ext);
-    ip.decrement_ttl();
-    Verdict::Forward(Side::Wan)
-}
-
-fn ike_in(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    let Some((spi_i, spi_r)) = ike_spis(packet) else {
-        return Verdict::Drop(DropReason::Malformed);
-    };
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, hl, total) = (ip.src(), ip.dst(), ip.header_len(), usize::from(ip.total_len()));
-    let lan = match e.ike.inbound(now, dst, src, spi_i, spi_r, total) {
-        Ok(l) => l,
-        Err(reason) => return Verdict::Drop(reason),
-    };
-    UdpPacket::new_unchecked(&mut packet[hl..total]).set_dst_port(500, Some((dst, lan)));
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    ip.set_dst(lan);
-    ip.decrement_ttl();
-    Verdict::Forward(Side::Lan)
 }

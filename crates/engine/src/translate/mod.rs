@@ -8,9 +8,12 @@ pub(crate) mod icmp_error;
 pub(crate) mod icmp_reply;
 pub(crate) mod napt;
 
-use natpass_wire::ipv4::Ipv4Packet;
+use std::net::Ipv4Addr;
+
+use natpass_wire::ipv4::{self, Ipv4Packet};
 use natpass_wire::{Error as WireError, icmp};
 
+use crate::passthrough::Flow;
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
 use crate::{Engine, Proto};
@@ -18,26 +21,47 @@ use crate::{Engine, Proto};
 /// Addresses no packet may come from: 0/8, 127/8, 169.254/16, 224/4 and 240/4
 /// (RFC 1812 §5.3.7, RFC 6890).
 #[inline]
-pub(crate) fn is_martian_src(ip: u32) -> bool {
+pub(crate) fn is_martian_src(ip: Ipv4Addr) -> bool {
+    let ip = ip.to_bits();
     let a = ip >> 24;
     a == 0 || a == 127 || a >= 224 || ip >> 16 == 0xa9fe
 }
 
 /// Addresses a NAT does not forward to: 0/8, 127/8, multicast, reserved and broadcast.
 #[inline]
-pub(crate) fn is_martian_dst(ip: u32) -> bool {
-    let a = ip >> 24;
+pub(crate) fn is_martian_dst(ip: Ipv4Addr) -> bool {
+    let a = ip.to_bits() >> 24;
     a == 0 || a == 127 || a >= 224
 }
 
-/// The checked view of an ingress packet, or the reason it is refused.
+/// Checks an ingress packet's IP header, or says why it is refused: lengths, checksum
+/// (RFC 1812 §5.2.2), and options, which must be well formed (§5.2.2) and may not name a
+/// source route (RFC 7126 §4.3, §4.4).
 fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
-    match Ipv4Packet::new_checked(&*packet) {
-        Ok(ip) if ip.verify_checksum() => Ok(()),
-        Ok(_) => Err(DropReason::BadIpChecksum),
-        Err(WireError::BadVersion) => Err(DropReason::NotIpv4),
-        Err(_) => Err(DropReason::Malformed),
+    let ip = match Ipv4Packet::new_checked(&*packet) {
+        Ok(ip) if ip.verify_checksum() => ip,
+        Ok(_) => return Err(DropReason::BadIpChecksum),
+        Err(WireError::BadVersion) => return Err(DropReason::NotIpv4),
+        Err(_) => return Err(DropReason::Malformed),
+    };
+    if ip.header_len() > ipv4::HEADER_LEN {
+        check_options(&ip)?;
     }
+    Ok(())
+}
+
+#[cold]
+fn check_options(ip: &Ipv4Packet<&[u8]>) -> Result<(), DropReason> {
+    for o in ip.options() {
+        match o {
+            Ok(o) if matches!(o.kind, ipv4::option::LSRR | ipv4::option::SSRR) => {
+                return Err(DropReason::IpSourceRoute);
+            }
+            Ok(_) => {}
+            Err(_) => return Err(DropReason::IpOptionMalformed),
+        }
+    }
+    Ok(())
 }
 
 /// A LAN → WAN packet (or LAN → public address: hairpinning).
@@ -54,11 +78,11 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         // Broadcasts, multicast and LAN-to-LAN traffic are not the NAT's to forward.
         return Verdict::Drop(DropReason::Martian);
     }
-    if dst == u32::from(e.config.lan_addr) {
+    if dst == e.config.lan_addr {
         return Verdict::Drop(DropReason::ForRouter);
     }
     if ip.ttl() <= 1 {
-        icmp_reply::time_exceeded(e, now, Side::Lan, packet);
+        icmp_reply::time_exceeded(&mut e.cx(now), Side::Lan, packet);
         return Verdict::Drop(DropReason::TtlExceeded);
     }
     let hairpin = e.table.ext_index(dst).is_some();
@@ -68,7 +92,7 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
     }
     let egress_mtu = if hairpin { e.config.lan_mtu } else { e.config.wan_mtu };
     if e.gso_len.unwrap_or(ip.total_len()) > egress_mtu && ip.dont_frag() {
-        icmp_reply::frag_needed(e, now, Side::Lan, packet, egress_mtu);
+        icmp_reply::frag_needed(&mut e.cx(now), Side::Lan, packet, egress_mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
     let v = if ip.is_fragment() { fragments::from_lan(e, now, packet) } else { outbound(e, now, packet) };
@@ -78,7 +102,7 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
     if hairpin {
         // RFC 4787 REQ-9, RFC 5382 REQ-8: the packet now carries our public source; deliver it
         // to the mapping it targets as if it came from outside.
-        e.stats.hairpinned += 1;
+        e.out.stats.hairpinned += 1;
         return inbound(e, now, packet);
     }
     fit_mtu(e, packet, Side::Wan)
@@ -91,7 +115,7 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
     }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (src, dst) = (ip.src(), ip.dst());
-    if is_martian_src(src) || src == 0xffff_ffff {
+    if is_martian_src(src) || src.is_broadcast() {
         return Verdict::Drop(DropReason::Martian);
     }
     if e.config.lan_networks.iter().any(|n| n.contains(src)) || e.table.ext_index(src).is_some() {
@@ -101,11 +125,12 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
         return Verdict::Drop(DropReason::NotOurAddress);
     }
     if ip.ttl() <= 1 {
-        icmp_reply::time_exceeded(e, now, Side::Wan, packet);
+        icmp_reply::time_exceeded(&mut e.cx(now), Side::Wan, packet);
         return Verdict::Drop(DropReason::TtlExceeded);
     }
     if e.gso_len.unwrap_or(ip.total_len()) > e.config.lan_mtu && ip.dont_frag() {
-        icmp_reply::frag_needed(e, now, Side::Wan, packet, e.config.lan_mtu);
+        let mtu = e.config.lan_mtu;
+        icmp_reply::frag_needed(&mut e.cx(now), Side::Wan, packet, mtu);
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
     let v = if ip.is_fragment() { fragments::from_wan(e, now, packet) } else { inbound(e, now, packet) };
@@ -130,20 +155,20 @@ fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
     Verdict::Consumed
 }
 
+/// A packet of a protocol NAPT does not translate (ESP, AH, GRE, ...): a passthrough
+/// module's, or refused.
+fn other_protocol(e: &mut Engine, now: Instant, side: Side, packet: &mut [u8]) -> Verdict {
+    let ip = Ipv4Packet::new_unchecked(&*packet);
+    let flow = Flow { protocol: ip.protocol(), src: ip.src(), dst: ip.dst(), sport: 0, dport: 0 };
+    let (passthrough, mut cx) = e.passthrough_and_cx(now);
+    passthrough.packet(&mut cx, side, &flow, packet).unwrap_or(Verdict::Drop(DropReason::UnsupportedProtocol))
+}
+
 /// The LAN → WAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    // TCP and UDP reach the passthrough modules from napt, which has their ports in hand.
-    if !matches!(ip.protocol(), 1 | 6 | 17)
-        && let Some(v) = crate::passthrough::outbound(e, now, packet)
-    {
-        return v;
-    }
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    match ip.protocol() {
-        6 => napt::outbound(e, now, packet, Proto::Tcp),
-        17 => napt::outbound(e, now, packet, Proto::Udp),
-        1 => {
+    match Proto::from_ip_protocol(ip.protocol()) {
+        Some(Proto::Icmp) => {
             let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
                 return Verdict::Drop(DropReason::Malformed);
             };
@@ -155,23 +180,17 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
                 Verdict::Drop(DropReason::IcmpUnsupported)
             }
         }
-        _ => Verdict::Drop(DropReason::UnsupportedProtocol),
+        // TCP and UDP reach the passthrough modules from napt, which has their ports in hand.
+        Some(proto) => napt::outbound(e, now, packet, proto),
+        None => other_protocol(e, now, Side::Lan, packet),
     }
 }
 
 /// The WAN → LAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    if !matches!(ip.protocol(), 1 | 6 | 17)
-        && let Some(v) = crate::passthrough::inbound(e, now, packet)
-    {
-        return v;
-    }
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    match ip.protocol() {
-        6 => napt::inbound(e, now, packet, Proto::Tcp),
-        17 => napt::inbound(e, now, packet, Proto::Udp),
-        1 => {
+    match Proto::from_ip_protocol(ip.protocol()) {
+        Some(Proto::Icmp) => {
             let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
                 return Verdict::Drop(DropReason::Malformed);
             };
@@ -183,6 +202,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdic
                 Verdict::Drop(DropReason::NoMapping)
             }
         }
-        _ => Verdict::Drop(DropReason::UnsupportedProtocol),
+        Some(proto) => napt::inbound(e, now, packet, proto),
+        None => other_protocol(e, now, Side::Wan, packet),
     }
 }

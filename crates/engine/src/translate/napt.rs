@@ -3,67 +3,136 @@
 //! (RFC 3022 §4.1, RFC 1624). Endpoint-independent mapping and the configured filtering come
 //! from the flow table (RFC 4787 REQ-1/8, RFC 5382 REQ-1/3); TCP sessions open inbound only on
 //! SYN (RFC 5382 §5, RFC 7857 §2.1).
+//!
+//! A TCP or UDP packet with a port that a passthrough module may claim goes to the dispatch
+//! twice: before the session lookup ([`Dispatch::packet`](crate::passthrough::Dispatch::packet):
+//! switch off, IKE on 500 ↔ 500) and once its session is known, before the rewrite
+//! ([`Dispatch::napt_packet`](crate::passthrough::Dispatch::napt_packet): the PPTP control ALG,
+//! L2TP tunnels). No protocol logic lives here.
 
+use std::net::Ipv4Addr;
+
+use natpass_wire::AddrChange;
 use natpass_wire::icmp::IcmpPacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::{self, TcpPacket};
-use natpass_wire::udp::UdpPacket;
+use natpass_wire::udp::{self, UdpPacket};
 
+use crate::flow::table::Endpoint;
+use crate::flow::tcp_window::Segment;
+use crate::passthrough::{Flow, NaptPacket, Peers};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
-use crate::{Engine, Event, Proto};
+use crate::{Engine, Event, Filtering, Proto};
 
 /// The ports (ICMP: identifier as the source "port", 0 as the destination) and TCP flags of a
-/// datagram's transport header, or `None` when it is too short to hold them.
+/// datagram's transport header, or why it is refused: too short, a TCP data offset out of
+/// range, a UDP length that disagrees with the IP payload (`fragment`: the payload is the
+/// first fragment's, which the length may exceed).
 #[inline]
-fn ports(proto: Proto, l4: &[u8]) -> Option<(u16, u16, Option<u8>)> {
+fn ports(proto: Proto, l4: &[u8], fragment: bool) -> Result<(u16, u16, Option<u8>), DropReason> {
     match proto {
-        Proto::Tcp => TcpPacket::new_checked(l4).ok().map(|t| (t.src_port(), t.dst_port(), Some(t.flags()))),
-        Proto::Udp => UdpPacket::new_checked(l4).ok().map(|u| (u.src_port(), u.dst_port(), None)),
-        Proto::Icmp => IcmpPacket::new_checked(l4).ok().map(|m| (m.ident(), 0, None)),
+        Proto::Tcp => match TcpPacket::new_checked(l4) {
+            Ok(t) => Ok((t.src_port(), t.dst_port(), Some(t.flags()))),
+            Err(_) if l4.len() < tcp::HEADER_LEN => Err(DropReason::Malformed),
+            Err(_) => Err(DropReason::TcpHeaderMalformed),
+        },
+        Proto::Udp => {
+            let u = UdpPacket::new_checked(l4).map_err(|_| DropReason::Malformed)?;
+            let len = usize::from(u.len_field());
+            let fits = if fragment { len >= l4.len() } else { len == l4.len() };
+            if !fits || len < udp::HEADER_LEN {
+                return Err(DropReason::UdpLengthMismatch);
+            }
+            Ok((u.src_port(), u.dst_port(), None))
+        }
+        Proto::Icmp => IcmpPacket::new_checked(l4).map(|m| (m.ident(), 0, None)).map_err(|_| DropReason::Malformed),
     }
+}
+
+/// The sequence window check of a TCP segment on session `idx` (see
+/// [`TcpWindow`](crate::flow::tcp_window::TcpWindow)), when it is on.
+#[inline]
+fn tcp_in_window(e: &mut Engine, idx: u32, side: Side, packet: &[u8]) -> Result<(), DropReason> {
+    if !e.config.tcp_window_check {
+        return Ok(());
+    }
+    let l4 = Ipv4Packet::new_unchecked(packet).into_payload();
+    let t = TcpPacket::new_unchecked(l4);
+    let syn = t.flags() & tcp::flags::SYN != 0;
+    let seg = Segment {
+        seq: t.seq(),
+        ack: t.ack(),
+        flags: t.flags(),
+        len: t.payload().len() as u32,
+        window: t.window(),
+        scale: if syn { t.window_scale() } else { None },
+    };
+    if e.table.tcp_accept(idx, side, &seg) { Ok(()) } else { Err(DropReason::TcpOutOfWindow) }
+}
+
+/// The passthrough dispatch before NAPT, for a TCP or UDP packet with a port a module may
+/// claim. `Some` ends the packet's way here.
+#[inline]
+fn passthrough_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
+    if !e.passthrough.may_claim_ports(flow.sport, flow.dport) {
+        return None;
+    }
+    let (passthrough, mut cx) = e.passthrough_and_cx(now);
+    passthrough.packet(&mut cx, side, flow, packet)
+}
+
+/// The passthrough dispatch once NAPT found the session, before it rewrites the packet.
+#[inline]
+fn passthrough_alg(e: &mut Engine, now: Instant, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
+    if !e.passthrough.may_claim_ports(napt.client_port, napt.server_port) {
+        return Ok(());
+    }
+    let (passthrough, mut cx) = e.passthrough_and_cx(now);
+    passthrough.napt_packet(&mut cx, napt, packet)
 }
 
 /// Translates a LAN → WAN datagram's source, opening a session when needed.
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, total, hl) = (ip.src(), ip.dst(), usize::from(ip.total_len()), ip.header_len());
-    let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
-        return Verdict::Drop(DropReason::Malformed);
+    let (src, dst) = (ip.src(), ip.dst());
+    let (sport, dport, flags) = match ports(proto, ip.payload(), ip.is_fragment()) {
+        Ok(p) => p,
+        Err(r) => return Verdict::Drop(r),
     };
+    let protocol = proto.ip_protocol();
     if proto != Proto::Icmp
-        && crate::passthrough::is_passthrough_port(sport, dport)
-        && let Some(v) = crate::passthrough::transport(e, now, packet, Side::Lan, proto.number(), sport, dport)
+        && let Some(v) = passthrough_first(e, now, Side::Lan, &Flow { protocol, src, dst, sport, dport }, packet)
     {
         return v;
     }
-    let idx = match e.table.find_out(proto, src, sport, dst, dport) {
+    let (lan, remote) = (Endpoint::new(src, sport), Endpoint::new(dst, dport));
+    let idx = match e.table.find_out(proto, lan, remote) {
         Some(i) => i,
-        None => match e.table.create_outbound(now, proto, src, sport, dst, dport) {
+        None => match e.table.create_outbound(now, proto, lan, remote) {
             Ok(i) => i,
             Err(reason) => return refuse(e, now, packet, src, reason),
         },
     };
-    let (ext_ip, ext_port) = e.table.ext_of(idx);
-    if proto == Proto::Udp && (sport == 1701 || dport == 1701) {
-        crate::passthrough::l2tp_event(e, packet, src, dst, ext_ip, true);
-    }
+    let public = e.table.ext_of(idx);
     if proto == Proto::Tcp
-        && dport == 1723
-        && e.config.passthrough.pptp
-        && let Err(r) = crate::passthrough::pptp_control(e, packet, src, sport, dst, ext_ip, true)
+        && let Err(r) = tcp_in_window(e, idx, Side::Lan, packet)
     {
         return Verdict::Drop(r);
     }
-    let l4 = &mut packet[hl..total];
-    match proto {
-        Proto::Tcp => TcpPacket::new_unchecked(l4).set_src_port(ext_port, Some((src, ext_ip))),
-        Proto::Udp => UdpPacket::new_unchecked(l4).set_src_port(ext_port, Some((src, ext_ip))),
-        Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(ext_port),
+    if proto != Proto::Icmp {
+        let napt = NaptPacket {
+            from: Side::Lan,
+            protocol,
+            peers: Peers { client: src, server: dst, public: public.addr },
+            client_port: sport,
+            server_port: dport,
+        };
+        if let Err(r) = passthrough_alg(e, now, &napt, packet) {
+            return Verdict::Drop(r);
+        }
     }
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    ip.set_src(ext_ip);
-    ip.decrement_ttl();
+    let total = rewrite(packet, proto, Side::Wan, public);
     e.table.touch(idx, now, true, total, flags);
     Verdict::Forward(Side::Wan)
 }
@@ -71,13 +140,14 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
 /// Translates a WAN → LAN datagram's destination, if a session or the filter lets it in.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Proto) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    let (src, dst, total, hl) = (ip.src(), ip.dst(), usize::from(ip.total_len()), ip.header_len());
-    let Some((sport, dport, flags)) = ports(proto, &packet[hl..total]) else {
-        return Verdict::Drop(DropReason::Malformed);
+    let (src, dst) = (ip.src(), ip.dst());
+    let (sport, dport, flags) = match ports(proto, ip.payload(), ip.is_fragment()) {
+        Ok(p) => p,
+        Err(r) => return Verdict::Drop(r),
     };
+    let protocol = proto.ip_protocol();
     if proto != Proto::Icmp
-        && crate::passthrough::is_passthrough_port(sport, dport)
-        && let Some(v) = crate::passthrough::transport(e, now, packet, Side::Wan, proto.number(), sport, dport)
+        && let Some(v) = passthrough_first(e, now, Side::Wan, &Flow { protocol, src, dst, sport, dport }, packet)
     {
         return v;
     }
@@ -86,70 +156,99 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         Proto::Icmp => (sport, 0),
         _ => (dport, sport),
     };
-    let idx = match e.table.find_in(proto, dst, ext_port, src, rem_port) {
+    let (public, remote) = (Endpoint::new(dst, ext_port), Endpoint::new(src, rem_port));
+    let idx = match e.table.find_in(proto, public, remote) {
         Some(i) => i,
-        None => {
-            if proto == Proto::Icmp {
-                return Verdict::Drop(DropReason::NoMapping);
-            }
-            if proto == Proto::Tcp && flags.is_some_and(|f| f & tcp::flags::SYN == 0 || f & tcp::flags::RST != 0) {
-                // Only a SYN may open a TCP session from outside (RFC 5382 REQ-2/3 context).
-                return Verdict::Drop(if e.table.find_in_port(proto, dst, ext_port) {
-                    DropReason::TcpNoSyn
-                } else {
-                    DropReason::NoMapping
-                });
-            }
-            let Some(ext_idx) = e.table.ext_index(dst) else {
-                return Verdict::Drop(DropReason::NotOurAddress);
-            };
-            let mut filtering = e.config.filtering;
-            // RFC 2661 §8.1: an LNS may answer from a port other than 1701. With the L2TP
-            // passthrough on, an L2TP client's mapping takes its server's answer from any port.
-            if filtering == crate::Filtering::AddressAndPortDependent
-                && proto == Proto::Udp
-                && e.config.passthrough.l2tp
-                && e.table.owner_lan_port(ext_idx, proto, ext_port) == Some(1701)
-            {
-                filtering = crate::Filtering::AddressDependent;
-            }
-            match e.table.create_inbound(now, proto, ext_idx, ext_port, src, rem_port, filtering) {
-                Ok(i) => i,
-                Err(reason) => return Verdict::Drop(reason),
-            }
-        }
+        None => match open_inbound(e, now, proto, public, remote, flags) {
+            Ok(i) => i,
+            Err(reason) => return Verdict::Drop(reason),
+        },
     };
-    let s = &e.table.sessions[idx as usize];
-    let (lan_ip, lan_port) = (s.lan_ip, s.lan_port);
-    if proto == Proto::Udp && (lan_port == 1701 || sport == 1701) {
-        crate::passthrough::l2tp_event(e, packet, lan_ip, src, dst, false);
-    }
+    let lan = e.table.lan_of(idx);
     if proto == Proto::Tcp
-        && sport == 1723
-        && e.config.passthrough.pptp
-        && let Err(r) = crate::passthrough::pptp_control(e, packet, lan_ip, lan_port, src, dst, false)
+        && let Err(r) = tcp_in_window(e, idx, Side::Wan, packet)
     {
         return Verdict::Drop(r);
     }
-    let l4 = &mut packet[hl..total];
-    match proto {
-        Proto::Tcp => TcpPacket::new_unchecked(l4).set_dst_port(lan_port, Some((dst, lan_ip))),
-        Proto::Udp => UdpPacket::new_unchecked(l4).set_dst_port(lan_port, Some((dst, lan_ip))),
-        Proto::Icmp => IcmpPacket::new_unchecked(l4).set_ident(lan_port),
+    if proto != Proto::Icmp {
+        let napt = NaptPacket {
+            from: Side::Wan,
+            protocol,
+            peers: Peers { client: lan.addr, server: src, public: dst },
+            client_port: lan.port,
+            server_port: sport,
+        };
+        if let Err(r) = passthrough_alg(e, now, &napt, packet) {
+            return Verdict::Drop(r);
+        }
     }
-    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    ip.set_dst(lan_ip);
-    ip.decrement_ttl();
+    let total = rewrite(packet, proto, Side::Lan, lan);
     e.table.touch(idx, now, false, total, flags);
     Verdict::Forward(Side::Lan)
+}
+
+/// Rewrites a packet leaving by `egress`: its source to `to` towards the WAN, its
+/// destination towards the LAN; port (or ICMP identifier) and address, with incremental
+/// checksums. Returns its total length.
+#[inline]
+fn rewrite(packet: &mut [u8], proto: Proto, egress: Side, to: Endpoint) -> usize {
+    let mut ip = Ipv4Packet::new_unchecked(packet);
+    let total = usize::from(ip.total_len());
+    let old = if egress == Side::Wan { ip.src() } else { ip.dst() };
+    let addr = Some(AddrChange::new(old, to.addr));
+    let l4 = ip.payload_mut();
+    match (proto, egress) {
+        (Proto::Tcp, Side::Wan) => TcpPacket::new_unchecked(l4).set_src_port(to.port, addr),
+        (Proto::Tcp, Side::Lan) => TcpPacket::new_unchecked(l4).set_dst_port(to.port, addr),
+        (Proto::Udp, Side::Wan) => UdpPacket::new_unchecked(l4).set_src_port(to.port, addr),
+        (Proto::Udp, Side::Lan) => UdpPacket::new_unchecked(l4).set_dst_port(to.port, addr),
+        (Proto::Icmp, _) => IcmpPacket::new_unchecked(l4).set_ident(to.port),
+    }
+    if egress == Side::Wan {
+        ip.set_src(to.addr);
+    } else {
+        ip.set_dst(to.addr);
+    }
+    ip.decrement_ttl();
+    total
+}
+
+/// Opens a session for an inbound packet that matched none, if the mapping of its public
+/// port and the filtering let it in.
+#[cold]
+fn open_inbound(
+    e: &mut Engine,
+    now: Instant,
+    proto: Proto,
+    public: Endpoint,
+    remote: Endpoint,
+    tcp_flags: Option<u8>,
+) -> Result<u32, DropReason> {
+    if proto == Proto::Icmp {
+        return Err(DropReason::NoMapping);
+    }
+    if tcp_flags.is_some_and(|f| f & tcp::flags::SYN == 0 || f & tcp::flags::RST != 0) {
+        // Only a SYN may open a TCP session from outside (RFC 5382 REQ-2/3 context).
+        return Err(if e.table.find_in_port(proto, public) { DropReason::TcpNoSyn } else { DropReason::NoMapping });
+    }
+    let ext_idx = e.table.ext_index(public.addr).ok_or(DropReason::NotOurAddress)?;
+    let mut filtering = e.config.filtering;
+    // A passthrough protocol may loosen the filter for its mappings (L2TP: RFC 2661 §8.1).
+    if filtering != Filtering::EndpointIndependent
+        && let Some(lan_port) = e.table.owner_lan_port(ext_idx, proto, public.port)
+    {
+        filtering = e.passthrough.inbound_filtering(&e.config, proto.ip_protocol(), lan_port, filtering);
+    }
+    e.table.create_inbound(now, proto, ext_idx, public.port, remote, filtering)
 }
 
 /// Refuses a new session: counts it, tells the control plane, and for resource limits tells
 /// the LAN host with ICMP Destination Unreachable, code 13 (RFC 5508 REQ-8).
 #[cold]
 #[inline(never)]
-fn refuse(e: &mut Engine, now: Instant, packet: &[u8], lan_ip: u32, reason: DropReason) -> Verdict {
-    e.queue_event(Event::SessionRefused { lan_ip, reason });
-    super::icmp_reply::admin_prohibited(e, now, Side::Lan, packet);
+fn refuse(e: &mut Engine, now: Instant, packet: &[u8], lan_ip: Ipv4Addr, reason: DropReason) -> Verdict {
+    let mut cx = e.cx(now);
+    cx.event(Event::SessionRefused { lan_ip, reason });
+    super::icmp_reply::admin_prohibited(&mut cx, Side::Lan, packet);
     Verdict::Drop(reason)
 }

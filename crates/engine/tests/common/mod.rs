@@ -13,8 +13,13 @@ pub const PUB2: [u8; 4] = [203, 0, 113, 2];
 pub const REMOTE: [u8; 4] = [198, 51, 100, 7];
 pub const REMOTE2: [u8; 4] = [198, 51, 100, 8];
 
-pub fn ip(a: [u8; 4]) -> u32 {
-    u32::from_be_bytes(a)
+pub fn ip(a: [u8; 4]) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(a)
+}
+
+/// An address and a port.
+pub fn ep(a: [u8; 4], port: u16) -> natpass_engine::Endpoint {
+    natpass_engine::Endpoint::new(ip(a), port)
 }
 
 pub fn t(secs: u64) -> Instant {
@@ -37,14 +42,24 @@ pub fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -
     v
 }
 
-/// A TCP segment; `flags` holds S, A, F, R, P letters.
+/// The initial sequence number of the LAN side's connections in these tests.
+pub const LAN_ISN: u32 = 1000;
+/// The initial sequence number of the WAN side's connections in these tests.
+pub const WAN_ISN: u32 = 5000;
+
+/// A TCP segment; `flags` holds S, A, F, R, P letters. Sequence numbers are those of a
+/// connection whose LAN end (a 192.168/16 source) starts at [`LAN_ISN`] and whose WAN end
+/// starts at [`WAN_ISN`]: a SYN carries the ISN, any other segment the ISN + 1, and the ACK
+/// acknowledges the other end's SYN, so the segments pass the engine's window check.
 pub fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1000, 65535);
+    let (isn, peer) = if src[..2] == [192, 168] { (LAN_ISN, WAN_ISN) } else { (WAN_ISN, LAN_ISN) };
+    let seq = if flags.contains('S') { isn } else { isn + 1 };
+    let mut b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, seq, 65535);
     if flags.contains('S') {
         b = b.syn();
     }
     if flags.contains('A') {
-        b = b.ack(2000);
+        b = b.ack(peer + 1);
     }
     if flags.contains('F') {
         b = b.fin();

@@ -13,7 +13,6 @@
 
 mod afpacket;
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant as WallInstant;
 
@@ -261,24 +260,18 @@ fn mac_text(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-fn ip4(a: u32) -> Ipv4Addr {
-    Ipv4Addr::from(a)
-}
-
 /// One log line for an engine event.
 pub fn describe_event(ev: &Event) -> String {
     match ev {
-        Event::SessionRefused { lan_ip, reason } => format!("session refused for {}: {reason}", ip4(*lan_ip)),
+        Event::SessionRefused { lan_ip, reason } => format!("session refused for {}: {reason}", lan_ip),
         Event::TunnelUp { protocol, client, server, public, ids } => {
-            format!("{protocol:?} tunnel up: {} → {} as {} ({ids:?})", ip4(*client), ip4(*server), ip4(*public))
+            format!("{protocol:?} tunnel up: {} → {} as {} ({ids:?})", client, server, public)
         }
-        Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => format!(
-            "{protocol:?} tunnel down: {} → {} ({ids:?}), {bytes_out} B out, {bytes_in} B in",
-            ip4(*client),
-            ip4(*server)
-        ),
+        Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => {
+            format!("{protocol:?} tunnel down: {} → {} ({ids:?}), {bytes_out} B out, {bytes_in} B in", client, server)
+        }
         Event::PassthroughRefused { protocol, client, server, reason } => {
-            format!("{protocol:?} refused: {} → {}: {reason}", ip4(*client), ip4(*server))
+            format!("{protocol:?} refused: {} → {}: {reason}", client, server)
         }
         other => format!("{other:?}"),
     }
