@@ -11,7 +11,7 @@
 use std::net::Ipv4Addr;
 
 use natpass_engine::{Engine, Instant, Ipv4Net, Side, Verdict};
-use natpass_wire::arp::{self, ArpPacket};
+use natpass_wire::arp::{self, ArpEnd, ArpPacket};
 use natpass_wire::ethernet::{self, EthernetFrame, MacAddr};
 use natpass_wire::ipv4::Ipv4Packet;
 
@@ -246,7 +246,7 @@ impl<T: FrameSink> Plane<T> {
             return;
         };
         let (op, sha) = (a.operation(), a.sender_mac());
-        let (spa, tpa) = (Ipv4Addr::from(a.sender_ip()), Ipv4Addr::from(a.target_ip()));
+        let (spa, tpa) = (a.sender_ip(), a.target_ip());
         // A group address (broadcast or multicast) never owns an IPv4 address.
         let group = sha[0] & 1 == 1;
         if !self.ports[i].config.net.contains(spa) || group {
@@ -265,7 +265,12 @@ impl<T: FrameSink> Plane<T> {
             let mac = self.ports[i].config.mac;
             self.ports[i].tx.push(ethernet::HEADER_LEN + arp::PACKET_LEN, None, |b| {
                 ethernet::emit_header(b, sha, mac, ethernet::ethertype::ARP);
-                arp::emit(&mut b[ethernet::HEADER_LEN..], arp::REPLY, mac, tpa.into(), sha, spa.into());
+                arp::emit(
+                    &mut b[ethernet::HEADER_LEN..],
+                    arp::REPLY,
+                    ArpEnd { mac, ip: tpa },
+                    ArpEnd { mac: sha, ip: spa },
+                );
             });
             self.stats.arp_answered += 1;
         }
@@ -331,7 +336,12 @@ impl<T: FrameSink> Plane<T> {
         let (mac, own) = (port.config.mac, port.config.addr);
         port.tx.push(ethernet::HEADER_LEN + arp::PACKET_LEN, None, |b| {
             ethernet::emit_header(b, BROADCAST, mac, ethernet::ethertype::ARP);
-            arp::emit(&mut b[ethernet::HEADER_LEN..], arp::REQUEST, mac, own.into(), [0; 6], ip.into());
+            arp::emit(
+                &mut b[ethernet::HEADER_LEN..],
+                arp::REQUEST,
+                ArpEnd { mac, ip: own },
+                ArpEnd { mac: [0; 6], ip },
+            );
         });
         self.stats.arp_requests += 1;
     }
@@ -400,7 +410,7 @@ mod tests {
     fn arp_frame(op: u16, dst: MacAddr, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
         let mut f = vec![0u8; ethernet::HEADER_LEN + arp::PACKET_LEN];
         ethernet::emit_header(&mut f, dst, sha, ethernet::ethertype::ARP);
-        arp::emit(&mut f[ethernet::HEADER_LEN..], op, sha, spa.into(), [0; 6], tpa.into());
+        arp::emit(&mut f[ethernet::HEADER_LEN..], op, ArpEnd { mac: sha, ip: spa }, ArpEnd { mac: [0; 6], ip: tpa });
         f
     }
 
@@ -437,7 +447,7 @@ mod tests {
         assert_eq!(&out[0][..6], &CLIENT_MAC);
         assert_eq!(
             (r.operation(), r.sender_mac(), r.sender_ip(), r.target_ip()),
-            (arp::REPLY, LAN_MAC, ROUTER_LAN.into(), CLIENT.into())
+            (arp::REPLY, LAN_MAC, ROUTER_LAN, CLIENT)
         );
         // A request for another address is not ours to answer.
         let mut f = arp_frame(arp::REQUEST, BROADCAST, CLIENT_MAC, CLIENT, Ipv4Addr::new(192, 168, 1, 2));
@@ -455,10 +465,7 @@ mod tests {
         let out = sent(&p, Side::Wan);
         assert_eq!(out.len(), 1);
         let req = ArpPacket::new_checked(&out[0][14..]).unwrap();
-        assert_eq!(
-            (req.operation(), req.target_ip(), req.sender_ip()),
-            (arp::REQUEST, GATEWAY.into(), ROUTER_WAN.into())
-        );
+        assert_eq!((req.operation(), req.target_ip(), req.sender_ip()), (arp::REQUEST, GATEWAY, ROUTER_WAN));
         // The gateway answers; the queued packet leaves, translated, to its MAC.
         let mut r = arp_frame(arp::REPLY, WAN_MAC, GW_MAC, GATEWAY, ROUTER_WAN);
         p.handle_frame(at_secs(1), Side::Wan, &mut r, RxMeta::default());

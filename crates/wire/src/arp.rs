@@ -1,6 +1,8 @@
 //! ARP view for Ethernet and IPv4 (RFC 826): the router answers for its own addresses and
 //! resolves its next hops with it.
 
+use std::net::Ipv4Addr;
+
 use crate::{Error, Result, be16, be32, put16, put32};
 
 /// The length of an Ethernet/IPv4 ARP packet.
@@ -46,9 +48,9 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         [b[8], b[9], b[10], b[11], b[12], b[13]]
     }
 
-    /// Sender protocol address (host order).
-    pub fn sender_ip(&self) -> u32 {
-        be32(self.buffer.as_ref(), 14)
+    /// Sender protocol address.
+    pub fn sender_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(be32(self.buffer.as_ref(), 14))
     }
 
     /// Target hardware address.
@@ -57,23 +59,33 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         [b[18], b[19], b[20], b[21], b[22], b[23]]
     }
 
-    /// Target protocol address (host order).
-    pub fn target_ip(&self) -> u32 {
-        be32(self.buffer.as_ref(), 24)
+    /// Target protocol address.
+    pub fn target_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(be32(self.buffer.as_ref(), 24))
     }
 }
 
-/// Writes a 28-byte Ethernet/IPv4 ARP packet into `buf[..28]`; `buf` must be that long.
-pub fn emit(buf: &mut [u8], op: u16, sha: [u8; 6], spa: u32, tha: [u8; 6], tpa: u32) {
+/// One end of an ARP exchange: a hardware (MAC) and a protocol (IPv4) address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpEnd {
+    /// The hardware address.
+    pub mac: [u8; 6],
+    /// The IPv4 address.
+    pub ip: Ipv4Addr,
+}
+
+/// Writes a 28-byte Ethernet/IPv4 ARP packet (operation `op`, from `sender` to `target`) into
+/// `buf[..28]`; `buf` must be that long.
+pub fn emit(buf: &mut [u8], op: u16, sender: ArpEnd, target: ArpEnd) {
     put16(buf, 0, 1);
     put16(buf, 2, 0x0800);
     buf[4] = 6;
     buf[5] = 4;
     put16(buf, 6, op);
-    buf[8..14].copy_from_slice(&sha);
-    put32(buf, 14, spa);
-    buf[18..24].copy_from_slice(&tha);
-    put32(buf, 24, tpa);
+    buf[8..14].copy_from_slice(&sender.mac);
+    put32(buf, 14, sender.ip.to_bits());
+    buf[18..24].copy_from_slice(&target.mac);
+    put32(buf, 24, target.ip.to_bits());
 }
 
 #[cfg(test)]
@@ -85,12 +97,13 @@ mod tests {
     #[test]
     fn test_emit_parse() {
         let mut b = [0u8; 28];
-        emit(&mut b, REQUEST, [2; 6], 0xc0a8_0101, [0; 6], 0xc0a8_0102);
+        let (a, b2) = (Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(192, 168, 1, 2));
+        emit(&mut b, REQUEST, ArpEnd { mac: [2; 6], ip: a }, ArpEnd { mac: [0; 6], ip: b2 });
         let p = ArpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.operation(), REQUEST);
         assert_eq!(p.sender_mac(), [2; 6]);
-        assert_eq!(p.sender_ip(), 0xc0a8_0101);
-        assert_eq!(p.target_ip(), 0xc0a8_0102);
+        assert_eq!(p.sender_ip(), a);
+        assert_eq!(p.target_ip(), b2);
         assert_eq!(p.target_mac(), [0; 6]);
         let mut bad = b;
         bad[5] = 16;

@@ -166,43 +166,44 @@ fn other_protocol(e: &mut Engine, now: Instant, side: Side, packet: &mut [u8]) -
 
 /// The LAN → WAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    let ip = Ipv4Packet::new_unchecked(&*packet);
-    match Proto::from_ip_protocol(ip.protocol()) {
-        Some(Proto::Icmp) => {
-            let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
-                return Verdict::Drop(DropReason::Malformed);
-            };
-            if m.is_error() {
-                icmp_error::outbound(e, packet)
-            } else if matches!(m.msg_type(), icmp::kind::ECHO_REQUEST | icmp::kind::TIMESTAMP) {
-                napt::outbound(e, now, packet, Proto::Icmp)
-            } else {
-                Verdict::Drop(DropReason::IcmpUnsupported)
-            }
-        }
-        // TCP and UDP reach the passthrough modules from napt, which has their ports in hand.
-        Some(proto) => napt::outbound(e, now, packet, proto),
-        None => other_protocol(e, now, Side::Lan, packet),
-    }
+    by_protocol(e, now, Side::Lan, packet)
 }
 
 /// The WAN → LAN translation of a whole (unfragmented or first-fragment) datagram.
 pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
+    by_protocol(e, now, Side::Wan, packet)
+}
+
+/// A whole datagram from `side`, by protocol: TCP and UDP to NAPT (which hands passthrough
+/// ports to the dispatch, with their ports in hand), ICMP queries to NAPT and errors to
+/// [`icmp_error`], anything else to the passthrough dispatch.
+#[inline]
+fn by_protocol(e: &mut Engine, now: Instant, side: Side, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
-    match Proto::from_ip_protocol(ip.protocol()) {
-        Some(Proto::Icmp) => {
-            let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
-                return Verdict::Drop(DropReason::Malformed);
-            };
-            if m.is_error() {
-                icmp_error::inbound(e, packet)
-            } else if matches!(m.msg_type(), icmp::kind::ECHO_REPLY | icmp::kind::TIMESTAMP_REPLY) {
-                napt::inbound(e, now, packet, Proto::Icmp)
-            } else {
-                Verdict::Drop(DropReason::NoMapping)
-            }
-        }
-        Some(proto) => napt::inbound(e, now, packet, proto),
-        None => other_protocol(e, now, Side::Wan, packet),
+    let proto = match Proto::from_ip_protocol(ip.protocol()) {
+        Some(p) => p,
+        None => return other_protocol(e, now, side, packet),
+    };
+    let translate = match side {
+        Side::Lan => napt::outbound,
+        Side::Wan => napt::inbound,
+    };
+    if proto != Proto::Icmp {
+        return translate(e, now, packet, proto);
+    }
+    let Ok(m) = icmp::IcmpPacket::new_checked(ip.payload()) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    // A query goes out as a request and comes back as its reply (RFC 5508 §3).
+    let query = match side {
+        Side::Lan => matches!(m.msg_type(), icmp::kind::ECHO_REQUEST | icmp::kind::TIMESTAMP),
+        Side::Wan => matches!(m.msg_type(), icmp::kind::ECHO_REPLY | icmp::kind::TIMESTAMP_REPLY),
+    };
+    match (m.is_error(), query, side) {
+        (true, _, Side::Lan) => icmp_error::outbound(e, packet),
+        (true, _, Side::Wan) => icmp_error::inbound(e, packet),
+        (false, true, _) => translate(e, now, packet, Proto::Icmp),
+        (false, false, Side::Lan) => Verdict::Drop(DropReason::IcmpUnsupported),
+        (false, false, Side::Wan) => Verdict::Drop(DropReason::NoMapping),
     }
 }

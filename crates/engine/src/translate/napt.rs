@@ -12,11 +12,11 @@
 
 use std::net::Ipv4Addr;
 
-use natpass_wire::AddrChange;
 use natpass_wire::icmp::IcmpPacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::{self, TcpPacket};
 use natpass_wire::udp::{self, UdpPacket};
+use natpass_wire::{AddrChange, IpProtocol};
 
 use crate::flow::table::Endpoint;
 use crate::flow::tcp_window::Segment;
@@ -82,10 +82,20 @@ fn passthrough_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, pack
     passthrough.packet(&mut cx, side, flow, packet)
 }
 
-/// The passthrough dispatch once NAPT found the session, before it rewrites the packet.
+/// What a packet must pass once NAPT found its session `idx`, before NAPT rewrites it: the
+/// TCP window check, then the passthrough dispatch for a port a module may claim (its ALG).
 #[inline]
-fn passthrough_alg(e: &mut Engine, now: Instant, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
-    if !e.passthrough.may_claim_ports(napt.client_port, napt.server_port) {
+fn session_checks(
+    e: &mut Engine,
+    now: Instant,
+    idx: u32,
+    napt: &NaptPacket,
+    packet: &mut [u8],
+) -> Result<(), DropReason> {
+    if napt.protocol == IpProtocol::TCP {
+        tcp_in_window(e, idx, napt.from, packet)?;
+    }
+    if napt.protocol == IpProtocol::ICMP || !e.passthrough.may_claim_ports(napt.client_port, napt.server_port) {
         return Ok(());
     }
     let (passthrough, mut cx) = e.passthrough_and_cx(now);
@@ -115,22 +125,15 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         },
     };
     let public = e.table.ext_of(idx);
-    if proto == Proto::Tcp
-        && let Err(r) = tcp_in_window(e, idx, Side::Lan, packet)
-    {
+    let napt = NaptPacket {
+        from: Side::Lan,
+        protocol,
+        peers: Peers { client: src, server: dst, public: public.addr },
+        client_port: sport,
+        server_port: dport,
+    };
+    if let Err(r) = session_checks(e, now, idx, &napt, packet) {
         return Verdict::Drop(r);
-    }
-    if proto != Proto::Icmp {
-        let napt = NaptPacket {
-            from: Side::Lan,
-            protocol,
-            peers: Peers { client: src, server: dst, public: public.addr },
-            client_port: sport,
-            server_port: dport,
-        };
-        if let Err(r) = passthrough_alg(e, now, &napt, packet) {
-            return Verdict::Drop(r);
-        }
     }
     let total = rewrite(packet, proto, Side::Wan, public);
     e.table.touch(idx, now, true, total, flags);
@@ -165,22 +168,15 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         },
     };
     let lan = e.table.lan_of(idx);
-    if proto == Proto::Tcp
-        && let Err(r) = tcp_in_window(e, idx, Side::Wan, packet)
-    {
+    let napt = NaptPacket {
+        from: Side::Wan,
+        protocol,
+        peers: Peers { client: lan.addr, server: src, public: dst },
+        client_port: lan.port,
+        server_port: sport,
+    };
+    if let Err(r) = session_checks(e, now, idx, &napt, packet) {
         return Verdict::Drop(r);
-    }
-    if proto != Proto::Icmp {
-        let napt = NaptPacket {
-            from: Side::Wan,
-            protocol,
-            peers: Peers { client: lan.addr, server: src, public: dst },
-            client_port: lan.port,
-            server_port: sport,
-        };
-        if let Err(r) = passthrough_alg(e, now, &napt, packet) {
-            return Verdict::Drop(r);
-        }
     }
     let total = rewrite(packet, proto, Side::Lan, lan);
     e.table.touch(idx, now, false, total, flags);
