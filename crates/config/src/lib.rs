@@ -85,6 +85,10 @@ struct AdminFile {
     token_file: Option<String>,
     session_minutes: Option<u32>,
     #[serde(default)]
+    server_names: Vec<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    #[serde(default)]
     api_tokens_sha256: Vec<String>,
     #[serde(default)]
     users: Vec<UserFile>,
@@ -115,6 +119,11 @@ pub struct Admin {
     pub token_file: std::path::PathBuf,
     /// Idle minutes after which a browser session ends.
     pub session_minutes: u32,
+    /// Host names the admin answers to besides its listen address (the Host header check).
+    pub server_names: Vec<String>,
+    /// The HTTPS certificate (PEM) and its key; `None`: a self-signed pair beside the config
+    /// file, made at the first start, when `listen` is not a loopback address.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// SHA-256 (hex) of bearer tokens that scripts may use.
     pub api_tokens_sha256: Vec<String>,
     /// Administrators.
@@ -127,6 +136,8 @@ impl Default for Admin {
             listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
             token_file: std::path::PathBuf::from("/run/natpass/api.token"),
             session_minutes: 30,
+            server_names: Vec::new(),
+            tls: None,
             api_tokens_sha256: Vec::new(),
             users: Vec::new(),
         }
@@ -254,6 +265,44 @@ fn parse_admin(text: &str, a: &AdminFile) -> Result<Admin, Error> {
             return Err(value_error(text, "admin", "session_minutes", format!("{m} is out of range; use 1 to 1440")));
         }
         out.session_minutes = m;
+    }
+    for n in &a.server_names {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if n.len() > 253 || !n.trim_end_matches('.').split('.').all(label_ok) {
+            return Err(value_error(
+                text,
+                "admin",
+                "server_names",
+                format!("{n:?} is not a host name; write names like \"router.lan\" (letters, digits, '-', dots)"),
+            ));
+        }
+    }
+    out.server_names = a.server_names.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
+    match (&a.tls_cert, &a.tls_key) {
+        (None, None) => {}
+        (Some(c), Some(k)) => {
+            for (key, v) in [("tls_cert", c), ("tls_key", k)] {
+                if !v.starts_with('/') {
+                    return Err(value_error(text, "admin", key, format!("{v:?} must be an absolute path")));
+                }
+            }
+            out.tls = Some((c.into(), k.into()));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            let missing = if a.tls_cert.is_none() { "tls_cert" } else { "tls_key" };
+            return Err(value_error(
+                text,
+                "admin",
+                missing,
+                "set both tls_cert and tls_key (PEM files), or neither for a self-signed certificate".to_string(),
+            ));
+        }
     }
     for t in &a.api_tokens_sha256 {
         if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -609,6 +658,21 @@ udp = 600
         assert_eq!(c.timeouts.udp, Duration::from_secs(600));
         assert_eq!(c.wan_mtu, 1400);
         assert_eq!(c.lan_networks[0].to_string(), "10.1.0.0/16");
+    }
+
+    #[test]
+    fn admin_names_and_tls_files_are_checked() {
+        let a = parse_config(
+            "[admin]\nlisten = \"192.168.1.1:443\"\nserver_names = [\"Router.lan.\"]\ntls_cert = \"/etc/natpass/a.crt\"\ntls_key = \"/etc/natpass/a.key\"\n",
+        )
+        .unwrap()
+        .admin;
+        assert_eq!(a.server_names, vec!["router.lan"]);
+        assert_eq!(a.tls, Some(("/etc/natpass/a.crt".into(), "/etc/natpass/a.key".into())));
+        let e = parse_config("[admin]\nserver_names = [\"evil.example/x\"]\n").unwrap_err().to_string();
+        assert!(e.contains("admin.server_names") && e.contains("not a host name"), "{e}");
+        let e = parse_config("[admin]\ntls_cert = \"/a.crt\"\n").unwrap_err().to_string();
+        assert!(e.contains("admin.tls_key") && e.contains("set both"), "{e}");
     }
 
     #[test]

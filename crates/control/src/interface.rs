@@ -317,13 +317,21 @@ fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
 /// A command on its way, with where to answer.
 pub struct Request {
     cmd: Command,
-    reply: mpsc::Sender<Answer>,
+    reply: tokio::sync::oneshot::Sender<Answer>,
 }
+
+/// Commands that may wait for the data plane at once; beyond it the control plane is told
+/// "busy" at once rather than queueing work for the router.
+pub const QUEUE: usize = 16;
+/// Commands the data plane answers per [`Mailbox::serve`] call (one round between batches).
+pub const PER_ROUND: usize = 4;
+/// How long the control plane waits for an answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The control plane's end.
 #[derive(Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::SyncSender<Request>,
 }
 
 /// The data plane's end.
@@ -331,31 +339,48 @@ pub struct Mailbox {
     rx: mpsc::Receiver<Request>,
 }
 
-/// The data plane stopped or did not answer in time.
+/// The data plane stopped, is busy, or did not answer in time.
 #[derive(Debug, thiserror::Error)]
-#[error("the data plane did not answer (stopped or busy)")]
-pub struct NoAnswer;
+pub enum NoAnswer {
+    /// Stopped, or no answer within [`ANSWER_TIMEOUT`].
+    #[error("the data plane did not answer (stopped or busy)")]
+    Timeout,
+    /// [`QUEUE`] commands are already waiting.
+    #[error("the data plane has too many questions waiting; try again")]
+    Busy,
+}
 
-/// A connected pair.
+/// A connected pair: a queue of [`QUEUE`] commands.
 pub fn channel() -> (Handle, Mailbox) {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     (Handle { tx }, Mailbox { rx })
 }
 
 impl Handle {
-    /// Sends `cmd` and waits up to two seconds for the answer.
-    pub fn ask(&self, cmd: Command) -> Result<Answer, NoAnswer> {
-        let (reply, rx) = mpsc::channel();
-        self.tx.send(Request { cmd, reply }).map_err(|_| NoAnswer)?;
-        rx.recv_timeout(Duration::from_secs(2)).map_err(|_| NoAnswer)
+    /// Sends `cmd` without waiting for room, then waits up to [`ANSWER_TIMEOUT`] for the
+    /// answer (the task waits; no thread blocks).
+    pub async fn ask(&self, cmd: Command) -> Result<Answer, NoAnswer> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.try_send(Request { cmd, reply }).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => NoAnswer::Busy,
+            mpsc::TrySendError::Disconnected(_) => NoAnswer::Timeout,
+        })?;
+        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+            Ok(Ok(a)) => Ok(a),
+            _ => Err(NoAnswer::Timeout),
+        }
     }
 }
 
 impl Mailbox {
-    /// Answers every waiting command with `f`; never blocks.
+    /// Answers up to [`PER_ROUND`] waiting commands with `f`; never blocks. The rest wait
+    /// for the next call, so the control plane cannot hold the router for long.
     pub fn serve(&self, mut f: impl FnMut(Command) -> Answer) -> usize {
         let mut n = 0;
-        while let Ok(req) = self.rx.try_recv() {
+        while n < PER_ROUND
+            && let Ok(req) = self.rx.try_recv()
+        {
+            // The asker may have given up; its answer is dropped.
             let _ = req.reply.send(f(req.cmd));
             n += 1;
         }
@@ -365,6 +390,8 @@ impl Mailbox {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn info(spi_in: u32) -> natpass_engine::TunnelInfo {
@@ -380,6 +407,26 @@ mod tests {
             idle_secs: 0,
             state: "up",
         }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_the_data_plane_answers_a_few_per_round() {
+        let (handle, mailbox) = channel();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let mut waiting = Vec::new();
+            for _ in 0..QUEUE {
+                let h = handle.clone();
+                waiting.push(tokio::spawn(async move { h.ask(Command::Status).await }));
+            }
+            tokio::task::yield_now().await;
+            assert!(matches!(handle.ask(Command::Status).await, Err(NoAnswer::Busy)));
+            assert_eq!(mailbox.serve(|_| Answer::Changed { removed: 0 }), PER_ROUND);
+            while mailbox.serve(|_| Answer::Changed { removed: 0 }) > 0 {}
+            for w in waiting {
+                assert!(matches!(w.await.unwrap(), Ok(Answer::Changed { removed: 0 })));
+            }
+        });
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The natpass control plane: the one narrow interface to the data plane ([`interface`]),
 //! the REST API's request and response types, shared by the server and the CLI ([`api`]),
 //! the config file store with atomic saves ([`store`]), authentication ([`auth`]: argon2id
-//! passwords, sessions, CSRF, login rate limiting, bearer tokens), and the HTTP server
-//! ([`server`]) with the REST API, the web admin pages ([`web`]) and Prometheus metrics
-//! ([`metrics`]).
+//! passwords, sessions, CSRF, login rate limiting, bearer tokens), the request handlers
+//! ([`server`]) of the REST API, the web admin pages ([`web`]) and Prometheus metrics
+//! ([`metrics`]), and the bounded HTTP/1.1 server they run in ([`http`], HTTPS by [`tls`]).
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
+pub mod http;
 pub mod interface;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod web;

@@ -1,24 +1,26 @@
 //! The HTTP server of the control plane: the REST/JSON API under `/api/v1` (described by
 //! `docs/openapi.yaml`, served at `/api/v1/openapi.yaml`), the web admin pages, and
-//! Prometheus `/metrics`. One thread; every request is answered from the data plane through
-//! the [`Handle`], and every change goes config-file-first: validated, applied live, then
-//! saved, or refused with nothing changed.
+//! Prometheus `/metrics`. Every request is answered from the data plane through the
+//! [`Handle`], and every change goes config-file-first: validated, applied live, then saved,
+//! or refused with nothing changed. The connections, their limits and TLS are
+//! [`crate::http`]'s; this module answers one request at a time given its bytes.
 
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use hyper::Method;
+use natpass_config::Config;
 use natpass_engine::Protocol;
-use tiny_http::{Header, Method, Request, Response, Server};
 use toml_edit::Value;
 
 use crate::api::{
     self, ApiError, Counters, EventRow, PROTOCOLS, PassthroughChanged, PassthroughPatch, Settings, SettingsChanged,
     SettingsPatch, TimeoutsPatch, path,
 };
-use crate::auth::{Auth, LoginError, Session};
+use crate::auth::{Auth, LoginError, PasswordCheckers, Session};
 use crate::interface::{Answer, Command, Handle, SessionQuery};
-use crate::store::{ConfigStore, Edit};
+use crate::store::{ConfigStore, Edit, StoreError};
 use crate::{metrics, web};
 
 /// The OpenAPI description of the API.
@@ -27,6 +29,15 @@ pub const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
 pub const MAX_BODY: usize = 64 * 1024;
 /// The session cookie's name.
 pub const COOKIE: &str = "natpass_session";
+/// The login form's CSRF cookie (double submit: the form carries the same token).
+pub const LOGIN_COOKIE: &str = "natpass_login";
+/// Password checks (argon2id) that run at once; a core stays free for routing.
+pub const PASSWORD_THREADS: usize = 1;
+/// Password checks that may wait; beyond them a login is answered 503 at once.
+pub const PASSWORD_QUEUE: usize = 4;
+/// How long `/metrics` reuses one status snapshot from the data plane, so scrapes, however
+/// many, cost the router at most a few snapshots a second.
+pub const METRICS_CACHE: Duration = Duration::from_millis(500);
 
 /// A response before it is sent.
 pub struct Reply {
@@ -105,8 +116,14 @@ impl Incoming {
         self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
-    fn cookie(&self) -> Option<&str> {
-        self.header("cookie")?.split(';').map(str::trim).find_map(|c| c.strip_prefix(&format!("{COOKIE}=")))
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .map(str::trim)
+            .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
     }
 }
 
@@ -144,16 +161,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The control plane: what the server needs to answer.
+/// The control plane: what the server needs to answer. Shared by every connection: the
+/// authentication state behind a lock held only briefly, the config store behind one held
+/// for a whole change (changes happen one at a time).
 pub struct Control {
-    /// The data plane.
-    pub handle: Handle,
-    /// The config file.
-    pub store: ConfigStore,
-    /// Users, sessions, tokens.
-    pub auth: Auth,
-    /// Lines for the log (config diffs, logins).
-    pub log: Box<dyn FnMut(&str) + Send>,
+    handle: Handle,
+    store: tokio::sync::Mutex<ConfigStore>,
+    auth: Mutex<Auth>,
+    passwords: PasswordCheckers,
+    log: Box<dyn Fn(&str) + Send + Sync>,
+    metrics_cache: Mutex<Option<(Instant, api::Status)>>,
 }
 
 /// Who is asking.
@@ -190,61 +207,127 @@ pub fn session_query(req: &Incoming) -> Result<SessionQuery, String> {
     Ok(SessionQuery { proto, addr, port, page: num("page", 1, 1_000_000)?, per_page: num("per_page", 100, 1000)? })
 }
 
+fn store_error(e: &StoreError) -> Reply {
+    match e {
+        StoreError::Invalid(m) => Reply::error(422, m.clone()),
+        StoreError::Changed(m) => Reply::error(409, m.clone()),
+        StoreError::Io { .. } => Reply::error(500, e.to_string()),
+    }
+}
+
 impl Control {
-    fn caller(&mut self, req: &Incoming) -> Caller {
-        if let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
-            return if self.auth.bearer_ok(token.trim()) { Caller::Script } else { Caller::Nobody };
+    /// The control plane over `handle`, saving to `store`, with `auth`'s users and tokens;
+    /// `log` takes lines for the log (config diffs, logins). Starts the password checkers.
+    pub fn new(
+        handle: Handle,
+        store: ConfigStore,
+        auth: Auth,
+        log: impl Fn(&str) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            handle,
+            store: tokio::sync::Mutex::new(store),
+            auth: Mutex::new(auth),
+            passwords: PasswordCheckers::new(PASSWORD_THREADS, PASSWORD_QUEUE)?,
+            log: Box::new(log),
+            metrics_cache: Mutex::new(None),
+        })
+    }
+
+    fn auth(&self) -> MutexGuard<'_, Auth> {
+        self.auth.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the config file changed on disk: its users and tokens replace the running ones,
+    /// so a user or token removed from the file stops working now. Skipped while a change
+    /// holds the store (it re-reads the file itself).
+    fn refresh_users(&self) {
+        let Ok(mut store) = self.store.try_lock() else { return };
+        match store.reload_if_changed() {
+            None => {}
+            Some(Ok(c)) => self.auth().set_users(c.admin.users, c.admin.api_tokens_sha256),
+            Some(Err(e)) => {
+                (self.log)(&format!("the config file changed and does not parse ({e}); users and tokens stay as they were"));
+            }
         }
-        if let Some(id) = req.cookie().map(str::to_string)
-            && let Some(s) = self.auth.session(&id, Instant::now())
+    }
+
+    fn caller(&self, req: &Incoming) -> Caller {
+        if let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
+            return if self.auth().bearer_ok(token.trim()) { Caller::Script } else { Caller::Nobody };
+        }
+        if let Some(id) = req.cookie(COOKIE).map(str::to_string)
+            && let Some(s) = self.auth().session(&id, Instant::now())
         {
             return Caller::Browser(id, s);
         }
         Caller::Nobody
     }
 
-    fn ask(&self, cmd: Command) -> Result<Answer, Reply> {
-        self.handle.ask(cmd).map_err(|e| Reply::error(503, e.to_string()))
+    async fn ask(&self, cmd: Command) -> Result<Answer, Reply> {
+        self.handle.ask(cmd).await.map_err(|e| Reply::error(503, e.to_string()).with("Retry-After", "1".into()))
     }
 
-    fn status(&self) -> Result<api::Status, Reply> {
-        match self.ask(Command::Status)? {
+    async fn status(&self) -> Result<api::Status, Reply> {
+        match self.ask(Command::Status).await? {
             Answer::Status(s) => Ok(*s),
             _ => Err(Reply::error(500, "unexpected answer")),
         }
     }
 
-    /// Validates `edits` against the config file, applies `live` to the data plane, then
-    /// saves. Returns the diff and how many sessions/tunnels went away.
-    fn change(&mut self, who: &str, edits: &[Edit], live: Vec<Command>) -> Result<(Vec<String>, usize), Reply> {
-        let prepared = self.store.prepare(edits).map_err(|e| Reply::error(422, e.to_string()))?;
+    /// A status snapshot no older than [`METRICS_CACHE`].
+    async fn status_for_metrics(&self) -> Result<api::Status, Reply> {
+        let cache = || self.metrics_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, s)) = cache().as_ref()
+            && at.elapsed() < METRICS_CACHE
+        {
+            return Ok(s.clone());
+        }
+        let s = self.status().await?;
+        *cache() = Some((Instant::now(), s.clone()));
+        Ok(s)
+    }
+
+    /// Validates `edits` against the config file (re-read first), applies the commands
+    /// `live` makes from the new configuration to the data plane, then saves. Returns the
+    /// diff and how many sessions/tunnels went away.
+    async fn change(
+        &self,
+        who: &str,
+        edits: &[Edit],
+        live: impl FnOnce(&Config) -> Vec<Command>,
+    ) -> Result<(Vec<String>, usize), Reply> {
+        let mut store = self.store.lock().await;
+        let prepared = store.prepare(edits).map_err(|e| store_error(&e))?;
         let mut removed = 0;
-        for cmd in live {
-            match self.ask(cmd)? {
+        for cmd in live(&prepared.config) {
+            match self.ask(cmd).await? {
                 Answer::Changed { removed: n } => removed += n,
                 Answer::Refused(msg) => return Err(Reply::error(422, msg)),
                 _ => return Err(Reply::error(500, "unexpected answer")),
             }
         }
         let diff = prepared.diff.clone();
-        self.store.commit(prepared.text).map_err(|e| Reply::error(500, e.to_string()))?;
+        if let Err(e) = store.commit(prepared.text) {
+            let r = store_error(&e);
+            return Err(Reply::error(r.status, format!("applied to the running router but not saved: {e}")));
+        }
         for line in &diff {
             (self.log)(&format!("config changed by {who}: {line}"));
         }
         Ok((diff, removed))
     }
 
-    fn set_passthrough(&mut self, who: &str, patch: &[(Protocol, bool)]) -> Result<(Vec<String>, usize), Reply> {
+    async fn set_passthrough(&self, who: &str, patch: &[(Protocol, bool)]) -> Result<(Vec<String>, usize), Reply> {
         // Only what differs from the running switches is a change.
-        let now = self.status()?.passthrough;
+        let now = self.status().await?.passthrough;
         let patch: Vec<(Protocol, bool)> = patch.iter().copied().filter(|&(p, on)| on != now.get(p)).collect();
         let edits: Vec<Edit> =
             patch.iter().map(|&(p, on)| Edit { table: "passthrough", key: p.name(), value: on.into() }).collect();
-        let live = patch.iter().map(|&(p, on)| Command::SetPassthrough(p, on)).collect();
-        self.change(who, &edits, live)
+        self.change(who, &edits, |_| patch.iter().map(|&(p, on)| Command::SetPassthrough(p, on)).collect()).await
     }
 
-    fn set_settings(&mut self, who: &str, t: &TimeoutsPatch, filtering: Option<&str>) -> Result<Vec<String>, Reply> {
+    async fn set_settings(&self, who: &str, t: &TimeoutsPatch, filtering: Option<&str>) -> Result<Vec<String>, Reply> {
         let mut edits = Vec::new();
         for (key, v) in t.entries() {
             if let Some(v) = v {
@@ -255,24 +338,26 @@ impl Control {
         if let Some(f) = filtering {
             edits.push(Edit { table: "nat", key: "filtering", value: Value::from(f) });
         }
-        let prepared = self.store.prepare(&edits).map_err(|e| Reply::error(422, e.to_string()))?;
-        let mut live = vec![Command::SetTimeouts(prepared.config.engine.timeouts)];
-        if filtering.is_some() {
-            live.push(Command::SetFiltering(prepared.config.engine.filtering));
-        }
-        self.change(who, &edits, live).map(|(d, _)| d)
+        let live = |c: &Config| {
+            let mut live = vec![Command::SetTimeouts(c.engine.timeouts)];
+            if filtering.is_some() {
+                live.push(Command::SetFiltering(c.engine.filtering));
+            }
+            live
+        };
+        self.change(who, &edits, live).await.map(|(d, _)| d)
     }
 
     /// Answers one request.
-    pub fn handle(&mut self, req: &Incoming) -> Reply {
-        let reply = self.route(req);
+    pub async fn handle(&self, req: &Incoming) -> Reply {
+        let reply = self.route(req).await;
         security_headers(reply)
     }
 
-    fn route(&mut self, req: &Incoming) -> Reply {
+    async fn route(&self, req: &Incoming) -> Reply {
         let path = req.path.as_str();
         match (&req.method, path) {
-            (Method::Get, "/metrics") => match self.status() {
+            (&Method::GET, "/metrics") => match self.status_for_metrics().await {
                 Ok(s) => Reply {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
@@ -281,24 +366,30 @@ impl Control {
                 },
                 Err(r) => r,
             },
-            (Method::Get, path::OPENAPI) => Reply {
+            (&Method::GET, path::OPENAPI) => Reply {
                 status: 200,
                 content_type: "application/yaml",
                 body: OPENAPI.as_bytes().to_vec(),
                 headers: Vec::new(),
             },
-            (Method::Get, "/static/style.css") => Reply {
+            (&Method::GET, "/static/style.css") => Reply {
                 status: 200,
                 content_type: "text/css",
                 body: web::STYLE.as_bytes().to_vec(),
                 headers: Vec::new(),
             },
-            _ if path.starts_with("/api/") => self.api(req),
-            _ => self.web(req),
+            _ if path.starts_with("/api/") => {
+                self.refresh_users();
+                self.api(req).await
+            }
+            _ => {
+                self.refresh_users();
+                self.web(req).await
+            }
         }
     }
 
-    fn api(&mut self, req: &Incoming) -> Reply {
+    async fn api(&self, req: &Incoming) -> Reply {
         let caller = self.caller(req);
         let who = match &caller {
             Caller::Nobody => {
@@ -308,7 +399,7 @@ impl Control {
             Caller::Script => "api token".to_string(),
             Caller::Browser(_, s) => s.user.clone(),
         };
-        let mutating = !matches!(req.method, Method::Get | Method::Head);
+        let mutating = !matches!(req.method, Method::GET | Method::HEAD);
         if mutating
             && let Caller::Browser(_, s) = &caller
             && !req
@@ -317,29 +408,29 @@ impl Control {
         {
             return Reply::error(403, "missing or wrong X-CSRF-Token header");
         }
-        let result: Result<Reply, Reply> = (|| match (&req.method, req.path.as_str()) {
-            (Method::Get, path::STATUS) => Ok(Reply::json(200, &self.status()?)),
-            (Method::Get, path::COUNTERS) => Ok(Reply::json(200, &Counters::from(self.status()?))),
-            (Method::Get, path::SESSIONS) => {
+        let result: Result<Reply, Reply> = async { match (&req.method, req.path.as_str()) {
+            (&Method::GET, path::STATUS) => Ok(Reply::json(200, &self.status().await?)),
+            (&Method::GET, path::COUNTERS) => Ok(Reply::json(200, &Counters::from(self.status().await?))),
+            (&Method::GET, path::SESSIONS) => {
                 let q = session_query(req).map_err(|e| Reply::error(400, e))?;
-                match self.ask(Command::Sessions(q))? {
+                match self.ask(Command::Sessions(q)).await? {
                     Answer::Sessions(p) => Ok(Reply::json(200, &p)),
                     _ => Err(Reply::error(500, "unexpected answer")),
                 }
             }
-            (Method::Get, path::TUNNELS) => match self.ask(Command::Tunnels)? {
+            (&Method::GET, path::TUNNELS) => match self.ask(Command::Tunnels).await? {
                 Answer::Tunnels(t) => Ok(Reply::json(200, &t)),
                 _ => Err(Reply::error(500, "unexpected answer")),
             },
-            (Method::Get, path::REFUSALS) => match self.ask(Command::Tunnels)? {
+            (&Method::GET, path::REFUSALS) => match self.ask(Command::Tunnels).await? {
                 Answer::Tunnels(t) => {
                     let r: Vec<_> = t.events.into_iter().filter(EventRow::is_refusal).collect();
                     Ok(Reply::json(200, &r))
                 }
                 _ => Err(Reply::error(500, "unexpected answer")),
             },
-            (Method::Get, path::PASSTHROUGH) => Ok(Reply::json(200, &self.status()?.passthrough)),
-            (Method::Put | Method::Patch, path::PASSTHROUGH) => {
+            (&Method::GET, path::PASSTHROUGH) => Ok(Reply::json(200, &self.status().await?.passthrough)),
+            (&Method::PUT | &Method::PATCH, path::PASSTHROUGH) => {
                 let p: PassthroughPatch = json_body(req)?;
                 let patch: Vec<(Protocol, bool)> =
                     PROTOCOLS.into_iter().filter_map(|k| p.get(k).map(|v| (k, v))).collect();
@@ -347,19 +438,19 @@ impl Control {
                     let names = PROTOCOLS.map(Protocol::name).join(", ");
                     return Err(Reply::error(400, format!("send at least one of {names} (true or false)")));
                 }
-                let (changed, removed) = self.set_passthrough(&who, &patch)?;
-                let passthrough = self.status()?.passthrough;
+                let (changed, removed) = self.set_passthrough(&who, &patch).await?;
+                let passthrough = self.status().await?.passthrough;
                 Ok(Reply::json(200, &PassthroughChanged { passthrough, changed, removed }))
             }
-            (Method::Get, path::SETTINGS) => {
-                let s = self.status()?;
+            (&Method::GET, path::SETTINGS) => {
+                let s = self.status().await?;
                 Ok(Reply::json(200, &Settings { timeouts: s.timeouts, filtering: s.filtering }))
             }
-            (Method::Patch | Method::Put, path::SETTINGS) => {
+            (&Method::PATCH | &Method::PUT, path::SETTINGS) => {
                 let p: SettingsPatch = json_body(req)?;
                 let t = p.timeouts.unwrap_or_default();
-                let changed = self.set_settings(&who, &t, p.filtering.as_deref())?;
-                let s = self.status()?;
+                let changed = self.set_settings(&who, &t, p.filtering.as_deref()).await?;
+                let s = self.status().await?;
                 Ok(Reply::json(200, &SettingsChanged { timeouts: s.timeouts, filtering: s.filtering, changed }))
             }
             (_, path::STATUS | path::COUNTERS | path::SESSIONS | path::TUNNELS | path::REFUSALS) => {
@@ -367,20 +458,21 @@ impl Control {
             }
             (_, path::PASSTHROUGH | path::SETTINGS) => Err(Reply::error(405, "use GET, PUT or PATCH")),
             _ => Err(Reply::error(404, format!("no such resource: {}", req.path))),
-        })();
+        } }
+        .await;
         result.unwrap_or_else(|r| r)
     }
 
-    fn web(&mut self, req: &Incoming) -> Reply {
+    async fn web(&self, req: &Incoming) -> Reply {
         if req.path == "/login" {
-            return self.login(req);
+            return self.login(req).await;
         }
         let Caller::Browser(id, session) = self.caller(req) else {
             return Reply::redirect("/login");
         };
         let form = || form_decode(&String::from_utf8_lossy(&req.body));
         let field = |f: &[(String, String)], k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if req.method == Method::Post {
+        if req.method == Method::POST {
             let f = form();
             let ok =
                 field(&f, "csrf").is_some_and(|t| crate::auth::constant_time_eq(t.as_bytes(), session.csrf.as_bytes()));
@@ -397,19 +489,21 @@ impl Control {
         }
         let render = |r: Result<Reply, Reply>| r.unwrap_or_else(|e| e);
         match (&req.method, req.path.as_str()) {
-            (Method::Get, "/") => Reply::redirect("/status"),
-            (Method::Post, "/logout") => {
-                self.auth.logout(&id);
+            (&Method::GET, "/") => Reply::redirect("/status"),
+            (&Method::POST, "/logout") => {
+                self.auth().logout(&id);
                 Reply::redirect("/login")
                     .with("Set-Cookie", format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
             }
-            (Method::Get, "/status") => render(self.status().map(|s| Reply::html(200, web::status_page(&s, &session)))),
-            (Method::Get, "/vpn/passthrough") => {
-                render(self.status().map(|s| {
+            (&Method::GET, "/status") => {
+                render(self.status().await.map(|s| Reply::html(200, web::status_page(&s, &session))))
+            }
+            (&Method::GET, "/vpn/passthrough") => {
+                render(self.status().await.map(|s| {
                     Reply::html(200, web::passthrough_page(&s.passthrough, req.param("saved"), None, &session))
                 }))
             }
-            (Method::Post, "/vpn/passthrough") => {
+            (&Method::POST, "/vpn/passthrough") => {
                 let f = form();
                 let mut patch = Vec::new();
                 for p in PROTOCOLS {
@@ -429,7 +523,7 @@ impl Control {
                         }
                     }
                 }
-                match self.set_passthrough(&session.user, &patch) {
+                match self.set_passthrough(&session.user, &patch).await {
                     Ok((diff, removed)) => {
                         let note = if diff.is_empty() {
                             "nothing changed".to_string()
@@ -440,30 +534,30 @@ impl Control {
                     }
                     Err(e) => {
                         let msg = e.error_message();
-                        render(self.status().map(|s| {
+                        render(self.status().await.map(|s| {
                             Reply::html(e.status, web::passthrough_page(&s.passthrough, None, Some(&msg), &session))
                         }))
                     }
                 }
             }
-            (Method::Get, "/vpn/tunnels") => render(self.ask(Command::Tunnels).and_then(|a| match a {
+            (&Method::GET, "/vpn/tunnels") => render(self.ask(Command::Tunnels).await.and_then(|a| match a {
                 Answer::Tunnels(t) => Ok(Reply::html(200, web::tunnels_page(&t, &session))),
                 _ => Err(Reply::error(500, "unexpected answer")),
             })),
-            (Method::Get, "/sessions") => {
+            (&Method::GET, "/sessions") => {
                 let q = match session_query(req) {
                     Ok(q) => q,
                     Err(e) => return Reply::html(400, web::message_page("Bad filter", &e, &session)),
                 };
-                render(self.ask(Command::Sessions(q.clone())).and_then(|a| match a {
+                render(self.ask(Command::Sessions(q.clone())).await.and_then(|a| match a {
                     Answer::Sessions(p) => Ok(Reply::html(200, web::sessions_page(&p, &q, &session))),
                     _ => Err(Reply::error(500, "unexpected answer")),
                 }))
             }
-            (Method::Get, "/settings") => render(
-                self.status().map(|s| Reply::html(200, web::settings_page(&s, req.param("saved"), None, &session))),
+            (&Method::GET, "/settings") => render(
+                self.status().await.map(|s| Reply::html(200, web::settings_page(&s, req.param("saved"), None, &session))),
             ),
-            (Method::Post, "/settings") => {
+            (&Method::POST, "/settings") => {
                 let f = form();
                 let mut t = TimeoutsPatch::default();
                 let mut bad = None;
@@ -490,7 +584,7 @@ impl Control {
                 }
                 let result = match bad {
                     Some(m) => Err(Reply::error(400, m)),
-                    None => self.set_settings(&session.user, &t, filtering.as_deref()),
+                    None => self.set_settings(&session.user, &t, filtering.as_deref()).await,
                 };
                 match result {
                     Ok(diff) => {
@@ -501,6 +595,7 @@ impl Control {
                         let msg = e.error_message();
                         render(
                             self.status()
+                                .await
                                 .map(|s| Reply::html(e.status, web::settings_page(&s, None, Some(&msg), &session))),
                         )
                     }
@@ -510,18 +605,48 @@ impl Control {
         }
     }
 
-    fn login(&mut self, req: &Incoming) -> Reply {
-        if req.method == Method::Get {
-            return Reply::html(200, web::login_page(None));
+    /// The login page with a fresh form token, also set as the login cookie.
+    fn login_form(&self, status: u16, error: Option<&str>) -> Reply {
+        match self.auth().login_token() {
+            Ok(token) => Reply::html(status, web::login_page(error, &token)).with(
+                "Set-Cookie",
+                format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"),
+            ),
+            Err(e) => Reply::error(500, e.to_string()),
         }
-        if req.method != Method::Post {
+    }
+
+    async fn login(&self, req: &Incoming) -> Reply {
+        if req.method == Method::GET {
+            return self.login_form(200, None);
+        }
+        if req.method != Method::POST {
             return Reply::error(405, "use GET or POST");
         }
         let f = form_decode(&String::from_utf8_lossy(&req.body));
-        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
-        match self.auth.login(req.from, get("user"), get("password"), Instant::now()) {
+        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let (user, password) = (get("user").unwrap_or(""), get("password").unwrap_or(""));
+        if !self.auth().login_token_ok(req.cookie(LOGIN_COOKIE), get("csrf")) {
+            return self.login_form(403, Some("The form's security token was missing or stale. Try again."));
+        }
+        let now = Instant::now();
+        // The limiter first, then the password check off this thread, or "busy" at once.
+        let (attempt, right) = {
+            let begun = self.auth().begin_login(req.from, user, now);
+            let attempt = match begun {
+                Ok(a) => a,
+                Err(e) => return self.login_refused(req, user, e),
+            };
+            let Ok(rx) = self.passwords.check(password.to_string(), attempt.hash.clone()) else {
+                return self.login_refused(req, user, LoginError::Busy);
+            };
+            self.auth().count_attempt(req.from, now);
+            (attempt, rx.await.unwrap_or(false))
+        };
+        let done = self.auth().finish_login(req.from, user, &attempt, right, Instant::now());
+        match done {
             Ok(id) => {
-                (self.log)(&format!("login: {} from {}", get("user"), req.from));
+                (self.log)(&format!("login: {user} from {}", req.from));
                 Reply::redirect("/status").with(
                     "Set-Cookie",
                     format!(
@@ -530,15 +655,23 @@ impl Control {
                     ),
                 )
             }
-            Err(LoginError::Wrong) => {
-                (self.log)(&format!("login failed: {:?} from {}", get("user"), req.from));
-                Reply::html(401, web::login_page(Some("Wrong user name or password.")))
+            Err(e) => self.login_refused(req, user, e),
+        }
+    }
+
+    fn login_refused(&self, req: &Incoming, user: &str, e: LoginError) -> Reply {
+        match e {
+            LoginError::Wrong => {
+                (self.log)(&format!("login failed: {user:?} from {}", req.from));
+                self.login_form(401, Some("Wrong user name or password."))
             }
-            Err(LoginError::RateLimited) => Reply::html(
-                429,
-                web::login_page(Some("Too many failed logins from your address. Wait five minutes and try again.")),
-            )
-            .with("Retry-After", "300".into()),
+            LoginError::RateLimited => self
+                .login_form(429, Some("Too many failed logins. Wait five minutes and try again."))
+                .with("Retry-After", "300".into()),
+            LoginError::Busy => self
+                .login_form(503, Some("Too many logins at once. Try again in a moment."))
+                .with("Retry-After", "1".into()),
+            LoginError::NoRandom(e) => Reply::error(500, e.to_string()),
         }
     }
 }
@@ -550,7 +683,7 @@ fn json_body<T: serde::de::DeserializeOwned>(req: &Incoming) -> Result<T, Reply>
     serde_json::from_slice(&req.body).map_err(|e| Reply::error(400, format!("bad JSON body: {e}")))
 }
 
-fn security_headers(r: Reply) -> Reply {
+pub(crate) fn security_headers(r: Reply) -> Reply {
     r.with(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'".into(),
@@ -561,68 +694,10 @@ fn security_headers(r: Reply) -> Reply {
     .with("Cache-Control", "no-store".into())
 }
 
-fn read(mut req: Request) -> (Request, Result<Incoming, Reply>) {
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
-        .collect();
-    let from = req.remote_addr().map_or(IpAddr::from([127, 0, 0, 1]), SocketAddr::ip);
-    let mut body = Vec::new();
-    let too_big = req.body_length().is_some_and(|n| n > MAX_BODY);
-    if too_big {
-        return (req, Err(Reply::error(413, format!("the body is larger than {MAX_BODY} bytes"))));
-    }
-    let _ = req.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body);
-    if body.len() > MAX_BODY {
-        return (req, Err(Reply::error(413, format!("the body is larger than {MAX_BODY} bytes"))));
-    }
-    let incoming = Incoming {
-        method: req.method().clone(),
-        path: path.to_string(),
-        query: form_decode(query),
-        headers,
-        body,
-        from,
-    };
-    (req, Ok(incoming))
-}
-
-fn send(req: Request, r: Reply) {
-    let mut resp = Response::from_data(r.body).with_status_code(r.status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
-        resp.add_header(h);
-    }
-    for (n, v) in r.headers {
-        if let Ok(h) = Header::from_bytes(n.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
-        }
-    }
-    let _ = req.respond(resp);
-}
-
-/// Listens on `addr` and serves the control plane on a thread of its own. Returns the bound
-/// address (port 0 picks a free one).
-pub fn spawn(addr: SocketAddr, mut control: Control) -> Result<SocketAddr, String> {
-    let server = Server::http(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
-    let bound = server.server_addr().to_ip().ok_or_else(|| format!("listening on {addr}: not an IP socket"))?;
-    std::thread::Builder::new()
-        .name("natpass-control".into())
-        .spawn(move || {
-            loop {
-                let Ok(Some(req)) = server.recv_timeout(Duration::from_secs(1)) else { continue };
-                let (req, incoming) = read(req);
-                let reply = match incoming {
-                    Ok(i) => control.handle(&i),
-                    Err(r) => security_headers(r),
-                };
-                send(req, reply);
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(bound)
+/// Listens on `addr` and serves the control plane on a thread of its own (see
+/// [`crate::http`]). Returns the bound address (port 0 picks a free one).
+pub fn spawn(addr: SocketAddr, control: Control, options: crate::http::Options) -> Result<SocketAddr, String> {
+    crate::http::spawn(addr, control, options)
 }
 
 #[cfg(test)]
@@ -636,7 +711,7 @@ mod tests {
 
     fn get(query: Vec<(String, String)>) -> Incoming {
         Incoming {
-            method: Method::Get,
+            method: Method::GET,
             path: path::SESSIONS.into(),
             query,
             headers: Vec::new(),

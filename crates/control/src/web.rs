@@ -115,16 +115,17 @@ fn layout(title: &str, active: &str, session: &Session, body: &str) -> String {
     )
 }
 
-/// The login page.
-pub fn login_page(error: Option<&str>) -> String {
+/// The login page; `token` is the form's CSRF token (also set as a cookie).
+pub fn login_page(error: Option<&str>, token: &str) -> String {
     let err = error.map_or(String::new(), |e| format!("<div class=\"notice err\">{}</div>", esc(e)));
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Log in · natpass</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body>\
          <header><div class=\"brand\">nat<span>pass</span></div></header><main><div class=\"card login\"><h1>Log in</h1>{err}\
-         <form method=\"post\" action=\"/login\"><label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+         <form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"user\">User name</label><input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button class=\"primary\" type=\"submit\">Log in</button></form></div></main></body></html>\n"
+         <button class=\"primary\" type=\"submit\">Log in</button></form></div></main></body></html>\n",
+        esc(token)
     )
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use natpass_control::auth::{Auth, hash_password, token_digest};
+use natpass_control::http::Options;
 use natpass_control::interface::{self, EventLog, PlaneInfo};
 use natpass_control::server::{self, Control};
 use natpass_control::store::ConfigStore;
@@ -88,13 +89,19 @@ fn rig(name: &str) -> Rig {
         }
     });
     let users = vec![natpass_config::User { name: "admin".into(), password_hash: hash_password(PASSWORD).unwrap() }];
-    let control = Control {
+    let control = Control::new(
         handle,
-        store: ConfigStore::new(Some(path.clone()), text.into()),
-        auth: Auth::new(users, vec![token_digest(TOKEN)], Duration::from_secs(600)),
-        log: Box::new(|_| {}),
-    };
-    let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control).unwrap();
+        ConfigStore::new(Some(path.clone()), text.into()),
+        {
+            // Like the CLI's token: not from the file, so it outlives edits of the file.
+            let mut a = Auth::new(users, Vec::new(), Duration::from_secs(600)).unwrap();
+            a.add_token_digest(token_digest(TOKEN));
+            a
+        },
+        |_| {},
+    )
+    .unwrap();
+    let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, Options::default()).unwrap();
     Rig { addr, path, stop }
 }
 
@@ -119,8 +126,10 @@ impl Resp {
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -240,13 +249,25 @@ fn bad_input_is_refused_and_nothing_changes() {
     assert_eq!(v["filtering"], "address-dependent");
 }
 
+/// The login form's token and the cookie that carries it.
+fn login_form(r: &Rig) -> (String, String) {
+    let page = http(r.addr, "GET", "/login", &[], "");
+    assert_eq!(page.status, 200);
+    let cookie = page.header("Set-Cookie").unwrap();
+    assert!(cookie.starts_with("natpass_login=") && cookie.contains("HttpOnly"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let token = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    (cookie, token)
+}
+
 fn login(r: &Rig) -> (String, String) {
+    let (login_cookie, token) = login_form(r);
     let resp = http(
         r.addr,
         "POST",
         "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &format!("user=admin&password={}", PASSWORD.replace(' ', "+")),
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", &login_cookie)],
+        &format!("csrf={token}&user=admin&password={}", PASSWORD.replace(' ', "+")),
     );
     assert_eq!(resp.status, 303, "{}", resp.body);
     let cookie = resp.header("Set-Cookie").unwrap();
@@ -307,11 +328,73 @@ fn the_web_admin_logs_in_and_saves_the_passthrough_page_with_a_csrf_token() {
 #[test]
 fn logins_are_rate_limited() {
     let r = rig("rate");
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (cookie, token) = login_form(&r);
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie.as_str())];
     for _ in 0..5 {
-        assert_eq!(http(r.addr, "POST", "/login", &form, "user=admin&password=guess").status, 401);
+        assert_eq!(http(r.addr, "POST", "/login", &form, &format!("csrf={token}&user=admin&password=guess")).status, 401);
     }
-    let resp = http(r.addr, "POST", "/login", &form, &format!("user=admin&password={}", PASSWORD.replace(' ', "+")));
+    let right = format!("csrf={token}&user=admin&password={}", PASSWORD.replace(' ', "+"));
+    let resp = http(r.addr, "POST", "/login", &form, &right);
     assert_eq!(resp.status, 429);
     assert_eq!(resp.header("Retry-After").as_deref(), Some("300"));
+}
+
+#[test]
+fn the_login_form_needs_its_token() {
+    let r = rig("login-csrf");
+    let right = format!("user=admin&password={}", PASSWORD.replace(' ', "+"));
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    // No token, or a token without its cookie: refused before the password is checked.
+    assert_eq!(http(r.addr, "POST", "/login", &form, &right).status, 403);
+    let (cookie, token) = login_form(&r);
+    assert_eq!(http(r.addr, "POST", "/login", &form, &format!("csrf={token}&{right}")).status, 403);
+    let with_cookie = [form[0], ("Cookie", cookie.as_str())];
+    assert_eq!(http(r.addr, "POST", "/login", &with_cookie, &format!("csrf={token}&{right}")).status, 303);
+}
+
+#[test]
+fn requests_for_another_host_or_from_another_origin_are_refused() {
+    let r = rig("host");
+    // DNS rebinding: the browser sends the attacker's name as Host.
+    let resp = http(r.addr, "GET", "/api/v1/status", &[BEARER, ("Host", "rebind.example")], "");
+    assert_eq!(resp.status, 421, "{}", resp.body);
+    assert!(resp.json()["error"].as_str().unwrap().contains("server_names"), "{}", resp.body);
+    assert_eq!(http(r.addr, "GET", "/metrics", &[("Host", "rebind.example:8080")], "").status, 421);
+    assert_eq!(http(r.addr, "GET", "/metrics", &[("Host", "localhost:8080")], "").status, 200);
+    let (cookie, csrf) = login(&r);
+    let cross = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Origin", "http://evil.example"),
+    ];
+    let resp = http(r.addr, "POST", "/vpn/passthrough", &cross, &format!("csrf={csrf}&pptp=disable"));
+    assert_eq!(resp.status, 403);
+    assert_eq!(http(r.addr, "GET", "/api/v1/passthrough", &[BEARER], "").json()["pptp"], true);
+    let own = format!("http://{}", r.addr);
+    let same = [cross[0], cross[1], ("Origin", own.as_str())];
+    assert_eq!(http(r.addr, "POST", "/vpn/passthrough", &same, &format!("csrf={csrf}&pptp=disable")).status, 303);
+}
+
+#[test]
+fn a_config_file_changed_by_hand_is_not_overwritten_and_removed_users_are_logged_out() {
+    let r = rig("hand-edit");
+    let (cookie, _) = login(&r);
+    let by_hand = format!("{}\n[passthrough]\nl2tp = false\n", std::fs::read_to_string(&r.path).unwrap());
+    std::fs::write(&r.path, &by_hand).unwrap();
+    let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);
+    assert_eq!(resp.status, 409, "{}", resp.body);
+    assert!(resp.json()["error"].as_str().unwrap().contains("changed by something other than natpass"), "{}", resp.body);
+    assert_eq!(std::fs::read_to_string(&r.path).unwrap(), by_hand, "the hand edit is kept");
+    // Tried again, the change goes on top of the hand edit.
+    let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let now = std::fs::read_to_string(&r.path).unwrap();
+    assert!(now.contains("l2tp = false") && now.contains("pptp = false"), "{now}");
+    // The rig's user is not in the file: once natpass sees the file changed, the browser
+    // session ends. The CLI token (not from the file) still works.
+    assert_eq!(
+        http(r.addr, "GET", "/status", &[("Cookie", &cookie)], "").header("Location").as_deref(),
+        Some("/login")
+    );
+    assert_eq!(http(r.addr, "GET", "/api/v1/status", &[BEARER], "").status, 200);
 }

@@ -21,9 +21,9 @@ pub fn password_hash(input: &mut impl BufRead) -> anyhow::Result<String> {
 }
 
 /// A new API token and the SHA-256 that goes into `[admin] api_tokens_sha256`, as printed.
-pub fn new_token() -> String {
-    let t = auth::random_hex(32);
-    format!("token:  {t}\nsha256: {}  (add to [admin] api_tokens_sha256)", auth::token_digest(&t))
+pub fn new_token() -> anyhow::Result<String> {
+    let t = auth::random_hex(32)?;
+    Ok(format!("token:  {t}\nsha256: {}  (add to [admin] api_tokens_sha256)", auth::token_digest(&t)))
 }
 
 #[cfg(test)]
@@ -41,7 +41,7 @@ mod tests {
 
     #[test]
     fn a_token_comes_with_its_digest() {
-        let text = new_token();
+        let text = new_token().unwrap();
         let token = text.lines().next().unwrap().trim_start_matches("token:").trim();
         assert!(text.contains(&auth::token_digest(token)), "{text}");
     }

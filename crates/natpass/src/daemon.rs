@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, bail};
+use natpass_control::auth::{self, RandomSource};
 
 use crate::router::Router;
 use crate::{control_plane, token_file};
@@ -13,8 +14,15 @@ use crate::{control_plane, token_file};
 /// Runs the router of the config file at `config` until a signal stops it, then prints its
 /// counters.
 pub fn run(config: &Path) -> anyhow::Result<()> {
+    run_with(config, auth::os_random)
+}
+
+/// [`run`] with its secrets from `random`. A source that fails stops natpass before it opens
+/// an interface or writes a file.
+pub fn run_with(config: &Path, random: RandomSource) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(config).map_err(|e| anyhow!("reading {}: {e}", config.display()))?;
     let c = natpass_config::parse_config(&text).map_err(|e| anyhow!("{}: {e}", config.display()))?;
+    control_plane::check_random(random)?;
     let Some((lan, wan)) = c.links else {
         bail!("{}: no [interfaces.lan] and [interfaces.wan]; `natpass run` needs both (see README)", config.display());
     };
@@ -24,7 +32,7 @@ pub fn run(config: &Path) -> anyhow::Result<()> {
     }
     let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
     let mut router = Router::open(lan, wan, c.engine, c.rx_ring)?;
-    let control = control_plane::start(config, text, &c.admin, &mut router)?;
+    let control = control_plane::start(config, text, &c.admin, &mut router, random)?;
     eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
     // For scripts and benchmark harnesses that wait for the router to forward.
     println!("ready");

@@ -179,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token => {
-            println!("{}", credentials::new_token());
+            println!("{}", credentials::new_token()?);
             Ok(())
         }
         Command::DemoCapture { path } => {

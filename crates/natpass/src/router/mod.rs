@@ -73,7 +73,7 @@ impl Router {
         let lan_sock = PacketSocket::open(&lan.name, opts)?;
         let wan_sock = PacketSocket::open(&wan.name, opts)?;
         if config.seed == EngineConfig::default().seed {
-            config.seed = random_seed();
+            config.seed = random_seed()?;
         }
         let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
         let link = LinkConfig { lan: port(&lan, &lan_sock), wan: port(&wan, &wan_sock), gateway: wan.gateway };
@@ -277,9 +277,10 @@ pub fn describe_event(ev: &Event) -> String {
     }
 }
 
-/// Random bytes for the port randomisation seed, from the kernel.
-fn random_seed() -> u64 {
+/// Random bytes for the port randomisation seed, from the kernel; an error rather than a
+/// predictable seed.
+fn random_seed() -> anyhow::Result<u64> {
     let mut b = [0u8; 8];
-    natpass_control::auth::fill_random(&mut b);
-    u64::from_ne_bytes(b) | 1
+    natpass_control::auth::fill_random(&mut b).context("the port randomisation seed")?;
+    Ok(u64::from_ne_bytes(b) | 1)
 }
