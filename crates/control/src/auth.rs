@@ -116,6 +116,33 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
+/// Largest argon2 memory a hash may ask for (64 MiB), so a file cannot make a check take more.
+pub const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
+
+/// [`verify_password`] with argon2's working memory in `memory`, kept between checks: a
+/// worker allocates it once, not 19 MiB per login.
+pub fn verify_password_in(memory: &mut Vec<argon2::Block>, password: &str, hash: &str) -> bool {
+    let Ok(h) = argon2::PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (&h.salt, &h.hash) else { return false };
+    let Ok(params) = argon2::Params::try_from(&h) else { return false };
+    let Ok(algorithm) = argon2::Algorithm::try_from(h.algorithm.as_str()) else { return false };
+    let Ok(version) = h.version.map_or(Ok(argon2::Version::default()), argon2::Version::try_from) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        && constant_time_eq(&out, expected.as_bytes())
+}
+
 /// A logged-in browser session.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -299,7 +326,10 @@ impl Auth {
     pub fn begin_login(&mut self, from: IpAddr, name: &str, now: Instant) -> Result<Attempt, LoginError> {
         self.limiter.check(from, now)?;
         let user = self.users.iter().find(|u| u.name == name);
-        Ok(Attempt { hash: user.map_or(FALLBACK_HASH, |u| u.password_hash.as_str()).to_string(), known: user.is_some() })
+        Ok(Attempt {
+            hash: user.map_or(FALLBACK_HASH, |u| u.password_hash.as_str()).to_string(),
+            known: user.is_some(),
+        })
     }
 
     /// Counts an attempt that [`Auth::begin_login`] let through before its check ran.
@@ -414,8 +444,8 @@ struct Job {
 /// Worker threads that check passwords (argon2id) off the HTTP server's thread, with a queue
 /// of fixed length: [`PasswordCheckers::check`] never waits for room.
 ///
-/// Each worker reuses its own allocator arena for argon2's 19 MiB, so memory stays at about
-/// `threads` × 19 MiB however many logins come.
+/// Each worker allocates argon2's working memory (19 MiB) once and reuses it, so memory stays
+/// at about `threads` × 19 MiB however many logins come.
 #[derive(Clone)]
 pub struct PasswordCheckers {
     tx: mpsc::SyncSender<Job>,
@@ -429,13 +459,14 @@ impl PasswordCheckers {
         for i in 0..threads.max(1) {
             let rx = std::sync::Arc::clone(&rx);
             std::thread::Builder::new().name(format!("natpass-argon2-{i}")).spawn(move || {
+                let mut memory = Vec::new();
                 loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let _ = job.answer.send(verify_password(&job.password, &job.hash));
+                    let _ = job.answer.send(verify_password_in(&mut memory, &job.password, &job.hash));
                 }
             })?;
         }
@@ -541,6 +572,21 @@ mod tests {
         let forged = format!("{}{}", "0".repeat(32), "1".repeat(32));
         assert!(!a.login_token_ok(Some(&forged), Some(&forged)));
         assert!(!auth().login_token_ok(Some(&t), Some(&t)), "another server's secret");
+    }
+
+    #[test]
+    fn the_reused_memory_check_agrees_with_argon2() {
+        let hash = hash_password("correct horse").unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_password_in(&mut memory, "correct horse", &hash));
+        assert!(!verify_password_in(&mut memory, "correct horsf", &hash));
+        assert!(verify_password_in(&mut memory, "correct horse", &hash), "again, in the same memory");
+        assert!(!verify_password_in(&mut memory, "x", FALLBACK_HASH));
+        // The fallback for unknown names costs a full check: it parses, with default costs.
+        let fallback = argon2::PasswordHash::new(FALLBACK_HASH).unwrap();
+        assert_eq!(argon2::Params::try_from(&fallback).unwrap().block_count(), 19 * 1024);
+        assert!(!verify_password_in(&mut memory, "x", "$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHQ$aGFzaA"));
+        assert!(!verify_password_in(&mut memory, "x", "not a hash"));
     }
 
     #[test]

@@ -127,7 +127,10 @@ impl Site {
         }
         self.any_ip
             && (name.parse::<Ipv4Addr>().is_ok()
-                || name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).is_some_and(|n| n.parse::<Ipv6Addr>().is_ok()))
+                || name
+                    .strip_prefix('[')
+                    .and_then(|n| n.strip_suffix(']'))
+                    .is_some_and(|n| n.parse::<Ipv6Addr>().is_ok()))
     }
 
     /// Whether an Origin header value is this server's own origin.
@@ -285,15 +288,14 @@ async fn respond(shared: &Shared, req: Request<Body>, peer: SocketAddr, busy: &A
 async fn answer(shared: &Shared, req: Request<Body>, peer: SocketAddr, busy: &AtomicBool) -> Reply {
     let (parts, body) = req.into_parts();
     let limits = &shared.limits;
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let host =
+        parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
     match host {
         None => return security_headers(Reply::error(400, "the request has no Host header")),
         Some(h) if !shared.site.host_ok(h) => {
             return security_headers(Reply::error(
                 421,
-                format!(
-                    "this server is not {h:?}; use its address, or add the name to [admin] server_names"
-                ),
+                format!("this server is not {h:?}; use its address, or add the name to [admin] server_names"),
             ));
         }
         Some(_) => {}
@@ -415,27 +417,32 @@ pub async fn accept_loop<L: Accept>(mut listener: L, shared: Arc<Shared>, log: i
 /// Listens on `addr` and serves `control` on a thread of its own. Returns the bound address
 /// (port 0 picks a free one).
 pub fn spawn(addr: SocketAddr, control: Control, options: Options) -> Result<SocketAddr, String> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
-    let bound = std_listener.local_addr().map_err(|e| format!("listening on {addr}: {e}"))?;
-    std_listener.set_nonblocking(true).map_err(|e| format!("listening on {addr}: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the control plane's runtime: {e}"))?;
+    let listener = rt.block_on(async { listen(addr) }).map_err(|e| format!("listening on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| format!("listening on {addr}: {e}"))?;
     let shared = Arc::new(Shared::new(control, bound, options));
     std::thread::Builder::new()
         .name("natpass-control".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => accept_loop(l, shared, |line| eprintln!("natpass: {line}")).await,
-                    Err(e) => eprintln!("natpass: the admin listener: {e}"),
-                }
-            });
-        })
+        .spawn(move || rt.block_on(accept_loop(listener, shared, |line| eprintln!("natpass: {line}"))))
         .map_err(|e| e.to_string())?;
     Ok(bound)
 }
+
+/// A listening socket with room for [`BACKLOG`] connections not yet accepted, so a burst of
+/// connections does not push a scrape's SYN into a retransmission (a whole second).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Connections the kernel may hold before the server accepts them (capped by
+/// net.core.somaxconn).
+pub const BACKLOG: u32 = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -247,7 +247,9 @@ impl Control {
             None => {}
             Some(Ok(c)) => self.auth().set_users(c.admin.users, c.admin.api_tokens_sha256),
             Some(Err(e)) => {
-                (self.log)(&format!("the config file changed and does not parse ({e}); users and tokens stay as they were"));
+                (self.log)(&format!(
+                    "the config file changed and does not parse ({e}); users and tokens stay as they were"
+                ));
             }
         }
     }
@@ -408,57 +410,59 @@ impl Control {
         {
             return Reply::error(403, "missing or wrong X-CSRF-Token header");
         }
-        let result: Result<Reply, Reply> = async { match (&req.method, req.path.as_str()) {
-            (&Method::GET, path::STATUS) => Ok(Reply::json(200, &self.status().await?)),
-            (&Method::GET, path::COUNTERS) => Ok(Reply::json(200, &Counters::from(self.status().await?))),
-            (&Method::GET, path::SESSIONS) => {
-                let q = session_query(req).map_err(|e| Reply::error(400, e))?;
-                match self.ask(Command::Sessions(q)).await? {
-                    Answer::Sessions(p) => Ok(Reply::json(200, &p)),
+        let result: Result<Reply, Reply> = async {
+            match (&req.method, req.path.as_str()) {
+                (&Method::GET, path::STATUS) => Ok(Reply::json(200, &self.status().await?)),
+                (&Method::GET, path::COUNTERS) => Ok(Reply::json(200, &Counters::from(self.status().await?))),
+                (&Method::GET, path::SESSIONS) => {
+                    let q = session_query(req).map_err(|e| Reply::error(400, e))?;
+                    match self.ask(Command::Sessions(q)).await? {
+                        Answer::Sessions(p) => Ok(Reply::json(200, &p)),
+                        _ => Err(Reply::error(500, "unexpected answer")),
+                    }
+                }
+                (&Method::GET, path::TUNNELS) => match self.ask(Command::Tunnels).await? {
+                    Answer::Tunnels(t) => Ok(Reply::json(200, &t)),
                     _ => Err(Reply::error(500, "unexpected answer")),
+                },
+                (&Method::GET, path::REFUSALS) => match self.ask(Command::Tunnels).await? {
+                    Answer::Tunnels(t) => {
+                        let r: Vec<_> = t.events.into_iter().filter(EventRow::is_refusal).collect();
+                        Ok(Reply::json(200, &r))
+                    }
+                    _ => Err(Reply::error(500, "unexpected answer")),
+                },
+                (&Method::GET, path::PASSTHROUGH) => Ok(Reply::json(200, &self.status().await?.passthrough)),
+                (&Method::PUT | &Method::PATCH, path::PASSTHROUGH) => {
+                    let p: PassthroughPatch = json_body(req)?;
+                    let patch: Vec<(Protocol, bool)> =
+                        PROTOCOLS.into_iter().filter_map(|k| p.get(k).map(|v| (k, v))).collect();
+                    if patch.is_empty() {
+                        let names = PROTOCOLS.map(Protocol::name).join(", ");
+                        return Err(Reply::error(400, format!("send at least one of {names} (true or false)")));
+                    }
+                    let (changed, removed) = self.set_passthrough(&who, &patch).await?;
+                    let passthrough = self.status().await?.passthrough;
+                    Ok(Reply::json(200, &PassthroughChanged { passthrough, changed, removed }))
                 }
-            }
-            (&Method::GET, path::TUNNELS) => match self.ask(Command::Tunnels).await? {
-                Answer::Tunnels(t) => Ok(Reply::json(200, &t)),
-                _ => Err(Reply::error(500, "unexpected answer")),
-            },
-            (&Method::GET, path::REFUSALS) => match self.ask(Command::Tunnels).await? {
-                Answer::Tunnels(t) => {
-                    let r: Vec<_> = t.events.into_iter().filter(EventRow::is_refusal).collect();
-                    Ok(Reply::json(200, &r))
+                (&Method::GET, path::SETTINGS) => {
+                    let s = self.status().await?;
+                    Ok(Reply::json(200, &Settings { timeouts: s.timeouts, filtering: s.filtering }))
                 }
-                _ => Err(Reply::error(500, "unexpected answer")),
-            },
-            (&Method::GET, path::PASSTHROUGH) => Ok(Reply::json(200, &self.status().await?.passthrough)),
-            (&Method::PUT | &Method::PATCH, path::PASSTHROUGH) => {
-                let p: PassthroughPatch = json_body(req)?;
-                let patch: Vec<(Protocol, bool)> =
-                    PROTOCOLS.into_iter().filter_map(|k| p.get(k).map(|v| (k, v))).collect();
-                if patch.is_empty() {
-                    let names = PROTOCOLS.map(Protocol::name).join(", ");
-                    return Err(Reply::error(400, format!("send at least one of {names} (true or false)")));
+                (&Method::PATCH | &Method::PUT, path::SETTINGS) => {
+                    let p: SettingsPatch = json_body(req)?;
+                    let t = p.timeouts.unwrap_or_default();
+                    let changed = self.set_settings(&who, &t, p.filtering.as_deref()).await?;
+                    let s = self.status().await?;
+                    Ok(Reply::json(200, &SettingsChanged { timeouts: s.timeouts, filtering: s.filtering, changed }))
                 }
-                let (changed, removed) = self.set_passthrough(&who, &patch).await?;
-                let passthrough = self.status().await?.passthrough;
-                Ok(Reply::json(200, &PassthroughChanged { passthrough, changed, removed }))
+                (_, path::STATUS | path::COUNTERS | path::SESSIONS | path::TUNNELS | path::REFUSALS) => {
+                    Err(Reply::error(405, "this resource is read-only: use GET"))
+                }
+                (_, path::PASSTHROUGH | path::SETTINGS) => Err(Reply::error(405, "use GET, PUT or PATCH")),
+                _ => Err(Reply::error(404, format!("no such resource: {}", req.path))),
             }
-            (&Method::GET, path::SETTINGS) => {
-                let s = self.status().await?;
-                Ok(Reply::json(200, &Settings { timeouts: s.timeouts, filtering: s.filtering }))
-            }
-            (&Method::PATCH | &Method::PUT, path::SETTINGS) => {
-                let p: SettingsPatch = json_body(req)?;
-                let t = p.timeouts.unwrap_or_default();
-                let changed = self.set_settings(&who, &t, p.filtering.as_deref()).await?;
-                let s = self.status().await?;
-                Ok(Reply::json(200, &SettingsChanged { timeouts: s.timeouts, filtering: s.filtering, changed }))
-            }
-            (_, path::STATUS | path::COUNTERS | path::SESSIONS | path::TUNNELS | path::REFUSALS) => {
-                Err(Reply::error(405, "this resource is read-only: use GET"))
-            }
-            (_, path::PASSTHROUGH | path::SETTINGS) => Err(Reply::error(405, "use GET, PUT or PATCH")),
-            _ => Err(Reply::error(404, format!("no such resource: {}", req.path))),
-        } }
+        }
         .await;
         result.unwrap_or_else(|r| r)
     }
@@ -555,7 +559,9 @@ impl Control {
                 }))
             }
             (&Method::GET, "/settings") => render(
-                self.status().await.map(|s| Reply::html(200, web::settings_page(&s, req.param("saved"), None, &session))),
+                self.status()
+                    .await
+                    .map(|s| Reply::html(200, web::settings_page(&s, req.param("saved"), None, &session))),
             ),
             (&Method::POST, "/settings") => {
                 let f = form();

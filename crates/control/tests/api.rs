@@ -4,149 +4,10 @@
 //! 4xx while nothing changes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+mod common;
 
-use natpass_control::auth::{Auth, hash_password, token_digest};
-use natpass_control::http::Options;
-use natpass_control::interface::{self, EventLog, PlaneInfo};
-use natpass_control::server::{self, Control};
-use natpass_control::store::ConfigStore;
-use natpass_engine::{Engine, Instant, Side};
-use serde_json::Value;
+use common::{BEARER, PASSWORD, Rig, http, rig};
 
-const TOKEN: &str = "test-token-0123456789";
-const PASSWORD: &str = "correct horse battery";
-
-struct Rig {
-    addr: SocketAddr,
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = std::fs::remove_dir_all(self.path.parent().unwrap());
-    }
-}
-
-/// A UDP/IPv4 packet from `src:sport` to `dst:dport` (UDP checksum 0: none, RFC 768).
-fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 28 + 4];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&32u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    let mut sum: u32 = 0;
-    for i in (0..20).step_by(2) {
-        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..26].copy_from_slice(&12u16.to_be_bytes());
-    p
-}
-
-fn rig(name: &str) -> Rig {
-    let dir = std::env::temp_dir().join(format!("natpass-api-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("natpass.toml");
-    let text = "# test router\n[nat]\nlan_networks = [\"192.168.1.0/24\"]\n\n[timeouts]\nudp = 300\n";
-    std::fs::write(&path, text).unwrap();
-    let config = natpass_config::parse_config(text).unwrap();
-    let mut engine = Engine::new(config.engine, Instant::ZERO).unwrap();
-    // Five UDP sessions and one from another client.
-    for port in 40000..40005u16 {
-        let mut p = udp([192, 168, 1, 10], port, [198, 51, 100, 7], 53);
-        assert!(matches!(
-            engine.process(Instant::from_secs(1), Side::Lan, &mut p),
-            natpass_engine::Verdict::Forward(_)
-        ));
-    }
-    let mut p = udp([192, 168, 1, 11], 5000, [198, 51, 100, 8], 123);
-    assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut p), natpass_engine::Verdict::Forward(_)));
-    let (handle, mailbox) = interface::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        let mut events = EventLog::default();
-        while !s.load(Ordering::Relaxed) {
-            mailbox.serve(|cmd| {
-                interface::answer(&mut engine, &PlaneInfo::default(), &mut events, Instant::from_secs(2), cmd)
-            });
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    let users = vec![natpass_config::User { name: "admin".into(), password_hash: hash_password(PASSWORD).unwrap() }];
-    let control = Control::new(
-        handle,
-        ConfigStore::new(Some(path.clone()), text.into()),
-        {
-            // Like the CLI's token: not from the file, so it outlives edits of the file.
-            let mut a = Auth::new(users, Vec::new(), Duration::from_secs(600)).unwrap();
-            a.add_token_digest(token_digest(TOKEN));
-            a
-        },
-        |_| {},
-    )
-    .unwrap();
-    let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, Options::default()).unwrap();
-    Rig { addr, path, stop }
-}
-
-struct Resp {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-}
-
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    Resp {
-        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        headers: head.to_string(),
-        body: body.into(),
-    }
-}
-
-const BEARER: (&str, &str) = ("Authorization", "Bearer test-token-0123456789");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 #[test]
@@ -331,7 +192,10 @@ fn logins_are_rate_limited() {
     let (cookie, token) = login_form(&r);
     let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie.as_str())];
     for _ in 0..5 {
-        assert_eq!(http(r.addr, "POST", "/login", &form, &format!("csrf={token}&user=admin&password=guess")).status, 401);
+        assert_eq!(
+            http(r.addr, "POST", "/login", &form, &format!("csrf={token}&user=admin&password=guess")).status,
+            401
+        );
     }
     let right = format!("csrf={token}&user=admin&password={}", PASSWORD.replace(' ', "+"));
     let resp = http(r.addr, "POST", "/login", &form, &right);
@@ -383,7 +247,11 @@ fn a_config_file_changed_by_hand_is_not_overwritten_and_removed_users_are_logged
     std::fs::write(&r.path, &by_hand).unwrap();
     let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);
     assert_eq!(resp.status, 409, "{}", resp.body);
-    assert!(resp.json()["error"].as_str().unwrap().contains("changed by something other than natpass"), "{}", resp.body);
+    assert!(
+        resp.json()["error"].as_str().unwrap().contains("changed by something other than natpass"),
+        "{}",
+        resp.body
+    );
     assert_eq!(std::fs::read_to_string(&r.path).unwrap(), by_hand, "the hand edit is kept");
     // Tried again, the change goes on top of the hand edit.
     let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);

@@ -133,13 +133,14 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
-        let control = Control {
+        let control = Control::new(
             handle,
-            store: ConfigStore::new(Some(config), text.into()),
-            auth: Auth::new(Vec::new(), vec![token_digest(TOKEN)], Duration::from_secs(600)),
-            log: Box::new(|_| {}),
-        };
-        let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control).unwrap();
+            ConfigStore::new(Some(config), text.into()),
+            Auth::new(Vec::new(), vec![token_digest(TOKEN)], Duration::from_secs(600)).unwrap(),
+            |_| {},
+        )
+        .unwrap();
+        let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, Default::default()).unwrap();
         let token = dir.join("api.token");
         token_file::write(&token, TOKEN).unwrap();
         (addr, token)
