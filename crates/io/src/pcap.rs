@@ -174,7 +174,7 @@ enum Format {
 /// Reads a pcap or pcapng file one packet at a time.
 pub struct PcapReader {
     path: PathBuf,
-    input: BufReader<File>,
+    input: BufReader<Box<dyn Read>>,
     format: Format,
     read: u64,
     total: u64,
@@ -188,7 +188,18 @@ impl PcapReader {
         let io = |source| PcapError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         let total = file.metadata().map_err(io)?.len();
-        let mut input = BufReader::with_capacity(1 << 16, file);
+        Self::from_reader(path, Box::new(file), total)
+    }
+
+    /// Reads a capture held in memory (`name` stands for its path in errors).
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self, PcapError> {
+        let total = bytes.len() as u64;
+        Self::from_reader(name, Box::new(std::io::Cursor::new(bytes)), total)
+    }
+
+    /// Reads the file header of a capture of `total` bytes from `source`.
+    fn from_reader(path: &Path, source: Box<dyn Read>, total: u64) -> Result<Self, PcapError> {
+        let mut input = BufReader::with_capacity(1 << 16, source);
         let mut magic = [0u8; 4];
         input.read_exact(&mut magic).map_err(|_| PcapError::UnknownFormat { path: path.to_path_buf(), magic: 0 })?;
         let m = u32::from_le_bytes(magic);
@@ -532,6 +543,11 @@ mod tests {
         let e = PcapReader::open(&p).err().unwrap().to_string();
         assert!(e.contains("not a pcap or pcapng"), "{e}");
         std::fs::remove_file(&p).unwrap();
+        // The same from memory, as the fuzz target reads.
+        let mut r = PcapReader::from_bytes(Path::new("mem.pcap"), full[..full.len() - 5].to_vec()).unwrap();
+        let e = r.next_packet().unwrap().unwrap_err().to_string();
+        assert!(e.contains("mem.pcap") && e.contains("truncated"), "{e}");
+        assert!(PcapReader::from_bytes(Path::new("mem.pcap"), vec![0xd4, 0xc3]).is_err());
     }
 
     #[test]

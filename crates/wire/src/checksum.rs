@@ -81,7 +81,7 @@ pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
 }
 
 /// RFC 1624 eqn. 3 for an IPv4 address that changed (a header, or a pseudo-header).
-#[inline]
+#[inline(always)]
 pub fn update_addr(check: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update_u32(check, old.to_bits(), new.to_bits())
 }

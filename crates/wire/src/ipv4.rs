@@ -259,7 +259,7 @@ impl<'a> Ipv4Packet<&'a [u8]> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the source address and updates the header checksum incrementally.
-    #[inline]
+    #[inline(always)]
     pub fn set_src(&mut self, addr: Ipv4Addr) {
         let old = self.src();
         let check = checksum::update_addr(self.checksum(), old, addr);
@@ -269,7 +269,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Sets the destination address and updates the header checksum incrementally.
-    #[inline]
+    #[inline(always)]
     pub fn set_dst(&mut self, addr: Ipv4Addr) {
         let old = self.dst();
         let check = checksum::update_addr(self.checksum(), old, addr);

@@ -37,6 +37,7 @@ pub(crate) fn is_martian_dst(ip: Ipv4Addr) -> bool {
 /// Checks an ingress packet's IP header, or says why it is refused: lengths, checksum
 /// (RFC 1812 §5.2.2), and options, which must be well formed (§5.2.2) and may not name a
 /// source route (RFC 7126 §4.3, §4.4).
+#[inline(always)]
 fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
     let ip = match Ipv4Packet::new_checked(&*packet) {
         Ok(ip) if ip.verify_checksum() => ip,
@@ -177,7 +178,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdic
 /// A whole datagram from `side`, by protocol: TCP and UDP to NAPT (which hands passthrough
 /// ports to the dispatch, with their ports in hand), ICMP queries to NAPT and errors to
 /// [`icmp_error`], anything else to the passthrough dispatch.
-#[inline]
+#[inline(always)]
 fn by_protocol(e: &mut Engine, now: Instant, side: Side, packet: &mut [u8]) -> Verdict {
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let proto = match Proto::from_ip_protocol(ip.protocol()) {

@@ -52,7 +52,7 @@ fn ports(proto: Proto, l4: &[u8], fragment: bool) -> Result<(u16, u16, Option<u8
 
 /// The sequence window check of a TCP segment on session `idx` (see
 /// [`TcpWindow`](crate::flow::tcp_window::TcpWindow)), when it is on.
-#[inline]
+#[inline(never)]
 fn tcp_in_window(e: &mut Engine, idx: u32, side: Side, packet: &[u8]) -> Result<(), DropReason> {
     if !e.config.tcp_window_check {
         return Ok(());
@@ -73,18 +73,23 @@ fn tcp_in_window(e: &mut Engine, idx: u32, side: Side, packet: &[u8]) -> Result<
 
 /// The passthrough dispatch before NAPT, for a TCP or UDP packet with a port a module may
 /// claim. `Some` ends the packet's way here.
-#[inline]
+#[inline(always)]
 fn passthrough_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
     if !e.passthrough.may_claim_ports(flow.sport, flow.dport) {
         return None;
     }
+    dispatch_first(e, now, side, flow, packet)
+}
+
+#[inline(never)]
+fn dispatch_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
     let (passthrough, mut cx) = e.passthrough_and_cx(now);
     passthrough.packet(&mut cx, side, flow, packet)
 }
 
 /// What a packet must pass once NAPT found its session `idx`, before NAPT rewrites it: the
 /// TCP window check, then the passthrough dispatch for a port a module may claim (its ALG).
-#[inline]
+#[inline(always)]
 fn session_checks(
     e: &mut Engine,
     now: Instant,
@@ -98,6 +103,11 @@ fn session_checks(
     if napt.protocol == IpProtocol::ICMP || !e.passthrough.may_claim_ports(napt.client_port, napt.server_port) {
         return Ok(());
     }
+    dispatch_alg(e, now, napt, packet)
+}
+
+#[inline(never)]
+fn dispatch_alg(e: &mut Engine, now: Instant, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
     let (passthrough, mut cx) = e.passthrough_and_cx(now);
     passthrough.napt_packet(&mut cx, napt, packet)
 }
@@ -186,7 +196,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
 /// Rewrites a packet leaving by `egress`: its source to `to` towards the WAN, its
 /// destination towards the LAN; port (or ICMP identifier) and address, with incremental
 /// checksums. Returns its total length.
-#[inline]
+#[inline(always)]
 fn rewrite(packet: &mut [u8], proto: Proto, egress: Side, to: Endpoint) -> usize {
     let mut ip = Ipv4Packet::new_unchecked(packet);
     let total = usize::from(ip.total_len());
