@@ -97,18 +97,41 @@ impl Probe {
     }
 }
 
-/// Checks the probe and the memory after an attack, and prints the numbers.
-fn report(attack: &str, probe: Probe, rss_before: u64) {
-    let (worst, n) = probe.finish();
-    let grown = rss().saturating_sub(rss_before);
-    println!(
-        "{attack}: {n} /metrics scrapes, slowest {:.1} ms; memory grew {:.1} MiB",
-        worst.as_secs_f64() * 1000.0,
-        grown as f64 / MIB as f64
-    );
-    assert!(n >= 3, "{attack}: only {n} scrapes");
-    assert!(worst < LATENCY_BUDGET, "{attack}: a /metrics scrape took {worst:?}");
-    assert!(grown < MEMORY_BUDGET, "{attack}: memory grew {} MiB", grown / MIB);
+/// What is measured during an attack: memory, the data plane's packets, the scrapes.
+struct Watch {
+    rss: u64,
+    routed: u64,
+    since: Instant,
+    probe: Probe,
+}
+
+impl Watch {
+    fn start(r: &Rig) -> Self {
+        Self { rss: rss(), routed: r.plane.mark(), since: Instant::now(), probe: Probe::start(r.addr) }
+    }
+
+    /// Checks the scrapes, the data plane and the memory after an attack, and prints them.
+    fn report(self, attack: &str, r: &Rig) {
+        let (worst, n) = self.probe.finish();
+        let grown = rss().saturating_sub(self.rss);
+        let secs = self.since.elapsed().as_secs_f64();
+        let routed = r.plane.routed.load(Ordering::Relaxed) - self.routed;
+        let round = Duration::from_micros(r.plane.worst_round_us.load(Ordering::Relaxed));
+        println!(
+            "{attack}: {n} /metrics scrapes, slowest {:.1} ms; memory grew {:.1} MiB; data plane routed {routed} \
+             packets in {secs:.1} s, slowest round {:.2} ms",
+            worst.as_secs_f64() * 1000.0,
+            grown as f64 / MIB as f64,
+            round.as_secs_f64() * 1000.0
+        );
+        assert!(n >= 3, "{attack}: only {n} scrapes");
+        assert!(worst < LATENCY_BUDGET, "{attack}: a /metrics scrape took {worst:?}");
+        assert!(grown < MEMORY_BUDGET, "{attack}: memory grew {} MiB", grown / MIB);
+        // The data plane never waits for the control plane: it routed all along (a round
+        // is 1 ms of sleep plus work), and no round took long.
+        assert!(routed as f64 > secs * 100.0, "{attack}: the data plane routed only {routed} packets in {secs:.1} s");
+        assert!(round < Duration::from_millis(50), "{attack}: a data plane round took {round:?}");
+    }
 }
 
 /// Reads until the peer closes or `limit` passes; the bytes read.
@@ -126,8 +149,7 @@ fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Option<String> {
 fn slow_body_does_not_freeze_the_admin() {
     let _one = serial();
     let r = server("slow-body");
-    let before = rss();
-    let probe = Probe::start(r.addr);
+    let watch = Watch::start(&r);
     // Each announces 2000 bytes and sends 20 (finding 4 of issue 10).
     let mut slow: Vec<TcpStream> = (0..200)
         .map(|i| {
@@ -141,7 +163,7 @@ fn slow_body_does_not_freeze_the_admin() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
-    report("slow body", probe, before);
+    watch.report("slow body", &r);
     // The body timeout (2 s here, 10 s by default) answers 408 and closes. Connections pushed
     // out by newer ones (32 per address) are closed without an answer.
     let answers: Vec<Option<String>> = slow.iter_mut().map(|s| read_until_closed(s, Duration::from_secs(5))).collect();
@@ -153,8 +175,7 @@ fn slow_body_does_not_freeze_the_admin() {
 fn slow_headers_do_not_freeze_the_admin() {
     let _one = serial();
     let r = server("slow-headers");
-    let before = rss();
-    let probe = Probe::start(r.addr);
+    let watch = Watch::start(&r);
     let mut slow: Vec<TcpStream> = (0..300)
         .map(|i| {
             let mut s = connect_from(attacker(i % 30), r.addr).unwrap();
@@ -169,7 +190,7 @@ fn slow_headers_do_not_freeze_the_admin() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    report("slow headers", probe, before);
+    watch.report("slow headers", &r);
     // The header timeout (2 s here, 10 s by default) closes them all.
     let t = Instant::now();
     for s in &mut slow {
@@ -182,8 +203,7 @@ fn slow_headers_do_not_freeze_the_admin() {
 fn endless_header_is_cut_at_16_kib() {
     let _one = serial();
     let r = server("endless-header");
-    let before = rss();
-    let probe = Probe::start(r.addr);
+    let watch = Watch::start(&r);
     // 32 attackers each try to send a 16 MiB header line, again and again for 1.5 s
     // (finding 5: the old server grew from 61 MB to 485 MB).
     let attackers: Vec<_> = (0..32)
@@ -214,7 +234,7 @@ fn endless_header_is_cut_at_16_kib() {
         })
         .collect();
     let results: Vec<(usize, String)> = attackers.into_iter().map(|t| t.join().unwrap()).collect();
-    report("endless header", probe, before);
+    watch.report("endless header", &r);
     let most = results.iter().map(|(sent, _)| *sent).max().unwrap_or(0);
     println!("endless header: at most {} KiB sent before the server closed (socket buffers included)", most / 1024);
     for (sent, answer) in &results {
@@ -227,15 +247,14 @@ fn endless_header_is_cut_at_16_kib() {
 fn a_thousand_idle_connections_do_not_lock_out_the_admin() {
     let _one = serial();
     let r = server("idle");
-    let before = rss();
+    let watch = Watch::start(&r);
     // 1,000 connections that never send a byte, 25 from each of 40 addresses.
     let mut idle = Vec::new();
     for i in 0..1000 {
         idle.push(connect_from(attacker(i % 40), r.addr).unwrap());
     }
-    let probe = Probe::start(r.addr);
     std::thread::sleep(Duration::from_millis(1500));
-    report("1,000 idle connections", probe, before);
+    watch.report("1,000 idle connections", &r);
     // The server kept at most its connection limit; the rest were closed.
     let closed = idle
         .iter_mut()
@@ -257,8 +276,7 @@ fn ten_thousand_failed_logins_from_many_addresses_stay_bounded() {
     let page = http(r.addr, "GET", "/login", &[], "");
     let cookie = page.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
     let token = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-    let before = rss();
-    let probe = Probe::start(r.addr);
+    let watch = Watch::start(&r);
     let t = Instant::now();
     let statuses: Vec<Vec<u16>> = (0..8u32)
         .map(|w| {
@@ -283,7 +301,7 @@ fn ten_thousand_failed_logins_from_many_addresses_stay_bounded() {
         .map(|h| h.join().unwrap())
         .collect();
     let took = t.elapsed();
-    report("10,000 failed logins", probe, before);
+    watch.report("10,000 failed logins", &r);
     let count = |code: u16| statuses.iter().flatten().filter(|&&c| c == code).count();
     let (wrong, limited, busy) = (count(401), count(429), count(503));
     println!(

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use natpass_control::auth::{Auth, hash_password, token_digest};
@@ -25,6 +25,26 @@ pub struct Rig {
     pub addr: SocketAddr,
     pub path: PathBuf,
     stop: Arc<AtomicBool>,
+    /// What the data plane thread did.
+    pub plane: Arc<PlaneStats>,
+}
+
+/// The rig's data plane: it routes one packet of an existing session each round, answers the
+/// control plane between rounds as the router does, and records its slowest round.
+#[derive(Default)]
+pub struct PlaneStats {
+    /// Packets routed.
+    pub routed: AtomicU64,
+    /// The slowest round, in microseconds.
+    pub worst_round_us: AtomicU64,
+}
+
+impl PlaneStats {
+    /// Starts a measurement: the packets routed so far; the slowest round is reset.
+    pub fn mark(&self) -> u64 {
+        self.worst_round_us.store(0, Ordering::Relaxed);
+        self.routed.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Rig {
@@ -82,13 +102,21 @@ pub fn rig_with(name: &str, options: Options) -> Rig {
     assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut p), natpass_engine::Verdict::Forward(_)));
     let (handle, mailbox) = interface::channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
+    let plane = Arc::new(PlaneStats::default());
+    let (s, stats) = (Arc::clone(&stop), Arc::clone(&plane));
     std::thread::spawn(move || {
         let mut events = EventLog::default();
         while !s.load(Ordering::Relaxed) {
+            let t = std::time::Instant::now();
+            let mut p = udp([192, 168, 1, 10], 40000, [198, 51, 100, 7], 53);
+            if matches!(engine.process(Instant::from_secs(2), Side::Lan, &mut p), natpass_engine::Verdict::Forward(_)) {
+                stats.routed.fetch_add(1, Ordering::Relaxed);
+            }
             mailbox.serve(|cmd| {
                 interface::answer(&mut engine, &PlaneInfo::default(), &mut events, Instant::from_secs(2), cmd)
             });
+            let took = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+            stats.worst_round_us.fetch_max(took, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -106,7 +134,7 @@ pub fn rig_with(name: &str, options: Options) -> Rig {
     )
     .unwrap();
     let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, options).unwrap();
-    Rig { addr, path, stop }
+    Rig { addr, path, stop, plane }
 }
 
 pub struct Resp {
