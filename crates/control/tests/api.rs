@@ -266,3 +266,77 @@ fn a_config_file_changed_by_hand_is_not_overwritten_and_removed_users_are_logged
     );
     assert_eq!(http(r.addr, "GET", "/api/v1/status", &[BEARER], "").status, 200);
 }
+
+/// One request over TLS to `addr`, trusting only `cert` (DER).
+fn https(addr: std::net::SocketAddr, cert: &[u8], path: &str, headers: &[(&str, &str)], body: &str) -> common::Resp {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(cert.to_vec())).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    std::io::Write::write_all(&mut tls, req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut tls, &mut raw);
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    common::Resp {
+        status: head.split_whitespace().nth(1).unwrap_or("0").parse().unwrap(),
+        headers: head.to_string(),
+        body: body.into(),
+    }
+}
+
+#[test]
+fn over_https_cookies_are_secure_and_hsts_is_sent() {
+    use natpass_control::http::Options;
+    let (cert_pem, key_pem) = natpass_control::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+    let (config, fingerprint) = natpass_control::tls::server_config(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let der = {
+        use rustls::pki_types::pem::PemObject as _;
+        rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap().to_vec()
+    };
+    assert_eq!(fingerprint, natpass_control::tls::fingerprint(&der));
+    let r = common::rig_with("https", Options { tls: Some(config), ..Options::default() });
+    let m = https(r.addr, &der, "/metrics", &[], "");
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert_eq!(m.header("Strict-Transport-Security").as_deref(), Some("max-age=31536000"));
+    let page = https(r.addr, &der, "/login", &[], "");
+    let login_cookie = page.header("Set-Cookie").unwrap();
+    assert!(login_cookie.ends_with("; Secure"), "{login_cookie}");
+    let login_cookie = login_cookie.split(';').next().unwrap().to_string();
+    let token = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let resp = https(
+        r.addr,
+        &der,
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", &login_cookie)],
+        &format!("csrf={token}&user=admin&password={}", PASSWORD.replace(' ', "+")),
+    );
+    assert_eq!(resp.status, 303, "{}", resp.body);
+    let session = resp.header("Set-Cookie").unwrap();
+    assert!(session.starts_with("natpass_session=") && session.contains("; Secure"), "{session}");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut s, format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n", r.addr).as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut raw);
+    assert!(!raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
+}
