@@ -12,11 +12,11 @@
 
 use std::net::Ipv4Addr;
 
+use natpass_wire::AddrChange;
 use natpass_wire::icmp::IcmpPacket;
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::tcp::{self, TcpPacket};
 use natpass_wire::udp::{self, UdpPacket};
-use natpass_wire::{AddrChange, IpProtocol};
 
 use crate::flow::table::Endpoint;
 use crate::flow::tcp_window::Segment;
@@ -73,39 +73,14 @@ fn tcp_in_window(e: &mut Engine, idx: u32, side: Side, packet: &[u8]) -> Result<
 
 /// The passthrough dispatch before NAPT, for a TCP or UDP packet with a port a module may
 /// claim. `Some` ends the packet's way here.
-#[inline(always)]
-fn passthrough_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
-    if !e.passthrough.may_claim_ports(flow.sport, flow.dport) {
-        return None;
-    }
-    dispatch_first(e, now, side, flow, packet)
-}
-
 #[inline(never)]
 fn dispatch_first(e: &mut Engine, now: Instant, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
     let (passthrough, mut cx) = e.passthrough_and_cx(now);
     passthrough.packet(&mut cx, side, flow, packet)
 }
 
-/// What a packet must pass once NAPT found its session `idx`, before NAPT rewrites it: the
-/// TCP window check, then the passthrough dispatch for a port a module may claim (its ALG).
-#[inline(always)]
-fn session_checks(
-    e: &mut Engine,
-    now: Instant,
-    idx: u32,
-    napt: &NaptPacket,
-    packet: &mut [u8],
-) -> Result<(), DropReason> {
-    if napt.protocol == IpProtocol::TCP {
-        tcp_in_window(e, idx, napt.from, packet)?;
-    }
-    if napt.protocol == IpProtocol::ICMP || !e.passthrough.may_claim_ports(napt.client_port, napt.server_port) {
-        return Ok(());
-    }
-    dispatch_alg(e, now, napt, packet)
-}
-
+/// The passthrough dispatch once NAPT found the session, before it rewrites the packet: the
+/// ALG of the module that claims the session's ports.
 #[inline(never)]
 fn dispatch_alg(e: &mut Engine, now: Instant, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
     let (passthrough, mut cx) = e.passthrough_and_cx(now);
@@ -121,8 +96,9 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         Err(r) => return Verdict::Drop(r),
     };
     let protocol = proto.ip_protocol();
-    if proto != Proto::Icmp
-        && let Some(v) = passthrough_first(e, now, Side::Lan, &Flow { protocol, src, dst, sport, dport }, packet)
+    // A passthrough module's ports: the same for the dispatch before and after the lookup.
+    let claimable = proto != Proto::Icmp && e.passthrough.may_claim_ports(sport, dport);
+    if claimable && let Some(v) = dispatch_first(e, now, Side::Lan, &Flow { protocol, src, dst, sport, dport }, packet)
     {
         return v;
     }
@@ -135,15 +111,17 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
         },
     };
     let public = e.table.ext_of(idx);
-    let napt = NaptPacket {
-        from: Side::Lan,
-        protocol,
-        peers: Peers { client: src, server: dst, public: public.addr },
-        client_port: sport,
-        server_port: dport,
-    };
-    if let Err(r) = session_checks(e, now, idx, &napt, packet) {
+    if proto == Proto::Tcp
+        && let Err(r) = tcp_in_window(e, idx, Side::Lan, packet)
+    {
         return Verdict::Drop(r);
+    }
+    if claimable {
+        let peers = Peers { client: src, server: dst, public: public.addr };
+        let napt = NaptPacket { from: Side::Lan, protocol, peers, client_port: sport, server_port: dport };
+        if let Err(r) = dispatch_alg(e, now, &napt, packet) {
+            return Verdict::Drop(r);
+        }
     }
     let total = rewrite(packet, proto, Side::Wan, public);
     e.table.touch(idx, now, true, total, flags);
@@ -160,7 +138,8 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     };
     let protocol = proto.ip_protocol();
     if proto != Proto::Icmp
-        && let Some(v) = passthrough_first(e, now, Side::Wan, &Flow { protocol, src, dst, sport, dport }, packet)
+        && e.passthrough.may_claim_ports(sport, dport)
+        && let Some(v) = dispatch_first(e, now, Side::Wan, &Flow { protocol, src, dst, sport, dport }, packet)
     {
         return v;
     }
@@ -178,15 +157,18 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         },
     };
     let lan = e.table.lan_of(idx);
-    let napt = NaptPacket {
-        from: Side::Wan,
-        protocol,
-        peers: Peers { client: lan.addr, server: src, public: dst },
-        client_port: lan.port,
-        server_port: sport,
-    };
-    if let Err(r) = session_checks(e, now, idx, &napt, packet) {
+    if proto == Proto::Tcp
+        && let Err(r) = tcp_in_window(e, idx, Side::Wan, packet)
+    {
         return Verdict::Drop(r);
+    }
+    // The session's own ports: an LNS may answer an L2TP client from another port.
+    if proto != Proto::Icmp && e.passthrough.may_claim_ports(lan.port, sport) {
+        let peers = Peers { client: lan.addr, server: src, public: dst };
+        let napt = NaptPacket { from: Side::Wan, protocol, peers, client_port: lan.port, server_port: sport };
+        if let Err(r) = dispatch_alg(e, now, &napt, packet) {
+            return Verdict::Drop(r);
+        }
     }
     let total = rewrite(packet, proto, Side::Lan, lan);
     e.table.touch(idx, now, false, total, flags);
