@@ -116,11 +116,28 @@ pub struct CapturedPacket {
     pub l3: L3,
 }
 
-fn by_ethertype(et: u16, offset: usize) -> L3 {
+/// PPPoE session stage (RFC 2516 §4): a 6-byte PPPoE header, then the PPP protocol field.
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// PPP protocol numbers of IPv4 and IPv6 (RFC 1332, RFC 5072).
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+
+/// The network layer after an ethertype at `data[offset - 2..offset]`; a PPPoE session
+/// frame carrying IPv4 or IPv6 (RFC 2516, as on a DSL line) is looked through.
+fn by_ethertype(data: &[u8], et: u16, offset: usize) -> L3 {
     match et {
         0x0800 => L3::Ipv4 { offset },
         0x86dd => L3::Ipv6 { offset },
         0x0806 => L3::Arp { offset },
+        ETHERTYPE_PPPOE_SESSION => {
+            // Version and type 1 (0x11), code 0 (session data), then the PPP protocol.
+            let ppp = data.get(offset..offset + 8).filter(|h| h[0] == 0x11 && h[1] == 0);
+            match ppp.map(|h| u16::from_be_bytes([h[6], h[7]])) {
+                Some(PPP_IPV4) => L3::Ipv4 { offset: offset + 8 },
+                Some(PPP_IPV6) => L3::Ipv6 { offset: offset + 8 },
+                _ => L3::Other { ethertype_or_family: u32::from(et) },
+            }
+        }
         other => L3::Other { ethertype_or_family: u32::from(other) },
     }
 }
@@ -135,7 +152,7 @@ pub fn classify(link: LinkKind, data: &[u8]) -> L3 {
             for _ in 0..3 {
                 match u16_at(off) {
                     Some(0x8100 | 0x88a8 | 0x9100) => off += 4,
-                    Some(et) => return by_ethertype(et, off + 2),
+                    Some(et) => return by_ethertype(data, et, off + 2),
                     None => break,
                 }
             }
@@ -160,8 +177,8 @@ pub fn classify(link: LinkKind, data: &[u8]) -> L3 {
             Some(6) => L3::Ipv6 { offset: 0 },
             _ => L3::Other { ethertype_or_family: 0 },
         },
-        LinkKind::LinuxSll => u16_at(14).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(et, 16)),
-        LinkKind::LinuxSll2 => u16_at(0).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(et, 20)),
+        LinkKind::LinuxSll => u16_at(14).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(data, et, 16)),
+        LinkKind::LinuxSll2 => u16_at(0).map_or(L3::Other { ethertype_or_family: 0 }, |et| by_ethertype(data, et, 20)),
         LinkKind::Other(n) => L3::Other { ethertype_or_family: n },
     }
 }
@@ -508,6 +525,42 @@ mod tests {
 
     fn temp(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("natpass-io-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn pppoe_vlan_and_qinq_frames_are_looked_through() {
+        let ip = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let eth = |tags: &[[u8; 4]], et: [u8; 2], rest: &[u8]| {
+            let mut f = vec![0u8; 12];
+            for t in tags {
+                f.extend_from_slice(t);
+            }
+            f.extend_from_slice(&et);
+            f.extend_from_slice(rest);
+            f
+        };
+        // PPPoE session (RFC 2516): 0x11, code 0, session 0x1234, length, PPP 0x0021.
+        let mut pppoe = vec![0x11, 0, 0x12, 0x34, 0, 22, 0x00, 0x21];
+        pppoe.extend_from_slice(&ip);
+        assert_eq!(classify(LinkKind::Ethernet, &eth(&[], [0x88, 0x64], &pppoe)), L3::Ipv4 { offset: 22 });
+        // The same inside 802.1Q, and inside QinQ (802.1ad then 802.1Q).
+        let q = [0x81, 0, 0, 7];
+        let ad = [0x88, 0xa8, 0, 9];
+        assert_eq!(classify(LinkKind::Ethernet, &eth(&[q], [0x88, 0x64], &pppoe)), L3::Ipv4 { offset: 26 });
+        assert_eq!(classify(LinkKind::Ethernet, &eth(&[ad, q], [0x08, 0x00], &ip)), L3::Ipv4 { offset: 22 });
+        // PPP IPv6, and PPP control (LCP 0xc021) is not IP.
+        pppoe[7] = 0x57;
+        assert_eq!(classify(LinkKind::Ethernet, &eth(&[], [0x88, 0x64], &pppoe)), L3::Ipv6 { offset: 22 });
+        pppoe[6..8].copy_from_slice(&[0xc0, 0x21]);
+        assert_eq!(
+            classify(LinkKind::Ethernet, &eth(&[], [0x88, 0x64], &pppoe)),
+            L3::Other { ethertype_or_family: 0x8864 }
+        );
+        // A truncated PPPoE header.
+        assert_eq!(
+            classify(LinkKind::Ethernet, &eth(&[], [0x88, 0x64], &[0x11, 0])),
+            L3::Other { ethertype_or_family: 0x8864 }
+        );
     }
 
     #[test]
