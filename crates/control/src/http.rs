@@ -468,6 +468,56 @@ mod tests {
         assert!(any.host_ok("10.1.2.3") && any.host_ok("[fe80::1]:443") && !any.host_ok("rebind.example"));
     }
 
+    /// Fails like a listener out of descriptors `errors` times, then gives one connection,
+    /// then waits for ever.
+    struct Flaky {
+        errors: u32,
+        conn: Option<tokio::io::DuplexStream>,
+    }
+
+    impl Accept for Flaky {
+        type Io = tokio::io::DuplexStream;
+        async fn accept(&mut self) -> std::io::Result<(Self::Io, SocketAddr)> {
+            if self.errors > 0 {
+                self.errors -= 1;
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            match self.conn.take() {
+                Some(c) => Ok((c, "127.0.0.1:40000".parse().unwrap())),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    #[test]
+    fn the_accept_loop_survives_running_out_of_descriptors() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (handle, _mailbox) = crate::interface::channel();
+        let auth = crate::auth::Auth::new(Vec::new(), Vec::new(), Duration::from_secs(60)).unwrap();
+        let control = Control::new(handle, crate::store::ConfigStore::new(None, String::new()), auth, |_| {}).unwrap();
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let shared = Arc::new(Shared::new(control, listen, Options::default()));
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let logged = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&logged);
+        let answer = rt.block_on(async move {
+            let flaky = Flaky { errors: 5, conn: Some(server) };
+            tokio::spawn(accept_loop(flaky, shared, move |l| lines.lock().unwrap().push(l.to_string())));
+            client
+                .write_all(b"GET /static/style.css HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await.unwrap().unwrap();
+            answer
+        });
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+        let logged = logged.lock().unwrap();
+        assert_eq!(logged.len(), 1, "one line per run of errors: {logged:?}");
+        assert!(logged[0].contains("backing off"), "{logged:?}");
+    }
+
     #[test]
     fn accept_errors_back_off_up_to_a_second() {
         assert_eq!(backoff(0), Duration::from_millis(10));
