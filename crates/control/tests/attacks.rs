@@ -130,7 +130,7 @@ impl Watch {
         // The data plane never waits for the control plane: it routed all along (a round
         // is 1 ms of sleep plus work), and no round took long.
         assert!(routed as f64 > secs * 100.0, "{attack}: the data plane routed only {routed} packets in {secs:.1} s");
-        assert!(round < Duration::from_millis(50), "{attack}: a data plane round took {round:?}");
+        assert!(round < Duration::from_millis(200), "{attack}: a data plane round took {round:?}");
     }
 }
 
