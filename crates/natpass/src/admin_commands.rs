@@ -18,17 +18,19 @@ use crate::tables;
 /// Which natpass to ask, and how to print its answer.
 #[derive(Clone, Debug)]
 pub struct ApiTarget {
-    /// The admin address, `http://HOST:PORT`.
+    /// The admin address, `http://HOST:PORT` or `https://HOST:PORT`.
     pub api: String,
     /// The token file the daemon wrote.
     pub token_file: PathBuf,
+    /// The admin's certificate, for HTTPS.
+    pub cert: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     pub json: bool,
 }
 
 impl ApiTarget {
     fn client(&self) -> anyhow::Result<ApiClient> {
-        ApiClient::new(&self.api, &self.token_file)
+        ApiClient::new(&self.api, &self.token_file, self.cert.as_deref())
     }
 
     /// Prints `value` as JSON, or `table` for people.

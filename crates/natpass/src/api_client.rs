@@ -3,6 +3,7 @@
 //! an answer this CLI cannot read says so.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -17,22 +18,53 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client for one natpass, with its bearer token.
 pub struct ApiClient {
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     base: String,
     token: String,
     agent: ureq::Agent,
 }
 
 impl ApiClient {
-    /// A client for `api` (`http://HOST:PORT`, or `HOST:PORT`) with the token in `token_file`.
-    pub fn new(api: &str, token_file: &Path) -> anyhow::Result<Self> {
-        let addr = api.strip_prefix("http://").unwrap_or(api).trim_end_matches('/');
+    /// A client for `api` (`http://HOST:PORT`, `HOST:PORT`, or `https://HOST:PORT`) with the
+    /// token in `token_file`. Over HTTPS the server's certificate must be the one in `cert`
+    /// (PEM; natpass's self-signed `natpass-admin.crt`, or the one `[admin] tls_cert` names).
+    pub fn new(api: &str, token_file: &Path, cert: Option<&Path>) -> anyhow::Result<Self> {
+        let (scheme, addr) = match api.strip_prefix("https://") {
+            Some(rest) => ("https", rest),
+            None => ("http", api.strip_prefix("http://").unwrap_or(api)),
+        };
+        let addr = addr.trim_end_matches('/');
         if addr.contains('/') || addr.is_empty() {
-            bail!("--api {api:?}: give it as http://HOST:PORT");
+            bail!("--api {api:?}: give it as http://HOST:PORT or https://HOST:PORT");
+        }
+        let mut config = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).http_status_as_error(false);
+        if scheme == "https" {
+            let Some(cert) = cert else {
+                bail!(
+                    "--api {api}: HTTPS needs the admin's certificate: --cert PATH (natpass-admin.crt beside the config file, or [admin] tls_cert)"
+                );
+            };
+            let pem = std::fs::read(cert).with_context(|| format!("reading the certificate {}", cert.display()))?;
+            let certs = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("reading the certificate {}", cert.display()))?;
+            if certs.is_empty() {
+                bail!("{}: no certificate in it", cert.display());
+            }
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
+                .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .build();
+            config = config.tls_config(tls);
         }
         let token = token_file::read(token_file)?;
-        let agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).http_status_as_error(false).build();
-        Ok(Self { base: format!("http://{addr}"), token, agent: agent.into() })
+        Ok(Self { base: format!("{scheme}://{addr}"), token, agent: config.build().into() })
     }
 
     /// `GET path?query`.
@@ -113,6 +145,10 @@ mod tests {
     /// A control-plane server on a loopback port over an engine with one UDP session, and the
     /// token file the CLI reads.
     fn server(dir: &Path) -> (SocketAddr, std::path::PathBuf) {
+        server_with(dir, natpass_control::http::Options::default())
+    }
+
+    fn server_with(dir: &Path, options: natpass_control::http::Options) -> (SocketAddr, std::path::PathBuf) {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("natpass.toml");
         let text = "[nat]\nlan_networks = [\"192.168.1.0/24\"]\n";
@@ -140,7 +176,7 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, Default::default()).unwrap();
+        let addr = server::spawn("127.0.0.1:0".parse().unwrap(), control, options).unwrap();
         let token = dir.join("api.token");
         token_file::write(&token, TOKEN).unwrap();
         (addr, token)
@@ -150,7 +186,7 @@ mod tests {
     fn every_answer_of_the_server_reads_as_the_types_the_cli_expects() {
         let dir = std::env::temp_dir().join(format!("natpass-cli-{}", std::process::id()));
         let (addr, token) = server(&dir);
-        let c = ApiClient::new(&format!("http://{addr}"), &token).unwrap();
+        let c = ApiClient::new(&format!("http://{addr}"), &token, None).unwrap();
         let s: Status = c.get(path::STATUS, &[]).unwrap();
         assert_eq!((s.sessions.udp, s.passthrough.pptp, s.timeouts.udp), (1, true, 300));
         let counters: Counters = c.get(path::COUNTERS, &[]).unwrap();
@@ -184,19 +220,42 @@ mod tests {
         assert_eq!(e, "natpass refused (400): proto=\"gre\": use tcp, udp or icmp");
         // A wrong token is refused with the API's words; a closed port names the address.
         token_file::write(&token, "wrong").unwrap();
-        let e = ApiClient::new(&addr.to_string(), &token).unwrap().get::<Status>(path::STATUS, &[]).unwrap_err();
+        let e = ApiClient::new(&addr.to_string(), &token, None).unwrap().get::<Status>(path::STATUS, &[]).unwrap_err();
         assert!(e.to_string().starts_with("natpass refused (401): log in"), "{e}");
-        let closed = ApiClient::new("127.0.0.1:1", &token).unwrap().get::<Status>(path::STATUS, &[]).unwrap_err();
+        let closed = ApiClient::new("127.0.0.1:1", &token, None).unwrap().get::<Status>(path::STATUS, &[]).unwrap_err();
         assert_eq!(closed.to_string(), "connecting to natpass at http://127.0.0.1:1");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn over_https_the_cli_trusts_the_admin_certificate_it_is_given_and_no_other() {
+        let dir = std::env::temp_dir().join(format!("natpass-cli-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("natpass-admin.crt"), dir.join("natpass-admin.key"));
+        let tls = natpass_control::tls::load_or_create(&cert, &key, true, &["127.0.0.1".into()]).unwrap();
+        let options = natpass_control::http::Options { tls: Some(tls.config), ..Default::default() };
+        let (addr, token) = server_with(&dir, options);
+        let c = ApiClient::new(&format!("https://{addr}"), &token, Some(&tls.cert_path)).unwrap();
+        let s: Status = c.get(path::STATUS, &[]).unwrap();
+        assert_eq!(s.sessions.udp, 1);
+        // Another certificate (another natpass, or someone in the middle) is refused.
+        let (other, _) = natpass_control::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+        let other_path = dir.join("other.crt");
+        std::fs::write(&other_path, other).unwrap();
+        let c = ApiClient::new(&format!("https://{addr}"), &token, Some(&other_path)).unwrap();
+        assert!(c.get::<Status>(path::STATUS, &[]).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn the_address_must_be_host_and_port() {
         let missing = Path::new("/nonexistent/natpass-token");
-        let e = ApiClient::new("http://127.0.0.1:8080/api", missing).err().unwrap().to_string();
-        assert_eq!(e, "--api \"http://127.0.0.1:8080/api\": give it as http://HOST:PORT");
-        let e = ApiClient::new("127.0.0.1:8080", missing).err().unwrap().to_string();
+        let e = ApiClient::new("http://127.0.0.1:8080/api", missing, None).err().unwrap().to_string();
+        assert_eq!(e, "--api \"http://127.0.0.1:8080/api\": give it as http://HOST:PORT or https://HOST:PORT");
+        let e = ApiClient::new("https://127.0.0.1:8443", missing, None).err().unwrap().to_string();
+        assert!(e.contains("--cert PATH"), "{e}");
+        let e = ApiClient::new("127.0.0.1:8080", missing, None).err().unwrap().to_string();
         assert!(e.contains("reading the API token"), "{e}");
     }
 }

@@ -126,6 +126,10 @@ struct ApiArgs {
     /// The token the daemon wrote at start.
     #[arg(long, default_value = "/run/natpass/api.token", env = "NATPASS_TOKEN_FILE")]
     token_file: PathBuf,
+    /// For an https:// --api: the admin's certificate to trust (PEM), natpass-admin.crt
+    /// beside the config file when natpass made it.
+    #[arg(long, env = "NATPASS_CERT")]
+    cert: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -133,7 +137,7 @@ struct ApiArgs {
 
 impl ApiArgs {
     fn target(self) -> ApiTarget {
-        ApiTarget { api: self.api, token_file: self.token_file, json: self.json }
+        ApiTarget { api: self.api, token_file: self.token_file, cert: self.cert, json: self.json }
     }
 }
 
