@@ -186,6 +186,20 @@ struct Links {
     lan: LinkFile,
     wan: LinkFile,
     rx_ring: Option<String>,
+    backend: Option<String>,
+    busy_poll: Option<bool>,
+}
+
+/// The socket backend of `natpass run` (`[interfaces] backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// AF_XDP where the kernel allows it, else AF_PACKET (the reason is logged).
+    Auto,
+    /// AF_XDP sockets with natpass's XDP program; refuse to start without them.
+    AfXdp,
+    /// AF_PACKET sockets (TPACKET ring, `sendmmsg`).
+    #[default]
+    AfPacket,
 }
 
 /// The packet sockets' receive ring (`[interfaces] rx_ring`).
@@ -227,8 +241,14 @@ pub struct Config {
     pub engine: EngineConfig,
     /// LAN and WAN links, from `[interfaces.lan]` and `[interfaces.wan]`.
     pub links: Option<(Link, Link)>,
-    /// The receive ring kind, `[interfaces] rx_ring`.
+    /// The receive ring kind, `[interfaces] rx_ring` (AF_PACKET).
     pub rx_ring: RxRing,
+    /// The socket backend, `[interfaces] backend`.
+    pub backend: Backend,
+    /// Busy polling on the AF_XDP sockets (`[interfaces] busy_poll`): the driver's receive
+    /// work runs in natpass's thread (SO_PREFER_BUSY_POLL); off, natpass spins while busy and
+    /// sleeps in poll(2) when idle.
+    pub busy_poll: bool,
     /// The control plane.
     pub admin: Admin,
 }
@@ -627,7 +647,23 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
             ));
         }
     };
-    Ok(Config { engine: c, links, admin, rx_ring })
+    let backend = match file.interfaces.as_ref().and_then(|l| l.backend.as_deref()) {
+        None | Some("af_packet") => Backend::AfPacket,
+        Some("af_xdp") => Backend::AfXdp,
+        Some("auto") => Backend::Auto,
+        Some(other) => {
+            return Err(value_error(
+                text,
+                "interfaces",
+                "backend",
+                format!(
+                    "{other:?} is not a backend; use \"af_packet\" (the default), \"af_xdp\" or \"auto\" (AF_XDP where the kernel allows it)"
+                ),
+            ));
+        }
+    };
+    let busy_poll = file.interfaces.as_ref().and_then(|l| l.busy_poll).unwrap_or(false);
+    Ok(Config { engine: c, links, admin, rx_ring, backend, busy_poll })
 }
 
 #[cfg(test)]
@@ -696,6 +732,12 @@ udp = 600
         assert_eq!(parse_config(&format!("[interfaces]\nrx_ring = \"v2\"\n{links}")).unwrap().rx_ring, RxRing::V2);
         let e = parse_config(&format!("[interfaces]\nrx_ring = \"v4\"\n{links}")).unwrap_err().to_string();
         assert!(e.starts_with("line 2: interfaces.rx_ring") && e.contains("\"v2\""), "{e}");
+        assert_eq!(parse_config(links).unwrap().backend, Backend::AfPacket);
+        let c = parse_config(&format!("[interfaces]\nbackend = \"af_xdp\"\nbusy_poll = true\n{links}")).unwrap();
+        assert_eq!((c.backend, c.busy_poll), (Backend::AfXdp, true));
+        assert_eq!(parse_config(&format!("[interfaces]\nbackend = \"auto\"\n{links}")).unwrap().backend, Backend::Auto);
+        let e = parse_config(&format!("[interfaces]\nbackend = \"dpdk\"\n{links}")).unwrap_err().to_string();
+        assert!(e.starts_with("line 2: interfaces.backend") && e.contains("\"af_xdp\""), "{e}");
     }
 
     #[test]

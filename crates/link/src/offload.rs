@@ -113,6 +113,24 @@ pub fn partial_l4_checksum(ip: &mut [u8]) {
     }
 }
 
+/// True when the TCP or UDP checksum field of `ip` holds what a sender leaves there for
+/// offload (the folded pseudo-header sum, [`partial_l4_checksum`]): for a backend that is not
+/// told (AF_XDP), so that a frame from a local sender with checksum offload (a veth peer)
+/// gets its checksum completed. A complete checksum equal to that value (1 in 65,536 frames)
+/// is recomputed to the same value, so a good frame is never spoiled.
+pub fn checksum_left_partial(ip: &[u8]) -> bool {
+    let Ok(p) = Ipv4Packet::new_checked(ip) else { return false };
+    if p.is_fragment() {
+        return false;
+    }
+    let field = match p.protocol() {
+        IpProtocol::TCP => TcpPacket::new_checked(p.payload()).map(|t| t.checksum()),
+        IpProtocol::UDP => UdpPacket::new_checked(p.payload()).map(|u| u.checksum()),
+        _ => return false,
+    };
+    field.is_ok_and(|c| c == checksum::fold(p.pseudo_header_sum()))
+}
+
 /// Writes the TCP or UDP checksum a sender left to offload.
 pub fn complete_l4_checksum(ip: &mut [u8]) {
     let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
@@ -198,8 +216,10 @@ mod tests {
         let seg = Segmentation { size: 1448, kind: GSO_TCPV4 };
         let o = offload_request(&p, seg).unwrap();
         assert_eq!(o, TxOffload { segmentation: seg, header_len: 54, csum_start: 34, csum_offset: TCP_CHECKSUM_AT });
+        assert!(!checksum_left_partial(&p));
         partial_l4_checksum(&mut p);
         assert!(!l4_checksum_ok(&p), "the field holds the pseudo-header sum only");
+        assert!(checksum_left_partial(&p), "recognised without being told");
         // What the kernel does with NEEDS_CSUM: sum from csum_start to the end, complement,
         // store at csum_start + csum_offset.
         let start = usize::from(o.csum_start) - ethernet::HEADER_LEN;

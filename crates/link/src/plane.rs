@@ -176,7 +176,7 @@ impl<T: FrameSink> Plane<T> {
             self.stats.vlan_tagged += 1;
             return;
         }
-        let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) else {
+        let Ok(eth) = EthernetFrame::new_checked(&mut *frame) else {
             self.stats.not_ipv4 += 1;
             return;
         };
@@ -184,14 +184,16 @@ impl<T: FrameSink> Plane<T> {
             ethernet::ethertype::ARP => self.handle_arp(now, side, eth.payload()),
             ethernet::ethertype::IPV4 if eth.header_len() == ethernet::HEADER_LEN => {
                 let dst = eth.dst();
-                self.handle_ipv4(now, side, dst, eth.payload_mut(), meta);
+                self.handle_ipv4(now, side, dst, frame, meta);
             }
             ethernet::ethertype::VLAN | ethernet::ethertype::QINQ => self.stats.vlan_tagged += 1,
             _ => self.stats.not_ipv4 += 1,
         }
     }
 
-    fn handle_ipv4(&mut self, now: Instant, side: Side, dst: MacAddr, ip: &mut [u8], meta: RxMeta) {
+    /// An IPv4 `frame` (its Ethernet header untagged) for `dst`.
+    fn handle_ipv4(&mut self, now: Instant, side: Side, dst: MacAddr, frame: &mut [u8], meta: RxMeta) {
+        let ip = &mut frame[ethernet::HEADER_LEN..];
         let port = &self.ports[side as usize].config;
         if dst != port.mac {
             self.stats.not_for_us += 1;
@@ -224,8 +226,52 @@ impl<T: FrameSink> Plane<T> {
             },
         };
         match verdict {
-            Verdict::Forward(out) => self.send_ip(now, out, ip, seg),
+            Verdict::Forward(out) => self.forward_in_place(now, out, frame, seg),
             Verdict::Consumed | Verdict::Drop(_) => {}
+        }
+    }
+
+    /// Sends the translated packet of a received `frame` out of `side` from where it lies:
+    /// the Ethernet header is rewritten in the frame, which goes to the sink whole
+    /// ([`FrameSink::push_in_place`]). A packet waiting for ARP is copied into the queue.
+    fn forward_in_place(&mut self, now: Instant, side: Side, frame: &mut [u8], seg: Option<Segmentation>) {
+        let (eth, ip) = frame.split_at_mut(ethernet::HEADER_LEN);
+        let Ok(p) = Ipv4Packet::new_checked(&*ip) else { return };
+        let dst = p.dst();
+        // Link padding after the total length stays behind.
+        let total = usize::from(p.total_len());
+        let ip = &mut ip[..total];
+        let Some(hop) = self.next_hop(side, dst) else {
+            self.stats.no_route += 1;
+            return;
+        };
+        let port = &mut self.ports[side as usize];
+        match port.neighbours.lookup(now, hop, ip) {
+            Lookup::Known(mac) => {
+                let offload = seg.and_then(|s| offload::offload_request(ip, s));
+                if offload.is_none() && total > port.config.mtu {
+                    self.stats.oversize += 1;
+                    return;
+                }
+                ethernet::emit_header(eth, mac, port.config.mac, ethernet::ethertype::IPV4);
+                if offload.is_some() {
+                    offload::partial_l4_checksum(ip);
+                }
+                port.tx.push_in_place(&frame[..ethernet::HEADER_LEN + total], offload);
+            }
+            Lookup::Queued { request: true } => self.send_arp_request(side, hop),
+            Lookup::Queued { request: false } | Lookup::Dropped => {}
+        }
+    }
+
+    /// The next hop for `dst` out of `side`: itself when on-link, the gateway for the WAN.
+    fn next_hop(&self, side: Side, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.ports[side as usize].config.net.contains(dst) {
+            Some(dst)
+        } else if let (Side::Wan, Some(g)) = (side, self.gateway) {
+            Some(g)
+        } else {
+            None
         }
     }
 
@@ -296,15 +342,11 @@ impl<T: FrameSink> Plane<T> {
         let dst = p.dst();
         // Link padding after the total length stays behind.
         let ip = &ip[..usize::from(p.total_len())];
-        let port = &mut self.ports[side as usize];
-        let hop = if port.config.net.contains(dst) {
-            dst
-        } else if let (Side::Wan, Some(g)) = (side, self.gateway) {
-            g
-        } else {
+        let Some(hop) = self.next_hop(side, dst) else {
             self.stats.no_route += 1;
             return;
         };
+        let port = &mut self.ports[side as usize];
         match port.neighbours.lookup(now, hop, ip) {
             Lookup::Known(mac) => self.emit_ip(side, mac, ip, seg),
             Lookup::Queued { request: true } => self.send_arp_request(side, hop),
@@ -509,6 +551,44 @@ mod tests {
         let mut other = udp_frame([2, 9, 9, 9, 9, 9], CLIENT_MAC, CLIENT, SERVER);
         p.handle_frame(at_secs(0), Side::Lan, &mut other, RxMeta::default());
         assert_eq!(p.stats().not_for_us, 1);
+    }
+
+    /// A sink that tells frames sent in place from frames built.
+    #[derive(Default)]
+    struct Probe {
+        built: usize,
+        in_place: Vec<(usize, usize)>,
+    }
+
+    impl FrameSink for Probe {
+        fn push(&mut self, _len: usize, _offload: Option<crate::TxOffload>, fill: impl FnOnce(&mut [u8])) {
+            fill(&mut [0u8; 2048][.._len]);
+            self.built += 1;
+        }
+
+        fn push_in_place(&mut self, frame: &[u8], _offload: Option<crate::TxOffload>) {
+            self.in_place.push((frame.as_ptr() as usize, frame.len()));
+        }
+    }
+
+    #[test]
+    fn a_forwarded_frame_leaves_from_the_buffer_it_arrived_in() {
+        let p = plane();
+        let config =
+            LinkConfig { lan: p.port(Side::Lan).clone(), wan: p.port(Side::Wan).clone(), gateway: Some(GATEWAY) };
+        let engine = Engine::new(p.engine().config().clone(), Instant::ZERO).unwrap();
+        let mut p = Plane::new(config, engine, Probe::default(), Probe::default());
+        let mut r = arp_frame(arp::REPLY, WAN_MAC, GW_MAC, GATEWAY, ROUTER_WAN);
+        let mut a = arp_frame(arp::REQUEST, BROADCAST, GW_MAC, GATEWAY, ROUTER_WAN);
+        p.handle_frame(at_secs(0), Side::Wan, &mut a, RxMeta::default());
+        p.handle_frame(at_secs(0), Side::Wan, &mut r, RxMeta::default());
+        let mut f = udp_frame(LAN_MAC, CLIENT_MAC, CLIENT, SERVER);
+        f.extend_from_slice(&[0; 4]); // link padding stays behind
+        p.handle_frame(at_secs(0), Side::Lan, &mut f, RxMeta::default());
+        assert_eq!(p.tx(Side::Wan).in_place, vec![(f.as_ptr() as usize, 14 + 32)]);
+        // Rewritten where it lies: the gateway's MAC, ours, the public source address.
+        assert_eq!((&f[..6], &f[6..12]), (&GW_MAC[..], &WAN_MAC[..]));
+        assert_eq!(Ipv4Packet::new_checked(&f[14..46]).unwrap().src(), ROUTER_WAN);
     }
 
     #[test]

@@ -10,6 +10,14 @@ pub trait FrameSink {
     /// segments; a backend that cannot must not be given super-frames (its [`crate::RxMeta`]
     /// never reports segmentation).
     fn push(&mut self, len: usize, offload: Option<TxOffload>, fill: impl FnOnce(&mut [u8]));
+
+    /// Sends `frame`, the received frame being handled, already rewritten in place (Ethernet
+    /// header and translated packet). A backend whose receive buffers can leave by the other
+    /// interface as they are (AF_XDP with one UMEM for both) queues the buffer itself, with
+    /// no copy; the default copies it like [`FrameSink::push`].
+    fn push_in_place(&mut self, frame: &[u8], offload: Option<TxOffload>) {
+        self.push(frame.len(), offload, |b| b.copy_from_slice(frame));
+    }
 }
 
 /// A frame as a [`FrameQueue`] keeps it.
