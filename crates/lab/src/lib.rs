@@ -168,6 +168,8 @@ pub struct Options {
     pub offloads: bool,
     /// natpass's receive ring: "v3" (blocks) or "v2" (per frame).
     pub rx_ring: String,
+    /// natpass's socket backend: "af_packet", "af_xdp" or "auto".
+    pub backend: String,
 }
 
 /// One client's result in one check.
@@ -415,8 +417,9 @@ impl<'a> Lab<'a> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
+                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\nbackend = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
                         self.opts.rx_ring,
+                        self.opts.backend,
                         if self.opts.natpass_extra_config.is_empty() {
                             "[admin]\nlisten = \"off\"\n"
                         } else {

@@ -44,6 +44,10 @@ struct Cli {
     /// natpass's receive ring: v3 (TPACKET_V3 blocks) or v2 (per frame, lowest latency).
     #[arg(long, value_parser = ["v3", "v2"], default_value = "v3")]
     rx_ring: String,
+    /// natpass's socket backend: AF_PACKET, AF_XDP (its own XDP program; GRO turned off on
+    /// the router's interfaces), or auto (AF_XDP where the kernel allows it).
+    #[arg(long, value_parser = ["af_packet", "af_xdp", "auto"], default_value = "af_packet")]
+    backend: String,
     /// The natpass binary to run as the router [default: `natpass` beside this program].
     #[arg(long, value_name = "PATH")]
     natpass: Option<PathBuf>,
@@ -80,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         natpass_extra_config: String::new(),
         offloads: cli.offloads == "on",
         rx_ring: cli.rx_ring,
+        backend: cli.backend,
     };
     let outcomes = natpass_lab::run(&opts)?;
     print!("{}", natpass_lab::render(&outcomes, opts.clients));

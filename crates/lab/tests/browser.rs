@@ -80,6 +80,7 @@ fn disabling_pptp_in_the_web_admin_refuses_a_pptp_call_and_enabling_it_lets_it_p
         ),
         offloads: true,
         rx_ring: "v3".into(),
+        backend: "af_packet".into(),
     };
     let shots = std::env::var_os("NATPASS_SCREENSHOTS").map(PathBuf::from);
     // Names the fix when natpass was not built beside natpass-lab.

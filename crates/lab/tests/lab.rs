@@ -1,7 +1,7 @@
 //! The VPN lab as integration tests: real strongSwan, xl2tpd, pptpd/pptp, a raw ESP peer,
 //! curl, traceroute, iperf3 and a STUN peer, with two LAN clients to one server, through
-//! `natpass run` on AF_PACKET sockets in network namespaces, driven by the `natpass-lab`
-//! binary.
+//! `natpass run` on AF_PACKET sockets and on AF_XDP sockets in network namespaces, driven by
+//! the `natpass-lab` binary.
 //!
 //! Needs root and the packages of `scripts/lab-setup.sh` (CI installs them); otherwise each
 //! test prints SKIPPED and why, or fails with `NATPASS_TEST_REQUIRE=all`. The natpass binary
@@ -64,10 +64,22 @@ fn clients_ok(o: &serde_json::Value) -> usize {
 
 #[test]
 fn every_vpn_protocol_passes_natpass_with_two_clients() {
+    every_vpn_protocol_passes("npt-vpn", "af_packet");
+}
+
+#[test]
+fn every_vpn_protocol_passes_natpass_on_af_xdp() {
+    every_vpn_protocol_passes("npt-xdp", "af_xdp");
+}
+
+fn every_vpn_protocol_passes(prefix: &str, backend: &str) {
     natpass_testkit::require!(natpass_lab::preflight());
     assert_natpass_built();
-    let (ok, results, text) = lab("npt-vpn", &["--nat", "natpass", "--clients", "2", "--iperf-secs", "1"]);
+    let (ok, results, text) =
+        lab(prefix, &["--nat", "natpass", "--clients", "2", "--iperf-secs", "1", "--backend", backend]);
     println!("{text}");
+    let log = std::fs::read_to_string(format!("/tmp/{prefix}/natpass/natpass@rtr.log")).unwrap_or_default();
+    assert!(log.contains(&format!("({backend})")), "natpass did not run on {backend}:\n{log}");
     for check in ["plain NAT", "STUN", "IPsec IKEv2", "IPsec IKEv1", "raw ESP", "L2TP", "PPTP (pptp"] {
         let o = outcome(&results, check);
         assert_eq!(clients_ok(o), 2, "{check}: both clients must connect and carry data: {o}");

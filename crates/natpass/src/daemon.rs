@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{anyhow, bail};
 use natpass_control::auth::{self, RandomSource};
 
-use crate::router::Router;
+use crate::router::{IoOptions, Router};
 use crate::{control_plane, token_file};
 
 /// Runs the router of the config file at `config` until a signal stops it, then prints its
@@ -31,9 +31,10 @@ pub fn run_with(config: &Path, random: RandomSource) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
-    let mut router = Router::open(lan, wan, c.engine, c.rx_ring)?;
+    let io = IoOptions { backend: c.backend, rx_ring: c.rx_ring, busy_poll: c.busy_poll };
+    let mut router = Router::open(lan, wan, c.engine, io)?;
     let control = control_plane::start(config, text, &c.admin, &mut router, random)?;
-    eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name}");
+    eprintln!("natpass: running on LAN {lan_name} and WAN {wan_name} ({})", router.backend());
     // For scripts and benchmark harnesses that wait for the router to forward.
     println!("ready");
     std::io::Write::flush(&mut std::io::stdout())?;

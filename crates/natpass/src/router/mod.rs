@@ -1,57 +1,141 @@
-//! `natpass run`: the engine on two Linux interfaces through AF_PACKET sockets.
+//! `natpass run`: the engine on two Linux interfaces through AF_XDP or AF_PACKET sockets.
 //!
 //! The link layer (ARP and the neighbour cache, pings to the router, offloads) is the
-//! `natpass-link` crate's [`Plane`]; this module is its AF_PACKET driver. natpass owns its
+//! `natpass-link` crate's [`Plane`], one for both backends; this module drives it with either
+//! backend (`[interfaces] backend`): AF_PACKET (`afpacket`: a TPACKET ring and `sendmmsg`)
+//! or AF_XDP (`afxdp`: one UMEM for both interfaces, frames sent from where they arrived).
+//! natpass owns its
 //! addresses at layer 2, so the kernel in the router's namespace must not hold the same
 //! addresses (it would answer ARP too and reset TCP connections it does not know):
 //! [`Router::open`] refuses to start when it does.
 //!
-//! Per round: take ready ring blocks from each socket, have the plane translate each frame in
-//! place and copy it into the other side's transmit batch, then `sendmmsg` the batches.
-//! Between rounds: packets the engine made itself, the control plane's commands, and every
-//! 10 ms the engine's timers and ARP retries.
+//! Per round: take ready frames from each socket, have the plane translate each frame in
+//! place and queue it on the other side (AF_PACKET: copied into a `sendmmsg` batch; AF_XDP:
+//! its UMEM address on the other socket's TX ring), then send. Between rounds: packets the
+//! engine made itself, the control plane's commands, and every 10 ms the engine's timers and
+//! ARP retries. AF_XDP spins while frames come and for [`XDP_SPIN_NS`] after the last one,
+//! then sleeps in poll(2): no fixed batching delay.
 
 mod afpacket;
+mod afxdp;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant as WallInstant;
 
 use anyhow::{Context, bail};
-use natpass_config::Link;
+use natpass_config::{Backend, Link, RxRing};
 use natpass_control::api::InterfaceInfo;
 use natpass_control::interface::{self, EventLog, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side};
 use natpass_io::afpacket::{PacketSocket, RingOptions, TxBatch};
-use natpass_link::{LinkConfig, LinkStats, Plane, PortConfig};
+use natpass_io::afxdp::{self as xdp, Disposition, XdpOptions, XdpPair};
+use natpass_link::{FrameSink, LinkConfig, LinkStats, Plane, PortConfig, TxOffload};
 
 /// How often the engine's timers and ARP retries are looked at.
 const HOUSEKEEPING_NS: u64 = 10_000_000;
+/// AF_XDP: how long the loop keeps spinning after the last frame before it sleeps in poll(2).
+pub const XDP_SPIN_NS: u64 = 50_000;
+
+/// How `natpass run` reaches its interfaces (`[interfaces]`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IoOptions {
+    /// AF_PACKET, AF_XDP, or AF_XDP where the kernel allows it.
+    pub backend: Backend,
+    /// AF_PACKET's receive ring.
+    pub rx_ring: RxRing,
+    /// AF_XDP busy polling.
+    pub busy_poll: bool,
+}
+
+/// The sockets of one backend.
+// One per router, made once and never moved in the loop: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Io {
+    Packet([PacketSocket; 2]),
+    Xdp(XdpPair),
+}
+
+/// One side's transmit queue, of either backend.
+pub(crate) enum Sink {
+    Packet(afpacket::Tx),
+    Xdp(afxdp::Tx),
+}
+
+impl FrameSink for Sink {
+    fn push(&mut self, len: usize, offload: Option<TxOffload>, fill: impl FnOnce(&mut [u8])) {
+        match self {
+            Sink::Packet(t) => t.push(len, offload, fill),
+            Sink::Xdp(t) => t.push(len, offload, fill),
+        }
+    }
+
+    fn push_in_place(&mut self, frame: &[u8], offload: Option<TxOffload>) {
+        match self {
+            Sink::Packet(t) => t.push_in_place(frame, offload),
+            Sink::Xdp(t) => t.push_in_place(frame, offload),
+        }
+    }
+}
+
+impl Sink {
+    /// AF_XDP: true once after the frame being handled was queued from its own chunk.
+    fn take_sent_received(&mut self) -> bool {
+        match self {
+            Sink::Packet(_) => false,
+            Sink::Xdp(t) => t.0.take_sent_received(),
+        }
+    }
+}
 
 /// The data plane of `natpass run`.
 pub struct Router {
-    sockets: [PacketSocket; 2],
-    plane: Plane<afpacket::Tx>,
+    io: Io,
+    plane: Plane<Sink>,
     /// Interface names, LAN then WAN.
     names: [String; 2],
     start: WallInstant,
     log_events: bool,
     events: EventLog,
     mailbox: Option<Mailbox>,
+    busy_poll: bool,
 }
 
-fn port(link: &Link, sock: &PacketSocket) -> PortConfig {
-    PortConfig { mac: sock.mac(), mtu: sock.mtu(), addr: link.addr, net: link.net }
+fn port(link: &Link, mac: [u8; 6], mtu: usize) -> PortConfig {
+    PortConfig { mac, mtu, addr: link.addr, net: link.net }
+}
+
+/// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
+fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> {
+    for l in [lan, wan] {
+        let was = xdp::set_receive_offloads(&l.name, xdp::ReceiveOffloads { gro: false, lro: false })
+            .with_context(|| format!("turning GRO/LRO off on {}", l.name))?;
+        if was.gro || was.lro {
+            eprintln!("natpass: {}: GRO/LRO turned off (AF_XDP takes single frames, not merged ones)", l.name);
+        }
+    }
+    let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), ..XdpOptions::default() };
+    let pair = XdpPair::open([&lan.name, &wan.name], opts)?;
+    for (l, r) in [lan, wan].iter().zip(pair.reports()) {
+        let why = r.native_refused.as_deref().map(|w| format!(" (native refused: {w})")).unwrap_or_default();
+        if let Some(id) = r.replaced {
+            eprintln!("natpass: {}: replaced XDP program id {id} found there (left by a crash?)", l.name);
+        }
+        eprintln!(
+            "natpass: {}: AF_XDP, XDP program in {} mode{why}, {} mode{}",
+            l.name,
+            r.mode,
+            if pair.zero_copy() { "zero-copy" } else { "copy" },
+            if busy_poll { ", busy polling" } else { "" }
+        );
+    }
+    Ok(pair)
 }
 
 impl Router {
     /// Opens both interfaces and the engine. Refuses to start when the kernel holds one of the
     /// addresses natpass owns on that interface.
-    pub fn open(
-        lan: Link,
-        wan: Link,
-        mut config: EngineConfig,
-        rx_ring: natpass_config::RxRing,
-    ) -> anyhow::Result<Self> {
+    pub fn open(lan: Link, wan: Link, mut config: EngineConfig, io: IoOptions) -> anyhow::Result<Self> {
+        let busy_poll = io.busy_poll;
         for (l, owned) in [(&lan, vec![lan.addr]), (&wan, config.public_addrs.clone())] {
             let kernel = natpass_io::afpacket::kernel_ipv4_addrs(&l.name)
                 .with_context(|| format!("reading the addresses of {}", l.name))?;
@@ -65,28 +149,54 @@ impl Router {
                 );
             }
         }
-        let version = match rx_ring {
-            natpass_config::RxRing::V3 => natpass_io::afpacket::RingVersion::V3,
-            natpass_config::RxRing::V2 => natpass_io::afpacket::RingVersion::V2,
-        };
-        let opts = RingOptions { version, ..RingOptions::default() };
-        let lan_sock = PacketSocket::open(&lan.name, opts)?;
-        let wan_sock = PacketSocket::open(&wan.name, opts)?;
         if config.seed == EngineConfig::default().seed {
             config.seed = random_seed()?;
         }
         let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let link = LinkConfig { lan: port(&lan, &lan_sock), wan: port(&wan, &wan_sock), gateway: wan.gateway };
-        let tx = |s: &PacketSocket| afpacket::Tx(TxBatch::with_vnet_hdr(s.vnet_hdr()));
-        let plane = Plane::new(link, engine, tx(&lan_sock), tx(&wan_sock));
+        let xdp = match io.backend {
+            Backend::AfPacket => None,
+            Backend::AfXdp => Some(open_xdp(&lan, &wan, io.busy_poll)?),
+            Backend::Auto => match open_xdp(&lan, &wan, io.busy_poll) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("natpass: AF_XDP not available ({e:#}); using AF_PACKET");
+                    None
+                }
+            },
+        };
+        let (io, plane) = match xdp {
+            Some(mut pair) => {
+                let [l, w] = [xdp::interface(&lan.name)?, xdp::interface(&wan.name)?];
+                let link =
+                    LinkConfig { lan: port(&lan, l.mac, l.mtu), wan: port(&wan, w.mac, w.mtu), gateway: wan.gateway };
+                let (lan_tx, wan_tx) = (pair.tx_queue(), pair.tx_queue());
+                let tx = |q| Sink::Xdp(afxdp::Tx(q));
+                (Io::Xdp(pair), Plane::new(link, engine, tx(lan_tx), tx(wan_tx)))
+            }
+            None => {
+                let version = match io.rx_ring {
+                    RxRing::V3 => natpass_io::afpacket::RingVersion::V3,
+                    RxRing::V2 => natpass_io::afpacket::RingVersion::V2,
+                };
+                let opts = RingOptions { version, ..RingOptions::default() };
+                let lan_sock = PacketSocket::open(&lan.name, opts)?;
+                let wan_sock = PacketSocket::open(&wan.name, opts)?;
+                let p = |l: &Link, s: &PacketSocket| port(l, s.mac(), s.mtu());
+                let link = LinkConfig { lan: p(&lan, &lan_sock), wan: p(&wan, &wan_sock), gateway: wan.gateway };
+                let tx = |s: &PacketSocket| Sink::Packet(afpacket::Tx(TxBatch::with_vnet_hdr(s.vnet_hdr())));
+                let plane = Plane::new(link, engine, tx(&lan_sock), tx(&wan_sock));
+                (Io::Packet([lan_sock, wan_sock]), plane)
+            }
+        };
         Ok(Self {
-            sockets: [lan_sock, wan_sock],
+            io,
             plane,
             names: [lan.name, wan.name],
             start: WallInstant::now(),
             log_events: true,
             events: EventLog::default(),
             mailbox: None,
+            busy_poll,
         })
     }
 
@@ -120,15 +230,25 @@ impl Router {
         Instant::from_nanos(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// The backend in use: "af_xdp" or "af_packet".
+    pub fn backend(&self) -> &'static str {
+        match self.io {
+            Io::Packet(_) => "af_packet",
+            Io::Xdp(_) => "af_xdp",
+        }
+    }
+
     /// Runs until `stop` is set (by a signal handler), then returns.
     pub fn run(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         let mut next_housekeeping = Instant::ZERO;
+        let mut last_busy = Instant::ZERO;
         while !stop.load(Ordering::Relaxed) {
             let mut busy = false;
             for side in [Side::Lan, Side::Wan] {
-                // A few blocks per side per round keeps both directions moving under load.
+                // A few blocks (batches) per side per round keeps both directions moving
+                // under load.
                 for _ in 0..4 {
-                    if !self.receive_block(side) {
+                    if !self.receive_batch(side) {
                         break;
                     }
                     busy = true;
@@ -145,37 +265,83 @@ impl Router {
             self.log_engine_events(now);
             self.serve_control(now);
             self.flush();
-            if !busy {
-                let until_timer =
-                    self.plane.engine().poll_timeout().map_or(100, |t| {
-                        (t.as_nanos().saturating_sub(now.as_nanos()) / 1_000_000).clamp(0, 100) as i32
-                    });
-                let [a, b] = &self.sockets;
-                PacketSocket::wait(&[a, b], until_timer.min(10))?;
+            if busy {
+                last_busy = now;
+                continue;
+            }
+            let until_timer = self
+                .plane
+                .engine()
+                .poll_timeout()
+                .map_or(100, |t| (t.as_nanos().saturating_sub(now.as_nanos()) / 1_000_000).clamp(0, 100) as i32);
+            match &mut self.io {
+                Io::Packet([a, b]) => PacketSocket::wait(&[a, b], until_timer.min(10))?,
+                Io::Xdp(pair) => {
+                    // Completions back, transmit kicked, fill rings topped up; then spin a
+                    // little longer before sleeping, so that a burst's next frame finds
+                    // natpass awake.
+                    pair.service();
+                    if now.as_nanos().saturating_sub(last_busy.as_nanos()) < XDP_SPIN_NS {
+                        if self.busy_poll {
+                            pair.poll_once();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    } else {
+                        pair.wait(until_timer.min(10))?;
+                        last_busy = self.now();
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    fn receive_block(&mut self, side: Side) -> bool {
-        if !self.sockets[side as usize].ready() {
-            return false;
-        }
+    fn receive_batch(&mut self, side: Side) -> bool {
         let now = self.now();
         let plane = &mut self.plane;
-        self.sockets[side as usize]
-            .receive(|frame, info| plane.handle_frame(now, side, frame, afpacket::rx_meta(info)));
-        true
+        match &mut self.io {
+            Io::Packet(sockets) => {
+                let sock = &mut sockets[side as usize];
+                if !sock.ready() {
+                    return false;
+                }
+                sock.receive(|frame, info| plane.handle_frame(now, side, frame, afpacket::rx_meta(info)));
+                true
+            }
+            Io::Xdp(pair) => {
+                let n = pair.receive(side as usize, |frame| {
+                    let meta = afxdp::rx_meta(frame);
+                    plane.handle_frame(now, side, frame, meta);
+                    // Only the side it leaves by can have taken it; both are asked (one bit).
+                    let lan = plane.tx_mut(Side::Lan).take_sent_received();
+                    let wan = plane.tx_mut(Side::Wan).take_sent_received();
+                    if lan || wan { Disposition::Sent } else { Disposition::Recycle }
+                });
+                n > 0
+            }
+        }
     }
 
     fn flush(&mut self) {
         for side in [Side::Lan, Side::Wan] {
-            let batch = &mut self.plane.tx_mut(side).0;
-            let queued = batch.len();
-            if queued > 0 {
-                let sent = self.sockets[side as usize].send(batch);
-                self.plane.note_sent(side, queued, sent);
-            }
+            let (queued, sent) = match (&mut self.io, self.plane.tx_mut(side)) {
+                (Io::Packet(sockets), Sink::Packet(t)) => {
+                    let queued = t.0.len();
+                    if queued == 0 {
+                        continue;
+                    }
+                    (queued, sockets[side as usize].send(&mut t.0))
+                }
+                (Io::Xdp(pair), Sink::Xdp(t)) => {
+                    if t.0.is_empty() {
+                        continue;
+                    }
+                    pair.transmit(side as usize, &mut t.0)
+                }
+                _ => unreachable!("one backend for sockets and sinks"),
+            };
+            self.plane.note_sent(side, queued, sent);
         }
     }
 
@@ -242,6 +408,23 @@ impl Router {
             }
         }
         let unresolved = self.plane.neighbours(Side::Lan).unresolved + self.plane.neighbours(Side::Wan).unresolved;
+        if let Io::Xdp(pair) = &self.io {
+            let st = pair.stats();
+            out.push_str(&format!(
+                "\n  af_xdp: kernel drops (no fill chunk, rx ring full) lan {} wan {} | tx kicks lan {} wan {} | no spare chunk {}",
+                st[0].kernel_rx_dropped,
+                st[1].kernel_rx_dropped,
+                st[0].tx_kicks,
+                st[1].tx_kicks,
+                [Side::Lan, Side::Wan]
+                    .map(|s| match self.plane.tx(s) {
+                        Sink::Xdp(t) => t.0.no_buffer,
+                        Sink::Packet(_) => 0,
+                    })
+                    .iter()
+                    .sum::<u64>(),
+            ));
+        }
         for (what, n) in [
             ("oversize frames (turn off TSO/GSO on the peers)", l.oversize),
             ("ARP unresolved", unresolved),
