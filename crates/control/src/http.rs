@@ -19,7 +19,8 @@
 //! Every request's Host header must name this server: the listen address, or one of
 //! `[admin] server_names` (and `localhost` when it listens on loopback), so a DNS rebinding
 //! page cannot read or change anything. Changes (POST, PUT, PATCH, DELETE) sent with an
-//! Origin header must come from this server's own origin. Over HTTPS ([`Options::tls`]) every
+//! Origin header must come from this server's own origin (`Origin: null`, which browsers send
+//! under the pages' no-referrer policy, counts as none). Over HTTPS ([`Options::tls`]) every
 //! cookie is `Secure` and every answer carries `Strict-Transport-Security`.
 
 use std::collections::BTreeMap;
@@ -300,9 +301,12 @@ async fn answer(shared: &Shared, req: Request<Body>, peer: SocketAddr, busy: &At
         }
         Some(_) => {}
     }
+    // `Origin: null` says nothing: browsers send it for a same-origin form under the pages'
+    // `Referrer-Policy: no-referrer`. Then the CSRF token and the SameSite=Strict cookie decide.
     let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if mutating
         && let Some(origin) = parts.headers.get(ORIGIN)
+        && origin.as_bytes() != b"null"
         && !origin.to_str().is_ok_and(|o| shared.site.origin_ok(o))
     {
         return security_headers(Reply::error(403, "cross-origin request refused"));

@@ -611,8 +611,14 @@ impl Control {
         }
     }
 
-    /// The login page with a fresh form token, also set as the login cookie.
-    fn login_form(&self, status: u16, error: Option<&str>) -> Reply {
+    /// The login page with its form token: the one the browser's login cookie already holds
+    /// when it is one of ours (so two pages, or a page and the browser's own request for
+    /// /favicon.ico that ends here, share one), else a fresh one, set as the cookie.
+    fn login_form(&self, req: &Incoming, status: u16, error: Option<&str>) -> Reply {
+        let held = req.cookie(LOGIN_COOKIE).filter(|c| self.auth().login_token_ok(Some(c), Some(c)));
+        if let Some(token) = held {
+            return Reply::html(status, web::login_page(error, token));
+        }
         match self.auth().login_token() {
             Ok(token) => Reply::html(status, web::login_page(error, &token)).with(
                 "Set-Cookie",
@@ -624,7 +630,7 @@ impl Control {
 
     async fn login(&self, req: &Incoming) -> Reply {
         if req.method == Method::GET {
-            return self.login_form(200, None);
+            return self.login_form(req, 200, None);
         }
         if req.method != Method::POST {
             return Reply::error(405, "use GET or POST");
@@ -633,7 +639,7 @@ impl Control {
         let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let (user, password) = (get("user").unwrap_or(""), get("password").unwrap_or(""));
         if !self.auth().login_token_ok(req.cookie(LOGIN_COOKIE), get("csrf")) {
-            return self.login_form(403, Some("The form's security token was missing or stale. Try again."));
+            return self.login_form(req, 403, Some("The form's security token was missing or stale. Try again."));
         }
         let now = Instant::now();
         // The limiter first, then the password check off this thread, or "busy" at once.
@@ -669,13 +675,13 @@ impl Control {
         match e {
             LoginError::Wrong => {
                 (self.log)(&format!("login failed: {user:?} from {}", req.from));
-                self.login_form(401, Some("Wrong user name or password."))
+                self.login_form(req, 401, Some("Wrong user name or password."))
             }
             LoginError::RateLimited => self
-                .login_form(429, Some("Too many failed logins. Wait five minutes and try again."))
+                .login_form(req, 429, Some("Too many failed logins. Wait five minutes and try again."))
                 .with("Retry-After", "300".into()),
             LoginError::Busy => self
-                .login_form(503, Some("Too many logins at once. Try again in a moment."))
+                .login_form(req, 503, Some("Too many logins at once. Try again in a moment."))
                 .with("Retry-After", "1".into()),
             LoginError::NoRandom(e) => Reply::error(500, e.to_string()),
         }

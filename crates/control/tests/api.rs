@@ -212,6 +212,10 @@ fn the_login_form_needs_its_token() {
     assert_eq!(http(r.addr, "POST", "/login", &form, &right).status, 403);
     let (cookie, token) = login_form(&r);
     assert_eq!(http(r.addr, "POST", "/login", &form, &format!("csrf={token}&{right}")).status, 403);
+    // A second login page (another tab, or the browser's /favicon.ico redirected here) keeps
+    // the token the cookie holds, so the first page's form still works.
+    let again = http(r.addr, "GET", "/login", &[("Cookie", &cookie)], "");
+    assert!(again.header("Set-Cookie").is_none() && again.body.contains(&token), "{}", again.body);
     let with_cookie = [form[0], ("Cookie", cookie.as_str())];
     assert_eq!(http(r.addr, "POST", "/login", &with_cookie, &format!("csrf={token}&{right}")).status, 303);
 }
@@ -234,6 +238,9 @@ fn requests_for_another_host_or_from_another_origin_are_refused() {
     let resp = http(r.addr, "POST", "/vpn/passthrough", &cross, &format!("csrf={csrf}&pptp=disable"));
     assert_eq!(resp.status, 403);
     assert_eq!(http(r.addr, "GET", "/api/v1/passthrough", &[BEARER], "").json()["pptp"], true);
+    // What Chromium sends for a same-origin form under `Referrer-Policy: no-referrer`.
+    let null = [cross[0], cross[1], ("Origin", "null")];
+    assert_eq!(http(r.addr, "POST", "/vpn/passthrough", &null, &format!("csrf={csrf}&pptp=enable")).status, 303);
     let own = format!("http://{}", r.addr);
     let same = [cross[0], cross[1], ("Origin", own.as_str())];
     assert_eq!(http(r.addr, "POST", "/vpn/passthrough", &same, &format!("csrf={csrf}&pptp=disable")).status, 303);
