@@ -266,6 +266,15 @@ fn a_thousand_idle_connections_do_not_lock_out_the_admin() {
     let kept = 1000 - closed;
     println!("1,000 idle connections: the server kept {kept}");
     assert!(kept <= Limits::default().max_connections, "{kept} kept");
+    // The header timeout (2 s here, 10 s by default) closes the ones it kept.
+    std::thread::sleep(Duration::from_secs(2));
+    for s in &mut idle {
+        s.set_nonblocking(false).unwrap();
+        assert!(
+            read_until_closed(s, Duration::from_secs(3)).is_some(),
+            "an idle connection outlived the header timeout"
+        );
+    }
 }
 
 #[test]
