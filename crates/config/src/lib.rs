@@ -8,6 +8,7 @@
 //! lan_addr = "192.168.1.1"
 //! filtering = "address-dependent"   # or "endpoint-independent", "address-and-port-dependent"
 //! tcp_window_check = true           # drop TCP segments outside their window (RFC 5961)
+//! drop_source_routes = true         # drop LSRR/SSRR options (RFC 7126)
 //!
 //! [timeouts]   # seconds; RFC floors are enforced
 //! udp = 300
@@ -377,6 +378,8 @@ struct Nat {
     icmp_errors_per_sec: Option<u32>,
     /// Drop TCP segments outside their connection's window (default true).
     tcp_window_check: Option<bool>,
+    /// Drop source-routed packets (default true).
+    drop_source_routes: Option<bool>,
 }
 
 /// The `[timeouts]` table as written (seconds; absent keys keep their value). The control
@@ -579,6 +582,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
     c.max_held_fragment_bytes = n.max_held_fragment_bytes.unwrap_or(c.max_held_fragment_bytes);
     c.icmp_errors_per_sec = n.icmp_errors_per_sec.unwrap_or(c.icmp_errors_per_sec);
     c.tcp_window_check = n.tcp_window_check.unwrap_or(c.tcp_window_check);
+    c.drop_source_routes = n.drop_source_routes.unwrap_or(c.drop_source_routes);
     let t = &file.timeouts;
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     c.timeouts.udp = secs(t.udp, c.timeouts.udp);
@@ -681,13 +685,14 @@ lan_addr = "10.1.0.1"
 filtering = "endpoint-independent"
 wan_mtu = 1400
 tcp_window_check = false
+drop_source_routes = false
 
 [timeouts]
 udp = 600
 "#,
         )
         .unwrap();
-        assert!(!c.tcp_window_check);
+        assert!(!c.tcp_window_check && !c.drop_source_routes);
         assert!(parse("").unwrap().tcp_window_check, "on by default");
         assert_eq!(c.public_addrs.len(), 2);
         assert_eq!(c.filtering, Filtering::EndpointIndependent);

@@ -145,6 +145,9 @@ pub struct EngineConfig {
     /// Drop TCP segments outside their connection's sequence window (RFC 5961, as conntrack
     /// and pf do); off forwards any segment of a known 4-tuple.
     pub tcp_window_check: bool,
+    /// Drop packets with a loose or strict source route option (RFC 7126 §4.3, §4.4: drop
+    /// by default); off forwards them like other options.
+    pub drop_source_routes: bool,
 }
 
 impl Default for EngineConfig {
@@ -169,6 +172,7 @@ impl Default for EngineConfig {
             seed: 0x6e61_7470_6173_7321,
             passthrough: Passthrough::default(),
             tcp_window_check: true,
+            drop_source_routes: true,
         }
     }
 }

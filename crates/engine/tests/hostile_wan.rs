@@ -222,6 +222,15 @@ fn loose_and_strict_source_routes_naming_a_lan_host_are_dropped() {
 }
 
 #[test]
+fn source_routes_pass_when_the_setting_allows_them() {
+    let mut e = engine_with(|c| c.drop_source_routes = false);
+    let out = pass(&mut e, t(0), Side::Lan, udp(LAN_A, 5000, REMOTE, 53, b"q"), Side::Wan);
+    let port = seen(&out).sport;
+    let p = raw(REMOTE, PUB, 17, 50, (0, false), &[0x83, 7, 4, 192, 168, 1, 10, 0], &udp_payload(53, port, b"x"));
+    assert_eq!(run(&mut e, t(1), Side::Wan, p), Verdict::Forward(Side::Lan));
+}
+
+#[test]
 fn option_longer_than_the_header_is_dropped() {
     let (mut e, port) = live_mapping();
     // Record route claiming 40 bytes in an 8-byte option area.

@@ -38,7 +38,7 @@ pub(crate) fn is_martian_dst(ip: Ipv4Addr) -> bool {
 /// (RFC 1812 §5.2.2), and options, which must be well formed (§5.2.2) and may not name a
 /// source route (RFC 7126 §4.3, §4.4).
 #[inline(always)]
-fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
+fn check_ip(packet: &mut [u8], drop_source_routes: bool) -> Result<(), DropReason> {
     let ip = match Ipv4Packet::new_checked(&*packet) {
         Ok(ip) if ip.verify_checksum() => ip,
         Ok(_) => return Err(DropReason::BadIpChecksum),
@@ -46,16 +46,16 @@ fn check_ip(packet: &mut [u8]) -> Result<(), DropReason> {
         Err(_) => return Err(DropReason::Malformed),
     };
     if ip.header_len() > ipv4::HEADER_LEN {
-        check_options(&ip)?;
+        check_options(&ip, drop_source_routes)?;
     }
     Ok(())
 }
 
 #[cold]
-fn check_options(ip: &Ipv4Packet<&[u8]>) -> Result<(), DropReason> {
+fn check_options(ip: &Ipv4Packet<&[u8]>, drop_source_routes: bool) -> Result<(), DropReason> {
     for o in ip.options() {
         match o {
-            Ok(o) if matches!(o.kind, ipv4::option::LSRR | ipv4::option::SSRR) => {
+            Ok(o) if drop_source_routes && matches!(o.kind, ipv4::option::LSRR | ipv4::option::SSRR) => {
                 return Err(DropReason::IpSourceRoute);
             }
             Ok(_) => {}
@@ -67,7 +67,7 @@ fn check_options(ip: &Ipv4Packet<&[u8]>) -> Result<(), DropReason> {
 
 /// A LAN → WAN packet (or LAN → public address: hairpinning).
 pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    if let Err(r) = check_ip(packet) {
+    if let Err(r) = check_ip(packet, e.config.drop_source_routes) {
         return Verdict::Drop(r);
     }
     let ip = Ipv4Packet::new_unchecked(&*packet);
@@ -111,7 +111,7 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
 
 /// A WAN → LAN packet.
 pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
-    if let Err(r) = check_ip(packet) {
+    if let Err(r) = check_ip(packet, e.config.drop_source_routes) {
         return Verdict::Drop(r);
     }
     let ip = Ipv4Packet::new_unchecked(&*packet);
