@@ -298,6 +298,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         put16(b, field::CHECKSUM, check);
     }
 
+    /// Sets the fragment offset (in bytes, a multiple of 8) and the More Fragments flag, and
+    /// clears Don't Fragment, without touching the checksum (see [`Ipv4Packet::fill_checksum`]).
+    pub fn set_fragment(&mut self, offset: u16, more: bool) {
+        let flags = if more { 0x2000 } else { 0 };
+        put16(self.buffer.as_mut(), field::FLAGS_FRAG, flags | (offset / 8));
+    }
+
+    /// Sets the header length (a multiple of 4, 20 to 60 bytes) without touching the checksum.
+    /// Invalidates the length check.
+    pub fn set_header_len(&mut self, len: usize) {
+        let b = self.buffer.as_mut();
+        b[field::VER_IHL] = 0x40 | ((len / 4) as u8 & 0x0f);
+    }
+
     /// Sets the total length without touching the checksum. Invalidates the length check.
     pub fn set_total_len(&mut self, len: u16) {
         put16(self.buffer.as_mut(), field::LENGTH.start, len);
@@ -465,5 +479,18 @@ mod tests {
         let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
         assert!(ip.options().any(|o| o.is_err()));
         assert_eq!(Ipv4Packet::new_checked(&PACKET[..]).unwrap().options().count(), 0);
+    }
+
+    #[test]
+    fn test_fragment_fields() {
+        let mut p = packet();
+        let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+        ip.set_fragment(1480, true);
+        ip.fill_checksum();
+        assert!((ip.frag_offset(), ip.more_frags(), ip.dont_frag()) == (1480, true, false));
+        ip.set_fragment(0, false);
+        assert!(!ip.is_fragment());
+        ip.set_header_len(24);
+        assert_eq!(ip.header_len(), 24);
     }
 }

@@ -456,11 +456,9 @@ pub(crate) fn split(e: &mut Engine, packet: &[u8], side: Side, mtu: u16) {
         let mut f = Vec::with_capacity(header.len() + n);
         f.extend_from_slice(header);
         f.extend_from_slice(&data[pos..pos + n]);
-        f[0] = 0x40 | (header.len() / 4) as u8;
-        let off = ((base + pos) / 8) as u16;
-        let flags: u16 = if !last || more { 0x2000 } else { 0 };
-        f[6..8].copy_from_slice(&(flags | off).to_be_bytes());
         let mut v = Ipv4Packet::new_unchecked(&mut f[..]);
+        v.set_header_len(header.len());
+        v.set_fragment((base + pos) as u16, !last || more);
         v.set_total_len((header.len() + n) as u16);
         v.fill_checksum();
         e.out.stats.fragments_created += 1;
