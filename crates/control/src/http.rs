@@ -164,7 +164,7 @@ fn host_name(host: &str) -> Option<&str> {
 
 /// Everything the connections share.
 pub struct Shared {
-    control: Control,
+    control: Arc<Control>,
     site: Site,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -195,9 +195,9 @@ impl Conns {
 
 impl Shared {
     /// The shared state of a server for `control` on `listen`.
-    pub fn new(control: Control, listen: SocketAddr, options: Options) -> Self {
+    pub fn new(control: impl Into<Arc<Control>>, listen: SocketAddr, options: Options) -> Self {
         Self {
-            control,
+            control: control.into(),
             site: Site::new(listen, &options.server_names, options.tls.is_some()),
             limits: options.limits,
             tls: options.tls.map(tokio_rustls::TlsAcceptor::from),
@@ -277,7 +277,10 @@ where
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let _ = b.serve_connection(TokioIo::new(io), svc).await;
+    if let Err(e) = b.serve_connection(TokioIo::new(io), svc).await {
+        // A client that went away or broke the protocol: worth a line when debugging only.
+        tracing::debug!(target: "natpass::admin", %peer, "admin connection ended: {e}");
+    }
 }
 
 async fn respond(shared: &Shared, req: Request<Body>, peer: SocketAddr, busy: &AtomicBool) -> Response<Full<Bytes>> {
@@ -420,7 +423,7 @@ pub async fn accept_loop<L: Accept>(mut listener: L, shared: Arc<Shared>, log: i
 
 /// Listens on `addr` and serves `control` on a thread of its own. Returns the bound address
 /// (port 0 picks a free one).
-pub fn spawn(addr: SocketAddr, control: Control, options: Options) -> Result<SocketAddr, String> {
+pub fn spawn(addr: SocketAddr, control: impl Into<Arc<Control>>, options: Options) -> Result<SocketAddr, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -430,7 +433,9 @@ pub fn spawn(addr: SocketAddr, control: Control, options: Options) -> Result<Soc
     let shared = Arc::new(Shared::new(control, bound, options));
     std::thread::Builder::new()
         .name("natpass-control".into())
-        .spawn(move || rt.block_on(accept_loop(listener, shared, |line| eprintln!("natpass: {line}"))))
+        .spawn(move || {
+            rt.block_on(accept_loop(listener, shared, |line| tracing::warn!(target: "natpass::admin", "{line}")))
+        })
         .map_err(|e| e.to_string())?;
     Ok(bound)
 }

@@ -32,6 +32,8 @@ pub enum Command {
     SetTimeouts(Timeouts),
     /// New inbound filtering.
     SetFiltering(Filtering),
+    /// Only an answer: the data plane's loop is alive (the systemd watchdog).
+    Ping,
 }
 
 /// Which sessions to list.
@@ -65,6 +67,8 @@ pub enum Answer {
     },
     /// A change was refused; nothing changed.
     Refused(String),
+    /// To [`Command::Ping`].
+    Pong,
 }
 
 /// What the data plane knows besides the engine (its links, its clock).
@@ -235,6 +239,7 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
             engine.set_filtering(f);
             Answer::Changed { removed: 0 }
         }
+        Command::Ping => Answer::Pong,
     }
 }
 
@@ -368,6 +373,28 @@ impl Handle {
         match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
             Ok(Ok(a)) => Ok(a),
             _ => Err(NoAnswer::Timeout),
+        }
+    }
+
+    /// [`Handle::ask`] for a thread outside any runtime (signal handling, the watchdog):
+    /// sends without waiting for room, then waits up to [`ANSWER_TIMEOUT`], looking every
+    /// millisecond.
+    pub fn ask_blocking(&self, cmd: Command) -> Result<Answer, NoAnswer> {
+        let (reply, mut rx) = tokio::sync::oneshot::channel();
+        self.tx.try_send(Request { cmd, reply }).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => NoAnswer::Busy,
+            mpsc::TrySendError::Disconnected(_) => NoAnswer::Timeout,
+        })?;
+        let end = std::time::Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            match rx.try_recv() {
+                Ok(a) => return Ok(a),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(NoAnswer::Timeout),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) if std::time::Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return Err(NoAnswer::Timeout),
+            }
         }
     }
 }

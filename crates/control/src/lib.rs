@@ -3,7 +3,8 @@
 //! the config file store with atomic saves ([`store`]), authentication ([`auth`]: argon2id
 //! passwords, sessions, CSRF, login rate limiting, bearer tokens), the request handlers
 //! ([`server`]) of the REST API, the web admin pages ([`web`]) and Prometheus metrics
-//! ([`metrics`]), and the bounded HTTP/1.1 server they run in ([`http`], HTTPS by [`tls`]).
+//! ([`metrics`]), and the bounded HTTP/1.1 server they run in ([`http`], HTTPS by [`tls`]);
+//! reloading the config file on SIGHUP ([`reload`]).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod http;
 pub mod interface;
 pub mod metrics;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -254,6 +254,15 @@ impl Control {
         }
     }
 
+    /// A reload (SIGHUP) validated the file's new text: it becomes the store's (so the next
+    /// change from the admin is not refused as an edit behind natpass's back), and its users
+    /// and tokens replace the running ones. Blocks on the store's lock: call it outside the
+    /// control plane's runtime.
+    pub fn adopt(&self, text: String, config: &Config) {
+        self.store.blocking_lock().adopt(text);
+        self.auth().set_users(config.admin.users.clone(), config.admin.api_tokens_sha256.clone());
+    }
+
     fn caller(&self, req: &Incoming) -> Caller {
         if let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
             return if self.auth().bearer_ok(token.trim()) { Caller::Script } else { Caller::Nobody };
@@ -708,7 +717,11 @@ pub(crate) fn security_headers(r: Reply) -> Reply {
 
 /// Listens on `addr` and serves the control plane on a thread of its own (see
 /// [`crate::http`]). Returns the bound address (port 0 picks a free one).
-pub fn spawn(addr: SocketAddr, control: Control, options: crate::http::Options) -> Result<SocketAddr, String> {
+pub fn spawn(
+    addr: SocketAddr,
+    control: impl Into<std::sync::Arc<Control>>,
+    options: crate::http::Options,
+) -> Result<SocketAddr, String> {
     crate::http::spawn(addr, control, options)
 }
 

@@ -136,6 +136,15 @@ impl ConfigStore {
         Ok(())
     }
 
+    /// Takes `text`, read from the file and validated by a reload, as the file's current text.
+    pub fn adopt(&mut self, text: String) {
+        if let Some(path) = &self.path {
+            self.seen = stamp(path);
+        }
+        self.seen_text = Some(text.clone());
+        self.text = text;
+    }
+
     /// Re-reads the file, then validates the edits without saving: the new text,
     /// configuration and diff. [`StoreError::Changed`] when the file changed behind
     /// natpass's back.

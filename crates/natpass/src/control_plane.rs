@@ -8,15 +8,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use natpass_config::{Admin, User};
 use natpass_control::auth::{self, RandomSource};
 use natpass_control::http::Options;
-use natpass_control::{interface, server, store, tls};
+use natpass_control::interface::Handle;
+use natpass_control::{server, store, tls};
+use tracing::{info, warn};
 
-use crate::router::Router;
 use crate::token_file;
 
 /// The certificate and key natpass makes beside the config file when `[admin]` names none.
@@ -43,12 +45,13 @@ pub fn check_random(random: RandomSource) -> anyhow::Result<()> {
 pub fn prepare(config_path: &Path, text: String, admin: &Admin, random: RandomSource) -> anyhow::Result<Option<Ready>> {
     check_random(random)?;
     let Some(listen) = admin.listen else {
-        eprintln!("natpass: [admin] listen = \"off\": no web admin, API or metrics");
+        info!(target: "natpass::admin", "[admin] listen = \"off\": no web admin, API or metrics");
         return Ok(None);
     };
     if let Some(mode) = store::loose_mode(config_path) {
-        eprintln!(
-            "natpass: warning: {} holds password hashes and is readable by others (mode {mode:o}); \
+        warn!(
+            target: "natpass::admin",
+            "{} holds password hashes and is readable by others (mode {mode:o}); \
              run `chmod 600 {}` (natpass saves it 0600)",
             config_path.display(),
             config_path.display()
@@ -62,8 +65,9 @@ pub fn prepare(config_path: &Path, text: String, admin: &Admin, random: RandomSo
         users => users.to_vec(),
     };
     if let Some(t) = &tls {
-        eprintln!(
-            "natpass: HTTPS certificate {}{}, SHA-256 fingerprint {}",
+        info!(
+            target: "natpass::admin",
+            "HTTPS certificate {}{}, SHA-256 fingerprint {}",
             t.cert_path.display(),
             if t.created { " (made now, self-signed)" } else { "" },
             t.fingerprint
@@ -79,26 +83,26 @@ pub fn prepare(config_path: &Path, text: String, admin: &Admin, random: RandomSo
     Ok(Some(Ready { listen, store, auth: a, options }))
 }
 
-/// Starts the web admin, the API and `/metrics` as `admin` says, answered by `router`.
-/// `config_path` and `text` are the config file, where changes are saved. Returns the address
-/// it listens on, or `None` when `[admin] listen = "off"`.
+/// Starts the web admin, the API and `/metrics` as `admin` says, answered by the data plane
+/// behind `handle`. `config_path` and `text` are the config file, where changes are saved.
+/// Returns the address it listens on and the control plane (for reloads), or `None` when
+/// `[admin] listen = "off"`.
 pub fn start(
     config_path: &Path,
     text: String,
     admin: &Admin,
-    router: &mut Router,
+    handle: Handle,
     random: RandomSource,
-) -> anyhow::Result<Option<SocketAddr>> {
+) -> anyhow::Result<Option<(SocketAddr, Arc<server::Control>)>> {
     let Some(ready) = prepare(config_path, text, admin, random)? else { return Ok(None) };
-    let (handle, mailbox) = interface::channel();
-    router.set_mailbox(mailbox);
     let https = ready.options.tls.is_some();
-    let control = server::Control::new(handle, ready.store, ready.auth, |l| eprintln!("natpass: {l}"))
+    let control = server::Control::new(handle, ready.store, ready.auth, |l| info!(target: "natpass::admin", "{l}"))
         .context("starting the password checkers")?;
-    let bound = server::spawn(ready.listen, control, ready.options).map_err(|e| anyhow!(e))?;
+    let control = Arc::new(control);
+    let bound = server::spawn(ready.listen, Arc::clone(&control), ready.options).map_err(|e| anyhow!(e))?;
     let scheme = if https { "https" } else { "http" };
-    eprintln!("natpass: web admin, API and metrics on {scheme}://{bound}/");
-    Ok(Some(bound))
+    info!(target: "natpass::admin", "web admin, API and metrics on {scheme}://{bound}/");
+    Ok(Some((bound, control)))
 }
 
 /// The configured certificate, or the self-signed one beside the config file (made now if
@@ -129,9 +133,10 @@ fn first_start_admin(
     let password = auth::new_password(random)?;
     let hash = auth::hash_password_from(random, &password).map_err(|e| anyhow!("hashing the new password: {e}"))?;
     let c = store.add_user("admin", &hash).map_err(|e| anyhow!("saving the admin user: {e}"))?;
-    eprintln!(
-        "natpass: no admin user was configured; created user \"admin\" with password {password}\n\
-         natpass: (shown once; its argon2id hash is saved in {})",
+    warn!(
+        target: "natpass::admin",
+        "no admin user was configured; created user \"admin\" with password {password} \
+         (shown once; its argon2id hash is saved in {})",
         config_path.display()
     );
     Ok(c.admin.users)

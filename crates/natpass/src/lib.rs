@@ -5,10 +5,13 @@
 
 pub mod admin_commands;
 pub mod api_client;
+pub mod check;
 pub mod control_plane;
 pub mod credentials;
 pub mod daemon;
 pub mod demo;
+pub mod logging;
+pub mod notify;
 pub mod replay;
 pub mod router;
 pub mod tables;

@@ -6,25 +6,81 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use natpass::admin_commands::{self, ApiTarget};
-use natpass::{credentials, daemon, demo, replay};
+use natpass::logging::{self, LogFormat};
+use natpass::{check, credentials, daemon, demo, replay};
 use natpass_control::api::{SessionParams, TimeoutsPatch};
+
+/// The config file `natpass run` and `natpass check` read unless told otherwise.
+const DEFAULT_CONFIG: &str = "/etc/natpass/natpass.toml";
 
 #[derive(Parser)]
 #[command(name = "natpass", version, about = "NAT router with VPN passthrough that works for every client")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written: text for people, json for machines. Under systemd (the
+    /// journal) lines carry no timestamp of their own.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "NATPASS_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// What is logged: a level (error, warn, info, debug, trace) or targets with levels, like
+    /// "natpass::refusals=warn,info".
+    #[arg(long, global = true, value_name = "FILTER", env = "NATPASS_LOG")]
+    log_level: Option<String>,
+}
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// A VPN passthrough protocol.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Vpn {
+    Ipsec,
+    Pptp,
+    L2tp,
+}
+
+/// A passthrough switch's new state.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum State {
+    Enable,
+    Disable,
+}
+
+/// Inbound filtering (RFC 4787 §5).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Filtering {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
+/// The name a value has on the command line, which is also the API's and the file's.
+fn name(v: &impl ValueEnum) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the router on the LAN and WAN interfaces named in the config (needs root).
-    /// SIGINT or SIGTERM stops it cleanly and prints its counters.
+    /// Run the router on the LAN and WAN interfaces named in the config (needs CAP_NET_RAW
+    /// and CAP_NET_ADMIN, or root). SIGHUP reloads the config file; SIGINT or SIGTERM stops
+    /// it cleanly and logs its counters.
     Run {
         /// The configuration file (TOML) with [interfaces.lan] and [interfaces.wan].
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG, env = "NATPASS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file without running it: the whole file is validated, and a
+    /// mistake is named with its line and fix. Exits 1 when the file is refused.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG, env = "NATPASS_CONFIG")]
         config: PathBuf,
     },
     /// Show the running router's status: interfaces, switches, sessions, tunnels, drops.
@@ -33,9 +89,9 @@ enum Command {
     Sessions {
         #[command(flatten)]
         api: ApiArgs,
-        /// Only tcp, udp or icmp.
-        #[arg(long)]
-        proto: Option<String>,
+        /// Only this protocol.
+        #[arg(long, value_enum)]
+        proto: Option<Proto>,
         /// Only sessions with this address on any side.
         #[arg(long)]
         addr: Option<Ipv4Addr>,
@@ -55,10 +111,12 @@ enum Command {
     Passthrough {
         #[command(flatten)]
         api: ApiArgs,
-        /// ipsec, pptp or l2tp (none: show all three).
-        protocol: Option<String>,
-        /// enable or disable.
-        state: Option<String>,
+        /// The protocol (none: show all three).
+        #[arg(value_enum)]
+        protocol: Option<Vpn>,
+        /// Turn it on or off (none: show it).
+        #[arg(value_enum, requires = "protocol")]
+        state: Option<State>,
     },
     /// Show or change the running router's timers and filtering (saved to its config file):
     /// `natpass settings --udp 600 --filtering endpoint-independent`.
@@ -77,9 +135,9 @@ enum Command {
         /// ICMP query timer, seconds (at least 60).
         #[arg(long)]
         icmp: Option<u64>,
-        /// endpoint-independent, address-dependent or address-and-port-dependent.
-        #[arg(long)]
-        filtering: Option<String>,
+        /// Inbound filtering (RFC 4787 §5).
+        #[arg(long, value_enum)]
+        filtering: Option<Filtering>,
     },
     /// Print an argon2id hash of a password (read from stdin) for [[admin.users]].
     HashPassword,
@@ -114,6 +172,18 @@ enum Command {
         /// Where to write it.
         #[arg(default_value = "demo/lan-clients.pcap")]
         path: PathBuf,
+    },
+    /// Print a shell completion script: `natpass completions bash > /etc/bash_completion.d/natpass`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, or write one page per command into a directory.
+    Man {
+        /// Write natpass.1 and natpass-COMMAND.1 here instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -152,8 +222,25 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    logging::init(cli.log_format, cli.log_level.as_deref())?;
     match cli.command {
-        Command::Run { config } => daemon::run(&config),
+        Command::Run { config } => {
+            // Start-up errors go to the log, in its format (JSON, the journal), like the rest.
+            if let Err(e) = daemon::run(&config) {
+                tracing::error!("{e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Check { config } => {
+            print!("{}", check::check(&config)?);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "natpass", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => man(dir),
         Command::Replay { capture, lan, public, out_dir, config, wan_mtu, quiet } => {
             let opts = replay::Options {
                 input: capture,
@@ -169,14 +256,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => admin_commands::status(&a.target()),
         Command::Tunnels(a) => admin_commands::tunnels(&a.target()),
         Command::Sessions { api, proto, addr, port, page, per_page } => {
+            let proto = proto.as_ref().map(name);
             admin_commands::sessions(&api.target(), &SessionParams { proto, addr, port, page, per_page })
         }
         Command::Passthrough { api, protocol, state } => {
+            let (protocol, state) = (protocol.as_ref().map(name), state.as_ref().map(name));
             admin_commands::passthrough(&api.target(), protocol.as_deref(), state.as_deref())
         }
         Command::Settings { api, udp, tcp_established, tcp_transitory, icmp, filtering } => {
             let timeouts = TimeoutsPatch { udp, tcp_established, tcp_transitory, icmp, ..TimeoutsPatch::default() };
-            admin_commands::settings(&api.target(), timeouts, filtering)
+            admin_commands::settings(&api.target(), timeouts, filtering.as_ref().map(name))
         }
         Command::HashPassword => {
             println!("{}", credentials::password_hash(&mut std::io::stdin().lock())?);
@@ -190,6 +279,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let n = demo::write_capture(&path)?;
             println!("wrote {n} packets to {}", path.display());
             Ok(())
+        }
+    }
+}
+
+/// `natpass man`: the page for natpass on stdout, or with `--dir` one page per command.
+fn man(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(&dir)?;
+    let file = |name: &str, c: clap::Command| -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c).render(&mut out)?;
+        std::fs::write(dir.join(format!("{name}.1")), out)?;
+        Ok(())
+    };
+    file("natpass", cmd.clone())?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("natpass-{}", sub.get_name());
+        file(&name, sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_names_are_the_apis() {
+        assert_eq!(name(&Filtering::AddressAndPortDependent), "address-and-port-dependent");
+        assert_eq!(name(&Vpn::L2tp), "l2tp");
+        assert_eq!(name(&State::Disable), "disable");
+        assert_eq!(name(&Proto::Icmp), "icmp");
+        for f in natpass_config::FILTERING_MODES {
+            let n = natpass_config::filtering_name(f);
+            assert!(Filtering::from_str(n, false).is_ok(), "{n}");
         }
     }
 }

@@ -30,6 +30,9 @@ use natpass_engine::{Engine, EngineConfig, Event, Instant, Side};
 use natpass_io::afpacket::{PacketSocket, RingOptions, TxBatch};
 use natpass_io::afxdp::{self as xdp, Disposition, XdpOptions, XdpPair};
 use natpass_link::{FrameSink, LinkConfig, LinkStats, Plane, PortConfig, TxOffload};
+use tracing::{info, warn};
+
+use crate::logging::Sampler;
 
 /// How often the engine's timers and ARP retries are looked at.
 const HOUSEKEEPING_NS: u64 = 10_000_000;
@@ -95,6 +98,8 @@ pub struct Router {
     names: [String; 2],
     start: WallInstant,
     log_events: bool,
+    /// Refusals are counted by the engine; only a sample of them is logged.
+    refusals: Sampler,
     events: EventLog,
     mailbox: Option<Mailbox>,
     busy_poll: bool,
@@ -110,7 +115,7 @@ fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> 
         let was = xdp::set_receive_offloads(&l.name, xdp::ReceiveOffloads { gro: false, lro: false })
             .with_context(|| format!("turning GRO/LRO off on {}", l.name))?;
         if was.gro || was.lro {
-            eprintln!("natpass: {}: GRO/LRO turned off (AF_XDP takes single frames, not merged ones)", l.name);
+            info!("{}: GRO/LRO turned off (AF_XDP takes single frames, not merged ones)", l.name);
         }
     }
     let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), ..XdpOptions::default() };
@@ -118,10 +123,10 @@ fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> 
     for (l, r) in [lan, wan].iter().zip(pair.reports()) {
         let why = r.native_refused.as_deref().map(|w| format!(" (native refused: {w})")).unwrap_or_default();
         if let Some(id) = r.replaced {
-            eprintln!("natpass: {}: replaced XDP program id {id} found there (left by a crash?)", l.name);
+            warn!("{}: replaced XDP program id {id} found there (left by a crash?)", l.name);
         }
-        eprintln!(
-            "natpass: {}: AF_XDP, XDP program in {} mode{why}, {} mode{}",
+        info!(
+            "{}: AF_XDP, XDP program in {} mode{why}, {} mode{}",
             l.name,
             r.mode,
             if pair.zero_copy() { "zero-copy" } else { "copy" },
@@ -159,7 +164,7 @@ impl Router {
             Backend::Auto => match open_xdp(&lan, &wan, io.busy_poll) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    eprintln!("natpass: AF_XDP not available ({e:#}); using AF_PACKET");
+                    warn!("AF_XDP not available ({e:#}); using AF_PACKET");
                     None
                 }
             },
@@ -194,6 +199,7 @@ impl Router {
             names: [lan.name, wan.name],
             start: WallInstant::now(),
             log_events: true,
+            refusals: Sampler::default(),
             events: EventLog::default(),
             mailbox: None,
             busy_poll,
@@ -345,12 +351,30 @@ impl Router {
         }
     }
 
-    /// The engine's events, kept for the tunnel page and written to the log.
+    /// The engine's events, kept for the tunnel page and written to the log: tunnels going up
+    /// and down each get a line; refusals, which a client's retries or an attacker can make
+    /// at packet rate, only a sample of them ([`Sampler`]; the engine counts them all).
     fn log_engine_events(&mut self, now: Instant) {
+        if let Some(n) = self.refusals.flush(now.as_nanos()) {
+            info!(
+                target: "natpass::refusals",
+                suppressed = n,
+                "{n} more refusals in the last {} s not logged (counted in natpass_drops_total; `natpass tunnels` lists the recent ones)",
+                Sampler::WINDOW_NS / 1_000_000_000
+            );
+        }
         while let Some(ev) = self.plane.engine_mut().poll_event() {
             self.events.record(now.secs(), &ev);
-            if self.log_events {
-                eprintln!("natpass: {}", describe_event(&ev));
+            if !self.log_events {
+                continue;
+            }
+            match &ev {
+                Event::PassthroughRefused { .. } | Event::SessionRefused { .. } => {
+                    if self.refusals.admit(now.as_nanos()) {
+                        info!(target: "natpass::refusals", "{}", describe_event(&ev));
+                    }
+                }
+                _ => info!(target: "natpass::tunnels", "{}", describe_event(&ev)),
             }
         }
     }
