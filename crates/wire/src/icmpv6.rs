@@ -138,6 +138,15 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
+    /// Sets the type, the code and the 4 bytes after the checksum (an MTU, a pointer, or 0);
+    /// the checksum is not updated.
+    pub fn set_header(&mut self, kind: u8, code: u8, rest: u32) {
+        let b = self.buffer.as_mut();
+        b[0] = kind;
+        b[1] = code;
+        put32(b, 4, rest);
+    }
+
     /// Computes and writes the checksum, given the pseudo-header sum.
     pub fn fill_checksum(&mut self, pseudo_sum: u64) {
         put16(self.buffer.as_mut(), 2, 0);

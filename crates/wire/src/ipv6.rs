@@ -156,6 +156,33 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// The fields of a fresh IPv6 header, for [`Ipv6Repr::emit`]: traffic class and flow label 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// The header after this one.
+    pub next_header: IpProtocol,
+    /// The payload length.
+    pub payload_len: u16,
+    /// The hop limit.
+    pub hop_limit: u8,
+}
+
+impl Ipv6Repr {
+    /// Writes the 40-byte header into `buf[..40]`; `buf` must be at least that long.
+    pub fn emit(&self, buf: &mut [u8]) {
+        buf[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+        put16(buf, 4, self.payload_len);
+        buf[6] = self.next_header.number();
+        buf[7] = self.hop_limit;
+        buf[8..24].copy_from_slice(&self.src.octets());
+        buf[24..40].copy_from_slice(&self.dst.octets());
+    }
+}
+
 fn addr_at(b: &[u8], at: usize) -> [u8; 16] {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[at..at + 16]);
@@ -315,6 +342,24 @@ mod tests {
         // ESP ends the walk: it is the upper layer.
         let p = packet(50, &[0u8; 8]);
         assert_eq!(Ipv6Packet::new_checked(&p[..]).unwrap().upper_layer().unwrap().protocol, IpProtocol::ESP);
+    }
+
+    #[test]
+    fn test_repr_emit() {
+        let mut b = [0u8; 48];
+        let repr = Ipv6Repr {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            next_header: IpProtocol::ICMPV6,
+            payload_len: 8,
+            hop_limit: 255,
+        };
+        repr.emit(&mut b);
+        let ip = Ipv6Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            (ip.src(), ip.dst(), ip.next_header(), ip.hop_limit()),
+            (repr.src, repr.dst, IpProtocol::ICMPV6, 255)
+        );
     }
 
     #[test]

@@ -86,26 +86,21 @@ enum Fate {
     Refused,
 }
 
-#[derive(Clone, Debug)]
-struct Datagram {
-    fate: Fate,
-    /// Byte ranges seen, `[start, end)`, sorted, merged when they touch, never overlapping.
+/// The byte ranges of one datagram's fragments seen so far, and its end once its last
+/// fragment came: what tells an overlap (RFC 1858, RFC 5722) and a complete datagram. Shared
+/// by IPv4 and IPv6.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Coverage {
+    /// `[start, end)` ranges, sorted, merged when they touch, never overlapping.
     ranges: Vec<(u32, u32)>,
     /// The datagram's length, once its last fragment (MF clear) came.
     end: Option<u32>,
-    /// The first 8 bytes after the first fragment's IP header (the ports), once it came.
-    head: Option<[u8; 8]>,
-    expires: u64,
 }
 
-impl Datagram {
-    fn new(expires: u64) -> Self {
-        Self { fate: Fate::Waiting, ranges: Vec::new(), end: None, head: None, expires }
-    }
-
+impl Coverage {
     /// Records bytes `range` of a fragment (`last`: MF clear), or says why they break the
     /// datagram.
-    fn add(&mut self, range: (u32, u32), last: bool) -> Result<(), DropReason> {
+    pub(crate) fn add(&mut self, range: (u32, u32), last: bool) -> Result<(), DropReason> {
         if self.ranges.iter().any(|&(a, b)| range.0 < b && a < range.1) {
             return Err(DropReason::FragmentOverlap);
         }
@@ -133,8 +128,31 @@ impl Datagram {
     }
 
     /// Every byte of the datagram has been seen.
-    fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.end.is_some_and(|end| self.ranges == [(0, end)])
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Datagram {
+    fate: Fate,
+    coverage: Coverage,
+    /// The first 8 bytes after the first fragment's IP header (the ports), once it came.
+    head: Option<[u8; 8]>,
+    expires: u64,
+}
+
+impl Datagram {
+    fn new(expires: u64) -> Self {
+        Self { fate: Fate::Waiting, coverage: Coverage::default(), head: None, expires }
+    }
+
+    fn add(&mut self, range: (u32, u32), last: bool) -> Result<(), DropReason> {
+        self.coverage.add(range, last)
+    }
+
+    fn complete(&self) -> bool {
+        self.coverage.complete()
     }
 }
 
