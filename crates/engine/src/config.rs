@@ -148,6 +148,8 @@ pub struct EngineConfig {
     /// Drop packets with a loose or strict source route option (RFC 7126 §4.3, §4.4: drop
     /// by default); off forwards them like other options.
     pub drop_source_routes: bool,
+    /// IPv6 forwarding with simple security (RFC 6092); `None` refuses IPv6 (`not_ipv4`).
+    pub ipv6: Option<crate::ipv6::Ipv6Config>,
 }
 
 impl Default for EngineConfig {
@@ -173,6 +175,7 @@ impl Default for EngineConfig {
             passthrough: Passthrough::default(),
             tcp_window_check: true,
             drop_source_routes: true,
+            ipv6: None,
         }
     }
 }

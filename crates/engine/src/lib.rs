@@ -23,6 +23,7 @@
 
 pub mod config;
 mod flow;
+pub mod ipv6;
 mod output;
 pub mod passthrough;
 mod stats;
@@ -129,6 +130,8 @@ pub struct Engine {
     out: Output,
     frags: Fragments,
     passthrough: Dispatch,
+    /// IPv6 forwarding with simple security (RFC 6092), when configured.
+    v6: ipv6::Ipv6Guard,
     /// While [`Engine::process_segmented`] runs: the size of the packets the super-packet
     /// will be cut into, for the MTU checks.
     gso_len: Option<u16>,
@@ -147,6 +150,7 @@ impl Engine {
             out: Output::new(&config, now),
             frags: Fragments::new(config.seed),
             passthrough: Dispatch::new(config.seed),
+            v6: ipv6::Ipv6Guard::new(config.seed),
             gso_len: None,
             config,
         })
@@ -221,13 +225,17 @@ impl Engine {
     /// ignored. Never panics, whatever the bytes.
     pub fn process(&mut self, now: Instant, side: Side, packet: &mut [u8]) -> Verdict {
         self.out.stats.received[side as usize] += 1;
-        let verdict = match side {
-            Side::Lan => translate::from_lan(self, now, packet),
-            Side::Wan => translate::from_wan(self, now, packet),
+        let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
+        let verdict = match (v6, side) {
+            (true, _) => self.v6.process(now, &self.config, &mut self.out, side, packet),
+            (false, Side::Lan) => translate::from_lan(self, now, packet),
+            (false, Side::Wan) => translate::from_wan(self, now, packet),
         };
         match verdict {
             Verdict::Forward(out) => {
-                let len = packet.get(2..4).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                // The length field: IPv4's total length, or IPv6's payload length and header.
+                let (at, add) = if v6 { (4, natpass_wire::ipv6::HEADER_LEN) } else { (2, 0) };
+                let len = packet.get(at..at + 2).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])) + add);
                 self.out.stats.count_forward(out, len);
             }
             Verdict::Drop(reason) => self.out.stats.count_drop(reason),
@@ -299,6 +307,11 @@ impl Engine {
         self.config.filtering = filtering;
     }
 
+    /// IPv6 flows tracked by the simple security state table (RFC 6092).
+    pub fn ipv6_flows(&self) -> usize {
+        self.v6.len()
+    }
+
     /// PPTP calls with GRE flowing.
     pub fn pptp_calls(&self) -> usize {
         self.passthrough.pptp.calls()
@@ -319,6 +332,9 @@ impl Engine {
     /// [`Engine::poll_timeout`] says.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.table.sweep(now);
+        if self.v6.poll_timeout().is_some_and(|t| t <= now) {
+            self.v6.handle_timeout(now, &self.config);
+        }
         self.passthrough.handle_timeout(now, &self.config, &mut self.out);
         let dropped = self.frags.expire(now);
         for _ in 0..dropped {
@@ -330,6 +346,7 @@ impl Engine {
     /// session sweep, held fragments, and each passthrough module's own timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = passthrough::earliest(self.table.next_sweep(), self.frags.next_expiry());
+        let t = passthrough::earliest(t, self.v6.poll_timeout());
         passthrough::earliest(t, self.passthrough.poll_timeout())
     }
 

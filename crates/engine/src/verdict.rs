@@ -56,8 +56,10 @@ macro_rules! drop_reasons {
 drop_reasons! {
     /// Shorter than its headers, or a length field points past the packet.
     Malformed => "malformed",
-    /// Not IPv4 (natpass is a NAT44; IPv6 is not routed).
+    /// Not IPv4, and IPv6 is not configured (or neither IPv4 nor IPv6).
     NotIpv4 => "not_ipv4",
+    /// An IPv6 Routing header of type 0 (RFC 5095: deprecated, dropped).
+    Ipv6RoutingHeader0 => "ipv6_routing_header_0",
     /// The IPv4 header checksum does not verify (RFC 1812 §5.2.2).
     BadIpChecksum => "bad_ip_checksum",
     /// An ICMP message whose checksum does not verify (RFC 5508 REQ-3).

@@ -147,6 +147,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         put32(b, 4, rest);
     }
 
+    /// What follows the 8-byte header, mutable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+
     /// Computes and writes the checksum, given the pseudo-header sum.
     pub fn fill_checksum(&mut self, pseudo_sum: u64) {
         put16(self.buffer.as_mut(), 2, 0);
