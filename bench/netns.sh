@@ -3,16 +3,21 @@
 # the team's shared folder (PERF_DIR, default ../shared/perf: a C traffic generator, a
 # three-namespace topology, CPU pinning, and an `ext` slot for an external router).
 #
-#   bench/netns.sh [RUNS=5]
+#   bench/netns.sh [RUNS=5] [BACKENDS="af_packet af_xdp af_xdp_busy"]
 #
-# Runs, interleaved mode by mode (nat ext nat ext ...):
+# Runs, interleaved run by run (nat, natpass on AF_PACKET, on AF_XDP, on AF_XDP with busy
+# polling, nat, ...):
 #   - UDP 64-byte payload, 1 flow and 100 000 flows, as fast as the generator goes;
 #   - iperf3 TCP, 1 stream, offloads off (natpass handles MTU-sized frames);
-# then writes bench/results/<stamp>.csv and prints the summary (median, min, max).
+# then writes bench/results/<stamp>.csv and prints the summary (median, min, max); the rows
+# of each backend carry the tag natpass-<backend>-<commit>. AF_XDP runs through
+# bench/xdp-ext.sh, which pins the router veths' threaded NAPI to the router CPU, as the
+# harness does for its own AF_XDP baseline.
 # Needs root. Not a CI test: numbers depend on the machine and on other tenants.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
+BACKENDS=${2:-af_packet af_xdp af_xdp_busy}
 PERF_DIR=${PERF_DIR:-$(cd .. && pwd)/shared/perf}
 if [ ! -x "$PERF_DIR/bench.sh" ]; then
   echo "bench: SKIPPED: no harness at $PERF_DIR (set PERF_DIR)" >&2
@@ -23,9 +28,15 @@ cargo build --release --locked -p natpass
 bin="$(pwd)/target/release/natpass"
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p bench/results
-conf="$(pwd)/bench/results/natpass-$stamp.toml"
 # The harness's router attachment points: veth-lan 192.168.50.1, veth-wan 198.51.100.1.
-cat > "$conf" <<TOML
+write_conf() { # backend file   (af_xdp_busy: af_xdp with busy_poll = true)
+  local busy=false
+  [ "$1" = af_xdp_busy ] && busy=true
+  cat > "$2" <<TOML
+[interfaces]
+backend = "${1%_busy}"
+busy_poll = $busy
+
 [interfaces.lan]
 name = "veth-lan"
 address = "192.168.50.1/24"
@@ -41,12 +52,38 @@ max_sessions_per_host = 262144
 [admin]
 listen = "off"
 TOML
+}
 # natpass owns its addresses: take them off the kernel in the router namespace first.
-export EXT_CMD="ip addr flush dev veth-lan; ip addr flush dev veth-wan; exec $bin run --config $conf"
+flush="ip addr flush dev veth-lan; ip addr flush dev veth-wan"
+ext_cmd() { # backend
+  local conf="$(pwd)/bench/results/natpass-$stamp-$1.toml"
+  write_conf "$1" "$conf"
+  case $1 in
+    af_xdp*) echo "$flush; exec $(pwd)/bench/xdp-ext.sh $bin $conf" ;;
+    *) echo "$flush; exec $bin run --config $conf" ;;
+  esac
+}
 results="$(pwd)/bench/results/$stamp.csv"
-export RESULTS="$results" TAG="natpass-$(git rev-parse --short HEAD)"
+export RESULTS="$results"
+head=$(git rev-parse --short HEAD)
 (cd "$PERF_DIR" && ./install_deps.sh >/dev/null && ./build.sh >/dev/null)
-"$PERF_DIR/bench.sh" compare "nat ext" 1 "$RUNS"
-"$PERF_DIR/bench.sh" compare "nat ext" 100000 "$RUNS"
-"$PERF_DIR/bench.sh" compare-tcp "nat ext" 1 "$RUNS"
+# One harness call per (router, run), nat first in each round, so noise hits all alike.
+round() { # what: udp FLOWS | tcp
+  local first=1 b
+  for b in $BACKENDS; do
+    local modes=ext
+    [ $first = 1 ] && modes="nat ext"
+    first=0
+    if [ "$1" = udp ]; then
+      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare "$modes" "$2" 1
+    else
+      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare-tcp "$modes" 1 1
+    fi
+  done
+}
+for r in $(seq 1 "$RUNS"); do
+  round udp 1
+  round udp 100000
+  round tcp
+done
 "$PERF_DIR/report.sh" "$results" | tee "bench/results/$stamp.md"

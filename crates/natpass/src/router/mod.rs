@@ -291,7 +291,9 @@ impl Router {
                         if self.busy_poll {
                             pair.poll_once();
                         } else {
-                            std::hint::spin_loop();
+                            // Not a bare spin: the driver's receive work (veth NAPI, a
+                            // kthread) may share this CPU, and must get it.
+                            std::thread::yield_now();
                         }
                     } else {
                         pair.wait(until_timer.min(10))?;
