@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod diagnosis;
 mod flow;
 pub mod ipv6;
 mod output;
@@ -34,6 +35,8 @@ mod verdict;
 use std::net::Ipv4Addr;
 
 pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Timeouts};
+use diagnosis::Diagnosis;
+pub use diagnosis::{Finding, FindingKind};
 pub use flow::Proto;
 use flow::table::Table;
 pub use flow::table::{Endpoint, SessionInfo};
@@ -96,6 +99,12 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+    /// The diagnosis found a problem with a tunnel (new, or found again after it cleared).
+    /// Its text for a log line: [`Finding::summary`], [`Finding::explain`], [`Finding::fix`].
+    Finding(Box<Finding>),
+    /// A finding no longer holds: later packets contradict it (the server answered after all,
+    /// the switch went on).
+    FindingCleared(Box<Finding>),
 }
 
 /// One VPN tunnel natpass is passing through, for the control plane's tunnel table.
@@ -132,6 +141,7 @@ pub struct Engine {
     passthrough: Dispatch,
     /// IPv6 forwarding with simple security (RFC 6092), when configured.
     v6: ipv6::Ipv6Guard,
+    diag: Diagnosis,
     /// While [`Engine::process_segmented`] runs: the size of the packets the super-packet
     /// will be cut into, for the MTU checks.
     gso_len: Option<u16>,
@@ -151,6 +161,7 @@ impl Engine {
             frags: Fragments::new(config.seed),
             passthrough: Dispatch::new(config.seed),
             v6: ipv6::Ipv6Guard::new(config.seed),
+            diag: Diagnosis::new(config.seed),
             gso_len: None,
             config,
         })
@@ -158,12 +169,12 @@ impl Engine {
 
     /// The view of the engine a passthrough module or the ICMP error builder works with.
     pub(crate) fn cx(&mut self, now: Instant) -> Cx<'_> {
-        Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out }
+        Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out, diag: &mut self.diag }
     }
 
     /// The passthrough modules and the view they work with, borrowed together.
     pub(crate) fn passthrough_and_cx(&mut self, now: Instant) -> (&mut Dispatch, Cx<'_>) {
-        let cx = Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out };
+        let cx = Cx { now, config: &self.config, table: &mut self.table, out: &mut self.out, diag: &mut self.diag };
         (&mut self.passthrough, cx)
     }
 
@@ -267,6 +278,7 @@ impl Engine {
         };
         *slot = enabled;
         if enabled {
+            self.diag.switch_on(protocol, &mut self.out);
             if protocol == Protocol::Ipsec {
                 self.table.reserve_port(Proto::Udp, passthrough::ike::IKE_PORT);
             }
@@ -288,6 +300,19 @@ impl Engine {
     /// Every tunnel tracked by the passthrough modules at `now`.
     pub fn tunnels(&self, now: Instant) -> Vec<TunnelInfo> {
         self.passthrough.tunnels(now)
+    }
+
+    /// What natpass found wrong with the tunnels through it (see [`diagnosis`]): every finding
+    /// kept, found and cleared, newest first. `now` is the time of the question.
+    pub fn findings(&self, now: Instant) -> Vec<Finding> {
+        self.diag.findings(now)
+    }
+
+    /// What happened to `client`'s VPN: its findings, newest first, then what looks wrong but
+    /// is not yet shown by enough packets ([`diagnosis::Status::NotEnoughEvidence`]), judged at
+    /// `now`.
+    pub fn findings_for(&self, now: Instant, client: Ipv4Addr) -> Vec<Finding> {
+        self.diag.findings_for(now, client)
     }
 
     /// Changes the session timers at run time; they apply to every session from its next
@@ -340,14 +365,18 @@ impl Engine {
         for _ in 0..dropped {
             self.out.stats.count_drop(DropReason::FragmentDropped);
         }
+        if self.diag.poll_timeout().is_some_and(|t| t <= now) {
+            self.diag.handle_timeout(now, &mut self.out);
+        }
     }
 
     /// When [`Engine::handle_timeout`] should next be called, if anything is pending: the
-    /// session sweep, held fragments, and each passthrough module's own timer.
+    /// session sweep, held fragments, each passthrough module's own timer, and the diagnosis.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = passthrough::earliest(self.table.next_sweep(), self.frags.next_expiry());
         let t = passthrough::earliest(t, self.v6.poll_timeout());
-        passthrough::earliest(t, self.passthrough.poll_timeout())
+        let t = passthrough::earliest(t, self.passthrough.poll_timeout());
+        passthrough::earliest(t, self.diag.poll_timeout())
     }
 
     /// A packet the router made itself (ICMP error, released or split fragment), if any.

@@ -3,13 +3,15 @@
 //!
 //! [`Cx`] is the narrow view of the engine that the packet path lends to a passthrough
 //! module or to the ICMP error builder: the time, the configuration, the NAPT table (for the
-//! public address a LAN host is paired with) and this output.
+//! public address a LAN host is paired with), this output, and the diagnosis that takes the
+//! modules' observations.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 use crate::Event;
 use crate::config::EngineConfig;
+use crate::diagnosis::{Diagnosis, Observation};
 use crate::flow::table::Table;
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -100,6 +102,7 @@ pub(crate) struct Cx<'a> {
     pub(crate) config: &'a EngineConfig,
     pub(crate) table: &'a mut Table,
     pub(crate) out: &'a mut Output,
+    pub(crate) diag: &'a mut Diagnosis,
 }
 
 impl Cx<'_> {
@@ -112,5 +115,11 @@ impl Cx<'_> {
     /// Queues an event.
     pub(crate) fn event(&mut self, event: Event) {
         self.out.event(event);
+    }
+
+    /// Hands the diagnosis something seen now.
+    #[cold]
+    pub(crate) fn observe(&mut self, obs: Observation) {
+        self.diag.observe(self.now, obs, self.out);
     }
 }

@@ -1,5 +1,6 @@
 //! Plain counters the engine keeps; the control plane reads them, nothing locks.
 
+use crate::diagnosis::FindingKind;
 use crate::verdict::{DropReason, Side};
 
 /// Engine counters since start.
@@ -30,6 +31,9 @@ pub struct Stats {
     pub ip_ids_rewritten: u64,
     /// Events not queued because the event queue was full.
     pub events_lost: u64,
+    /// Findings made (new, or found again after they cleared), by kind, indexed like
+    /// [`FindingKind::ALL`].
+    pub findings: [u64; FindingKind::COUNT],
 }
 
 impl Stats {
@@ -51,6 +55,22 @@ impl Stats {
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
         // Declaration order is counter order: `as usize` is the index.
         if let Some(c) = self.drops.get_mut(reason as usize) {
+            *c += 1;
+        }
+    }
+
+    /// The count of findings of one kind.
+    pub fn finding_count(&self, kind: FindingKind) -> u64 {
+        self.findings.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// Every finding kind with its count, in declaration order.
+    pub fn findings_by_kind(&self) -> impl Iterator<Item = (FindingKind, u64)> + '_ {
+        FindingKind::ALL.iter().copied().zip(self.findings.iter().copied())
+    }
+
+    pub(crate) fn count_finding(&mut self, kind: FindingKind) {
+        if let Some(c) = self.findings.get_mut(kind as usize) {
             *c += 1;
         }
     }

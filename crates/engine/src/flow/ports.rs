@@ -50,6 +50,7 @@ impl PortMap {
     /// Keeps `want` when free (port preservation); otherwise searches from a random start
     /// `rand` for a free port of the same parity in the same range: 1–1023 for a LAN port
     /// below 1024 (REQ-3a), 1024–65535 otherwise. Ports 0 is never used.
+    #[inline]
     pub(crate) fn allocate(&mut self, want: u16, rand: u32, now_secs: u64, mapping: u32) -> Option<u16> {
         let port = if want != 0 && self.is_free(want, now_secs) {
             Some(want)

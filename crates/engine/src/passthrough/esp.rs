@@ -12,6 +12,11 @@
 //!
 //! ICMP errors from the WAN that quote our outbound ESP go back to the client by its SPI.
 //! Fragments of ESP are refused: a later fragment carries no SPI.
+//!
+//! For the diagnosis, each outbound SA counts its packets since it began, and reports at most
+//! once a second while the client sends: what it sent, and the last ESP of its inbound partner.
+//! A refusal for a busy server, a new SA let through and an SA's first answer are reported when
+//! they happen.
 
 use std::net::Ipv4Addr;
 
@@ -24,6 +29,7 @@ use natpass_wire::ipv4::Ipv4Packet;
 
 use super::{Flow, Protocol, TunnelIds, VpnProtocol, earliest, nanos};
 use crate::config::EngineConfig;
+use crate::diagnosis::{Carrier, DataReport, EspRefused, FindingKind, Observation, REPORT_EVERY, Subject};
 use crate::output::{Cx, Output};
 use crate::time::Instant;
 use crate::translate::icmp_reply;
@@ -60,6 +66,11 @@ struct OutSa {
     bytes: u64,
     /// The inbound SPI bound to this SA, once learned.
     spi_in: Option<u32>,
+    /// When it began, and its packets since, for the diagnosis.
+    first_seen: u64,
+    packets: u64,
+    /// When it last reported to the diagnosis.
+    reported: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +78,22 @@ struct InSa {
     client: Ipv4Addr,
     last_seen: u64,
     bytes: u64,
+    packets: u64,
+}
+
+/// What an ESP packet comes to: the action, an event, an observation for the diagnosis.
+type Outcome = (Action, Option<Event>, Option<Observation>);
+
+/// An ESP SA pair as the diagnosis names it.
+fn subject(client: Ipv4Addr, server: Ipv4Addr, public: Ipv4Addr, spi_out: u32, spi_in: u32) -> Subject {
+    Subject {
+        protocol: Protocol::Ipsec,
+        client,
+        server,
+        public: Some(public),
+        ids: Some(TunnelIds::Esp { spi_out, spi_in }),
+        ports: None,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -128,18 +155,21 @@ impl Esp {
     }
 
     /// Outbound ESP from `client` to `server` leaving from `public`.
-    fn outbound(
-        &mut self,
-        client: Ipv4Addr,
-        server: Ipv4Addr,
-        public: Ipv4Addr,
-        p: EspSeen,
-    ) -> (Action, Option<Event>) {
+    fn outbound(&mut self, client: Ipv4Addr, server: Ipv4Addr, public: Ipv4Addr, p: EspSeen) -> Outcome {
         let t = p.now.as_nanos();
-        if let Some(sa) = self.out.get_mut(&OutKey { client, server, spi: p.spi }) {
+        let out_key = OutKey { client, server, spi: p.spi };
+        if let Some(sa) = self.out.get_mut(&out_key) {
             sa.last_seen = t;
             sa.bytes += p.bytes as u64;
-            return (Action::Rewrite(sa.public), None);
+            sa.packets += 1;
+            let due = sa.reported.is_none_or(|r| t.saturating_sub(r) >= nanos(REPORT_EVERY));
+            let action = Action::Rewrite(sa.public);
+            if !due {
+                return (action, None, None);
+            }
+            sa.reported = Some(t);
+            let sa = *sa;
+            return (action, None, Some(self.report(out_key, &sa)));
         }
         // A new SA: this client becomes the one pending for the server, unless another is.
         let key = ServerKey { public, server };
@@ -149,47 +179,74 @@ impl Esp {
         {
             let reason = DropReason::EspServerBusy;
             let ev = Event::PassthroughRefused { protocol: Protocol::Ipsec, client, server, reason };
-            return (Action::Refuse { reason, icmp: true }, Some(ev));
+            let refused = EspRefused {
+                subject: subject(client, server, public, p.spi, 0),
+                waiting_client: w.client,
+                waiting_since: Instant::from_nanos(w.since),
+                let_in_by: Instant::from_nanos(w.since.saturating_add(p.pending_for)),
+            };
+            return (Action::Refuse { reason, icmp: true }, Some(ev), Some(Observation::EspRefused(refused)));
         }
         self.pending.insert(key, Pending { client, spi_out: p.spi, since: t });
-        self.out.insert(
-            OutKey { client, server, spi: p.spi },
-            OutSa { public, last_seen: t, bytes: p.bytes as u64, spi_in: None },
-        );
+        let sa = OutSa {
+            public,
+            last_seen: t,
+            bytes: p.bytes as u64,
+            spi_in: None,
+            first_seen: t,
+            packets: 1,
+            reported: None,
+        };
+        self.out.insert(out_key, sa);
         *self.servers.entry(key).or_insert(0) += 1;
-        (Action::Rewrite(public), None)
+        (Action::Rewrite(public), None, Some(Observation::EspAccepted { client, server }))
+    }
+
+    /// What the diagnosis needs of outbound SA `k`: what it sent, and when its inbound
+    /// partner last answered.
+    fn report(&self, k: OutKey, sa: &OutSa) -> Observation {
+        let back = sa.spi_in.and_then(|i| self.inb.get(&InKey { public: sa.public, server: k.server, spi: i }));
+        Observation::Data(DataReport {
+            carrier: Carrier::Esp,
+            subject: subject(k.client, k.server, sa.public, k.spi, sa.spi_in.unwrap_or(0)),
+            first_out: Instant::from_nanos(sa.first_seen),
+            packets_out: sa.packets,
+            packets_in: back.map_or(0, |b| b.packets),
+            last_in: back.map(|b| Instant::from_nanos(b.last_seen)),
+            last_ike_in: None,
+        })
     }
 
     /// Inbound ESP from `server` to `public`.
-    fn inbound(&mut self, public: Ipv4Addr, server: Ipv4Addr, p: EspSeen) -> (Action, Option<Event>) {
+    fn inbound(&mut self, public: Ipv4Addr, server: Ipv4Addr, p: EspSeen) -> Outcome {
         let t = p.now.as_nanos();
         let in_key = InKey { public, server, spi: p.spi };
         if let Some(sa) = self.inb.get_mut(&in_key) {
             sa.last_seen = t;
             sa.bytes += p.bytes as u64;
-            return (Action::Rewrite(sa.client), None);
+            sa.packets += 1;
+            return (Action::Rewrite(sa.client), None, None);
         }
         let key = ServerKey { public, server };
         match self.pending.get(&key).copied() {
             Some(w) if t.saturating_sub(w.since) < p.pending_for => {
                 self.pending.remove(&key);
-                self.inb.insert(in_key, InSa { client: w.client, last_seen: t, bytes: p.bytes as u64 });
+                self.inb.insert(in_key, InSa { client: w.client, last_seen: t, bytes: p.bytes as u64, packets: 1 });
                 if let Some(o) = self.out.get_mut(&OutKey { client: w.client, server, spi: w.spi_out }) {
                     o.spi_in = Some(p.spi);
                 }
-                let ev = Event::TunnelUp {
-                    protocol: Protocol::Ipsec,
-                    client: w.client,
-                    server,
-                    public,
-                    ids: TunnelIds::Esp { spi_out: w.spi_out, spi_in: p.spi },
+                let ids = TunnelIds::Esp { spi_out: w.spi_out, spi_in: p.spi };
+                let ev = Event::TunnelUp { protocol: Protocol::Ipsec, client: w.client, server, public, ids };
+                let answered = Observation::DataAnswered {
+                    kind: FindingKind::EspOneWay,
+                    subject: subject(w.client, server, public, w.spi_out, p.spi),
                 };
-                (Action::Rewrite(w.client), Some(ev))
+                (Action::Rewrite(w.client), Some(ev), Some(answered))
             }
             _ if self.servers.contains_key(&key) => {
-                (Action::Refuse { reason: DropReason::EspUnknownSpi, icmp: false }, None)
+                (Action::Refuse { reason: DropReason::EspUnknownSpi, icmp: false }, None, None)
             }
-            _ => (Action::Refuse { reason: DropReason::EspNoServer, icmp: false }, None),
+            _ => (Action::Refuse { reason: DropReason::EspNoServer, icmp: false }, None, None),
         }
     }
 
@@ -265,10 +322,13 @@ impl Esp {
             Err(r) => return Verdict::Drop(r),
         };
         let public = cx.public_addr_for(flow.src);
-        let (action, ev) = self.outbound(flow.src, flow.dst, public, seen);
+        let (action, ev, obs) = self.outbound(flow.src, flow.dst, public, seen);
         self.arm(cx.now + cx.config.timeouts.esp_pending.min(cx.config.timeouts.udp));
         if let Some(ev) = ev {
             cx.event(ev);
+        }
+        if let Some(obs) = obs {
+            cx.observe(obs);
         }
         match action {
             Action::Rewrite(public) => {
@@ -291,9 +351,12 @@ impl Esp {
             Ok(s) => s,
             Err(r) => return Verdict::Drop(r),
         };
-        let (action, ev) = self.inbound(flow.dst, flow.src, seen);
+        let (action, ev, obs) = self.inbound(flow.dst, flow.src, seen);
         if let Some(ev) = ev {
             cx.event(ev);
+        }
+        if let Some(obs) = obs {
+            cx.observe(obs);
         }
         match action {
             Action::Rewrite(client) => {
@@ -393,22 +456,27 @@ mod tests {
     fn first_inbound_spi_binds_to_the_pending_client() {
         let mut esp = Esp::new(1);
         assert_eq!(esp.outbound(A, SERVER, PUBLIC, seen(1, 0xa1)).0, Action::Rewrite(PUBLIC));
-        let (action, ev) = esp.inbound(PUBLIC, SERVER, seen(2, 0x51));
+        let (action, ev, _) = esp.inbound(PUBLIC, SERVER, seen(2, 0x51));
         assert_eq!(action, Action::Rewrite(A));
         assert!(
             matches!(ev, Some(Event::TunnelUp { client, ids: TunnelIds::Esp { spi_out: 0xa1, spi_in: 0x51 }, .. }) if client == A)
         );
         // Bound: the same SPI keeps going to A, with no new event.
-        assert_eq!(esp.inbound(PUBLIC, SERVER, seen(3, 0x51)), (Action::Rewrite(A), None));
+        let (action, ev, obs) = esp.inbound(PUBLIC, SERVER, seen(3, 0x51));
+        assert_eq!((action, ev), (Action::Rewrite(A), None));
+        assert!(obs.is_none());
     }
 
     #[test]
     fn second_client_waits_while_the_first_is_pending() {
         let mut esp = Esp::new(1);
         let _ = esp.outbound(A, SERVER, PUBLIC, seen(1, 0xa1));
-        let (action, ev) = esp.outbound(B, SERVER, PUBLIC, seen(2, 0xb1));
+        let (action, ev, obs) = esp.outbound(B, SERVER, PUBLIC, seen(2, 0xb1));
         assert_eq!(action, Action::Refuse { reason: DropReason::EspServerBusy, icmp: true });
         assert!(matches!(ev, Some(Event::PassthroughRefused { reason: DropReason::EspServerBusy, .. })));
+        // The diagnosis learns who it waits for, and until when.
+        let Some(Observation::EspRefused(r)) = obs else { panic!("{obs:?}") };
+        assert_eq!((r.waiting_client, r.let_in_by), (A, Instant::from_secs(11)));
         // A binds; then B may start its SA and is the one pending.
         let _ = esp.inbound(PUBLIC, SERVER, seen(3, 0x51));
         assert_eq!(esp.outbound(B, SERVER, PUBLIC, seen(4, 0xb1)).0, Action::Rewrite(PUBLIC));

@@ -16,19 +16,31 @@
 //! SA it is learned. SPIs, clients and SAs idle for the UDP mapping timeout are forgotten.
 //!
 //! ICMP errors quoting our IKE go back by the quoted SPIs, or to the only client.
+//!
+//! For the diagnosis it reports every IKE message it sees, on 500 ↔ 500 and on the NAPT path
+//! (IKE from another port, IKE behind the non-ESP marker on 4500, RFC 3948 §2.2), and keeps a
+//! record per NAT-T flow: its ESP in UDP each way, its keepalives (RFC 3948 §2.3, §4), and, past
+//! the mapping's expiry, what the flow was, so that the server's packets arriving for a public
+//! port that is gone can be explained.
 
 use std::net::Ipv4Addr;
 
+use core::time::Duration;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
+
 use natpass_wire::icmp::QuotedDatagram;
-use natpass_wire::ike::IkePacket;
+use natpass_wire::ike::{IkePacket, Udp4500Kind, classify_udp_4500};
 use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::udp::{self, UdpPacket};
 use natpass_wire::{AddrChange, IpProtocol};
 
-use super::{Flow, Protocol, TunnelIds, VpnProtocol, earliest, nanos};
+use super::{Flow, NaptPacket, Protocol, TunnelIds, VpnProtocol, earliest, nanos};
 use crate::config::EngineConfig;
+use crate::diagnosis::{
+    Carrier, DataReport, FindingKind, IkeHeader, IkeSeen, NatTGone, Observation, Ports, REPORT_EVERY, ServerAtPublic,
+    Subject,
+};
 use crate::output::{Cx, Output};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
@@ -38,6 +50,68 @@ use crate::{Event, TunnelInfo};
 pub(crate) const IKE_PORT: u16 = 500;
 /// NAT-T's port (RFC 3948 §1).
 pub(crate) const NAT_T_PORT: u16 = 4500;
+/// The most NAT-T flows recorded for the diagnosis; beyond it new flows go unrecorded.
+const NAT_T_FLOWS_MAX: usize = 16_384;
+/// How long a NAT-T flow's record outlives its mapping, to explain late server packets.
+const NAT_T_KEEP: Duration = Duration::from_secs(3600);
+
+/// A NAT-T flow as the server sees it: the public address and port, and the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct NatTKey {
+    public: Ipv4Addr,
+    public_port: u16,
+    server: Ipv4Addr,
+}
+
+/// What the diagnosis needs of a NAT-T flow.
+#[derive(Clone, Copy, Debug)]
+struct NatTFlow {
+    client: Ipv4Addr,
+    client_port: u16,
+    last_out: Instant,
+    last_in: Option<Instant>,
+    esp_first_out: Option<Instant>,
+    esp_out: u64,
+    esp_in: u64,
+    esp_last_in: Option<Instant>,
+    ike_last_in: Option<Instant>,
+    /// The SPI of the client's last ESP.
+    spi: u32,
+    keepalives: u64,
+    last_keepalive: Option<Instant>,
+    keepalive_every: Option<Duration>,
+    reported: Option<Instant>,
+}
+
+impl NatTFlow {
+    fn idle_since(&self) -> Instant {
+        self.last_in.map_or(self.last_out, |i| i.max(self.last_out))
+    }
+
+    fn subject(&self, k: &NatTKey) -> Subject {
+        Subject {
+            protocol: Protocol::Ipsec,
+            client: self.client,
+            server: k.server,
+            public: Some(k.public),
+            ids: (self.spi != 0).then_some(TunnelIds::Esp { spi_out: self.spi, spi_in: 0 }),
+            ports: Some(Ports { client: self.client_port, public: k.public_port, server: NAT_T_PORT }),
+        }
+    }
+}
+
+/// The fields of an IKE message's header the diagnosis reads.
+fn header_of(ike: &IkePacket<&[u8]>) -> IkeHeader {
+    IkeHeader {
+        spi_i: ike.initiator_spi(),
+        spi_r: ike.responder_spi(),
+        version: ike.major_version(),
+        exchange: ike.exchange_type(),
+        msg_id: ike.message_id(),
+        response: ike.is_response(),
+        len: ike.length(),
+    }
+}
 
 /// A server as seen from one public address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,6 +151,18 @@ struct Message {
     bytes: usize,
 }
 
+/// Who an IKE message is between, for [`Ike::observe`].
+#[derive(Clone, Copy, Debug)]
+struct IkeSeenAt {
+    at: ServerAtPublic,
+    client: Option<Ipv4Addr>,
+    from_client: bool,
+    ports: Ports,
+}
+
+/// Ports of IKE on 500 ↔ 500.
+const PORTS_500: Ports = Ports { client: IKE_PORT, public: IKE_PORT, server: IKE_PORT };
+
 /// The IKE port-500 passthrough of one engine.
 pub(crate) struct Ike {
     by_spi: HashMap<SpiKey, SpiEntry, FixedState>,
@@ -84,6 +170,8 @@ pub(crate) struct Ike {
     clients: HashMap<ServerKey, Vec<(Ipv4Addr, u64)>, FixedState>,
     /// IKE SAs for tunnel events, by their initiator SPI.
     sas: HashMap<SpiKey, IkeSa, FixedState>,
+    /// NAT-T flows, for the diagnosis.
+    nat_t: HashMap<NatTKey, NatTFlow, FixedState>,
     wake: Option<Instant>,
 }
 
@@ -93,6 +181,7 @@ impl Ike {
             by_spi: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce0)),
             clients: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce1)),
             sas: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce2)),
+            nat_t: HashMap::with_hasher(FixedState::with_seed(seed ^ 0x1ce3)),
             wake: None,
         }
     }
@@ -191,10 +280,13 @@ impl Ike {
         }
     }
 
-    /// Forgets SPIs and clients idle for `idle` ns; IKE SAs that go raise `TunnelDown`.
-    /// Returns when the next one may go.
+    /// Forgets SPIs and clients idle for `idle` ns; IKE SAs that go raise `TunnelDown`;
+    /// NAT-T records go [`NAT_T_KEEP`] after their mapping. Returns when the next one may go.
     fn expire(&mut self, now: Instant, idle: u64, out: &mut Output) -> Option<Instant> {
         let t = now.as_nanos();
+        let keep = Duration::from_nanos(idle) + NAT_T_KEEP;
+        self.nat_t.retain(|_, f| now.since(f.idle_since()) < keep);
+        let nat_t_ends = self.nat_t.values().map(|f| f.idle_since() + keep).min();
         self.sas.retain(|k, sa| {
             let keep = t.saturating_sub(sa.last_seen) < idle;
             if !keep {
@@ -217,7 +309,102 @@ impl Ike {
         let seen = self.sas.values().map(|s| s.last_seen);
         let seen = seen.chain(self.by_spi.values().map(|e| e.last_seen));
         let seen = seen.chain(self.clients.values().flatten().map(|c| c.1));
-        seen.min().map(|t| Instant::from_nanos(t.saturating_add(idle)))
+        earliest(seen.min().map(|t| Instant::from_nanos(t.saturating_add(idle))), nat_t_ends)
+    }
+
+    /// An IKE message of `packet` whose UDP payload holds it from `offset` on (4 behind the
+    /// non-ESP marker), for the diagnosis.
+    fn observe(cx: &mut Cx<'_>, packet: &[u8], offset: usize, seen: IkeSeenAt) {
+        let ip = Ipv4Packet::new_unchecked(packet);
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return };
+        let Some(Ok(ike)) = udp.payload().get(offset..).map(IkePacket::new_checked) else { return };
+        // Fragments leave the client, or natpass splits the datagram to fit its WAN MTU.
+        let fragmented = seen.from_client && (ip.more_frags() || ip.total_len() > cx.config.wan_mtu);
+        cx.observe(Observation::Ike(IkeSeen {
+            at: seen.at,
+            client: seen.client,
+            from_client: seen.from_client,
+            ports: seen.ports,
+            header: header_of(&ike),
+            fragmented,
+        }));
+    }
+
+    /// A NAT-T packet (UDP to or from the server's port 4500) on the NAPT path: the flow's
+    /// record, and what it tells the diagnosis.
+    fn nat_t(&mut self, cx: &mut Cx<'_>, napt: &NaptPacket, kind: Udp4500Kind, spi: u32) -> Option<Observation> {
+        let now = cx.now;
+        let key = NatTKey { public: napt.peers.public, public_port: napt.public_port, server: napt.peers.server };
+        let (client, client_port) = (napt.peers.client, napt.client_port);
+        if napt.from == Side::Lan {
+            let fresh = NatTFlow {
+                client,
+                client_port,
+                last_out: now,
+                last_in: None,
+                esp_first_out: None,
+                esp_out: 0,
+                esp_in: 0,
+                esp_last_in: None,
+                ike_last_in: None,
+                spi: 0,
+                keepalives: 0,
+                last_keepalive: None,
+                keepalive_every: None,
+                reported: None,
+            };
+            if !self.nat_t.contains_key(&key) && self.nat_t.len() >= NAT_T_FLOWS_MAX {
+                return None;
+            }
+            self.wake = earliest(self.wake, Some(now + cx.config.timeouts.udp + NAT_T_KEEP));
+            let f = self.nat_t.entry(key).or_insert(fresh);
+            if (f.client, f.client_port) != (client, client_port) {
+                *f = fresh;
+            }
+            f.last_out = now;
+            match kind {
+                Udp4500Kind::Keepalive => {
+                    f.keepalive_every = f.last_keepalive.map(|k| now.since(k));
+                    f.last_keepalive = Some(now);
+                    f.keepalives += 1;
+                }
+                Udp4500Kind::Esp => {
+                    f.spi = spi;
+                    f.esp_out += 1;
+                    let first_out = *f.esp_first_out.get_or_insert(now);
+                    if f.reported.is_some_and(|r| now.since(r) < REPORT_EVERY) {
+                        return None;
+                    }
+                    f.reported = Some(now);
+                    return Some(Observation::Data(DataReport {
+                        carrier: Carrier::EspInUdp,
+                        subject: f.subject(&key),
+                        first_out,
+                        packets_out: f.esp_out,
+                        packets_in: f.esp_in,
+                        last_in: f.esp_last_in,
+                        last_ike_in: f.ike_last_in,
+                    }));
+                }
+                Udp4500Kind::Ike | Udp4500Kind::Malformed => {}
+            }
+            return None;
+        }
+        let f = self.nat_t.get_mut(&key).filter(|f| (f.client, f.client_port) == (client, client_port))?;
+        f.last_in = Some(now);
+        match kind {
+            Udp4500Kind::Esp => {
+                f.esp_in += 1;
+                let first = f.esp_last_in.is_none();
+                f.esp_last_in = Some(now);
+                first.then(|| Observation::DataAnswered { kind: FindingKind::EspOneWay, subject: f.subject(&key) })
+            }
+            Udp4500Kind::Ike => {
+                f.ike_last_in = Some(now);
+                None
+            }
+            Udp4500Kind::Keepalive | Udp4500Kind::Malformed => None,
+        }
     }
 
     fn message(packet: &[u8], now: Instant) -> Option<Message> {
@@ -240,6 +427,8 @@ impl Ike {
         if let Some(ev) = self.outbound(flow.src, ServerKey { public, server: flow.dst }, m) {
             cx.event(ev);
         }
+        let at = ServerAtPublic { public, server: flow.dst };
+        Self::observe(cx, packet, 0, IkeSeenAt { at, client: Some(flow.src), from_client: true, ports: PORTS_500 });
         self.wake = earliest(self.wake, Some(cx.now + cx.config.timeouts.udp));
         // Port 500 stays; only the pseudo-header address changes in the UDP checksum.
         let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
@@ -253,10 +442,19 @@ impl Ike {
         let Some(m) = Self::message(packet, cx.now) else {
             return Verdict::Drop(DropReason::Malformed);
         };
+        let at = ServerAtPublic { public: flow.dst, server: flow.src };
+        let seen = |client| IkeSeenAt { at, client, from_client: false, ports: PORTS_500 };
         let client = match self.inbound(ServerKey { public: flow.dst, server: flow.src }, m) {
             Ok(c) => c,
-            Err(reason) => return Verdict::Drop(reason),
+            Err(reason) => {
+                if reason == DropReason::IkeAmbiguous {
+                    // The server answers someone: natpass cannot tell whom.
+                    Self::observe(cx, packet, 0, seen(None));
+                }
+                return Verdict::Drop(reason);
+            }
         };
+        Self::observe(cx, packet, 0, seen(Some(client)));
         let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
         UdpPacket::new_unchecked(ip.payload_mut()).set_pseudo_addr(AddrChange::new(flow.dst, client));
         ip.set_dst(client);
@@ -287,6 +485,65 @@ impl VpnProtocol for Ike {
             Side::Lan => self.translate_out(cx, flow, packet),
             Side::Wan => self.translate_in(cx, flow, packet),
         })
+    }
+
+    /// IKE from other ports and NAT-T ride NAPT; this reads them for the diagnosis.
+    fn napt_packet(&mut self, cx: &mut Cx<'_>, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
+        if napt.protocol != IpProtocol::UDP || !matches!(napt.server_port, IKE_PORT | NAT_T_PORT) {
+            return Ok(());
+        }
+        let ip = Ipv4Packet::new_unchecked(&*packet);
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return Ok(()) };
+        let payload = udp.payload();
+        let from_client = napt.from == Side::Lan;
+        let seen = IkeSeenAt {
+            at: ServerAtPublic { public: napt.peers.public, server: napt.peers.server },
+            client: Some(napt.peers.client),
+            from_client,
+            ports: Ports { client: napt.client_port, public: napt.public_port, server: napt.server_port },
+        };
+        if napt.server_port == IKE_PORT {
+            Self::observe(cx, packet, 0, seen);
+            return Ok(());
+        }
+        let kind = classify_udp_4500(payload);
+        let spi = match payload {
+            [a, b, c, d, ..] if kind == Udp4500Kind::Esp => u32::from_be_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        };
+        if kind == Udp4500Kind::Ike {
+            Self::observe(cx, packet, 4, seen);
+        }
+        if let Some(obs) = self.nat_t(cx, napt, kind, spi) {
+            cx.observe(obs);
+        }
+        Ok(())
+    }
+
+    /// A packet from a server's port 4500 that no mapping takes: if it is for a NAT-T flow whose
+    /// mapping expired, the diagnosis hears of it.
+    fn unmatched_inbound(&mut self, cx: &mut Cx<'_>, flow: &Flow) {
+        if flow.protocol != IpProtocol::UDP || flow.sport != NAT_T_PORT {
+            return;
+        }
+        let key = NatTKey { public: flow.dst, public_port: flow.dport, server: flow.src };
+        let Some(f) = self.nat_t.get(&key) else { return };
+        let udp = cx.config.timeouts.udp;
+        let idle_since = f.idle_since();
+        if cx.now.since(idle_since) < udp {
+            // The mapping cannot have expired: it went some other way.
+            return;
+        }
+        let gone = NatTGone {
+            subject: f.subject(&key),
+            last_out: f.last_out,
+            keepalives: f.keepalives,
+            last_keepalive: f.last_keepalive,
+            keepalive_every: f.keepalive_every,
+            expired: idle_since + udp,
+            udp_timeout: udp,
+        };
+        cx.observe(Observation::NatTGone(gone));
     }
 
     fn icmp_error_client(&self, quoted: &QuotedDatagram<&[u8]>) -> Option<Result<Ipv4Addr, DropReason>> {
@@ -331,6 +588,7 @@ impl VpnProtocol for Ike {
         self.by_spi.clear();
         self.clients.clear();
         self.sas.clear();
+        self.nat_t.clear();
         self.wake = None;
         n
     }

@@ -7,6 +7,11 @@
 //! read, not rewritten. A client's SCCRQ names its Assigned Tunnel ID; the server's SCCRP,
 //! addressed to that ID, names the server's, and the tunnel is up. StopCCN takes it down.
 //! ICMP errors about L2TP are NAPT's (the quoted datagram names the mapping).
+//!
+//! For the diagnosis: a client's SCCRQ (and each retransmission, RFC 2661 §5.8) while another
+//! client's tunnel to the same LNS leaves from the same public address is reported, with
+//! whether the other tunnel is up; so are the LNS's answer (SCCRP) and its refusal (StopCCN
+//! before any SCCRP).
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +24,7 @@ use natpass_wire::udp::UdpPacket;
 
 use super::{NaptPacket, Peers, Protocol, TunnelIds, VpnProtocol};
 use crate::config::Filtering;
+use crate::diagnosis::{L2tpShared, Observation, Ports, Subject};
 use crate::output::Cx;
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side};
@@ -40,7 +46,27 @@ struct Tunnel {
     public: Ipv4Addr,
     /// The server's tunnel ID, once its SCCRP came.
     server_tunnel_id: Option<u16>,
+    /// SCCRQs sent for it, the first when, and the UDP ports, for the diagnosis.
+    requests: u32,
+    first_request: Instant,
+    ports: Ports,
 }
+
+/// An L2TP message passing natpass.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    peers: Peers,
+    from_client: bool,
+    /// The IP datagram's length.
+    bytes: usize,
+    now: Instant,
+    ports: Ports,
+    /// Public addresses in the pool.
+    pool: usize,
+}
+
+/// What a message comes to: a tunnel event, an observation for the diagnosis.
+type Outcome = (Option<Event>, Option<Observation>);
 
 /// The L2TP passthrough of one engine.
 pub(crate) struct L2tp {
@@ -69,9 +95,14 @@ impl L2tp {
         self.tunnels.len()
     }
 
-    /// An L2TP message (a UDP payload) between `peers`; `from_client` tells the direction.
-    /// Returns an event when a tunnel comes up or goes down.
-    fn message(&mut self, peers: Peers, from_client: bool, payload: &[u8], bytes: usize) -> Option<Event> {
+    /// An L2TP message (a UDP payload). Returns an event when a tunnel comes up or goes down,
+    /// and what the diagnosis should hear.
+    fn message(&mut self, m: &Seen, payload: &[u8]) -> Outcome {
+        self.read(m, payload).unwrap_or_default()
+    }
+
+    fn read(&mut self, m: &Seen, payload: &[u8]) -> Option<Outcome> {
+        let (peers, from_client, bytes) = (m.peers, m.from_client, m.bytes);
         let (client, server) = (peers.client, peers.server);
         if let Some(b) = self.bytes.get_mut(&(client, server)) {
             if from_client {
@@ -88,9 +119,18 @@ impl L2tp {
             (true, message::SCCRQ) => {
                 let client_tunnel_id = assigned_tunnel_id(&p)?;
                 let key = TunnelKey { client, server, client_tunnel_id };
-                self.tunnels.insert(key, Tunnel { public: peers.public, server_tunnel_id: None });
+                let fresh = Tunnel {
+                    public: peers.public,
+                    server_tunnel_id: None,
+                    requests: 0,
+                    first_request: m.now,
+                    ports: m.ports,
+                };
+                let t = self.tunnels.entry(key).or_insert(fresh);
+                t.requests += 1;
+                let t = *t;
                 self.bytes.entry((client, server)).or_insert((bytes as u64, 0));
-                None
+                Some((None, self.shared(key, &t, m)))
             }
             (false, message::SCCRP) => {
                 let client_tunnel_id = p.tunnel_id()?;
@@ -98,13 +138,14 @@ impl L2tp {
                 let t = self.tunnels.get_mut(&TunnelKey { client, server, client_tunnel_id })?;
                 let fresh = t.server_tunnel_id.is_none();
                 t.server_tunnel_id = Some(server_tunnel_id);
-                fresh.then_some(Event::TunnelUp {
+                let up = Event::TunnelUp {
                     protocol: Protocol::L2tp,
                     client,
                     server,
                     public: t.public,
                     ids: TunnelIds::L2tp { client_tunnel_id, server_tunnel_id },
-                })
+                };
+                Some((fresh.then_some(up), fresh.then_some(Observation::L2tpAnswered { client, server })))
             }
             (_, message::STOPCCN) => {
                 // The header carries the receiver's tunnel ID; the AVP the sender's.
@@ -113,23 +154,61 @@ impl L2tp {
                 } else {
                     (p.tunnel_id()?, assigned_tunnel_id(&p)?)
                 };
-                self.tunnels.remove(&TunnelKey { client, server, client_tunnel_id })?;
+                let key = TunnelKey { client, server, client_tunnel_id };
+                let gone = self.tunnels.remove(&key)?;
+                // The server refusing a request it never answered, while another client's tunnel
+                // from the same address is up.
+                let refused = match (from_client, gone.server_tunnel_id) {
+                    (false, None) => match self.shared(key, &gone, m) {
+                        Some(Observation::L2tpRequest(s)) => Some(Observation::L2tpRefused(s)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
                 let (bytes_out, bytes_in) = if self.tunnels.keys().any(|k| k.client == client && k.server == server) {
                     self.bytes.get(&(client, server)).copied().unwrap_or_default()
                 } else {
                     self.bytes.remove(&(client, server)).unwrap_or_default()
                 };
-                Some(Event::TunnelDown {
+                let down = Event::TunnelDown {
                     protocol: Protocol::L2tp,
                     client,
                     server,
                     ids: TunnelIds::L2tp { client_tunnel_id, server_tunnel_id },
                     bytes_out,
                     bytes_in,
-                })
+                };
+                Some((Some(down), refused))
             }
             _ => None,
         }
+    }
+
+    /// Tunnel `key`'s request as the diagnosis sees it, when another client's tunnel to the
+    /// same server leaves from the same public address (the one that is up, if any).
+    fn shared(&self, key: TunnelKey, t: &Tunnel, m: &Seen) -> Option<Observation> {
+        if t.server_tunnel_id.is_some() {
+            return None;
+        }
+        let others = self.tunnels.iter().filter(|(k, o)| k.server == key.server && o.public == t.public);
+        let (other, o) =
+            others.filter(|(k, _)| k.client != key.client).max_by_key(|(_, o)| o.server_tunnel_id.is_some())?;
+        let subject = Subject {
+            protocol: Protocol::L2tp,
+            client: key.client,
+            server: key.server,
+            public: Some(t.public),
+            ids: Some(TunnelIds::L2tp { client_tunnel_id: key.client_tunnel_id, server_tunnel_id: 0 }),
+            ports: Some(t.ports),
+        };
+        Some(Observation::L2tpRequest(L2tpShared {
+            subject,
+            other_client: other.client,
+            other_up: o.server_tunnel_id.is_some(),
+            tries: t.requests,
+            first: t.first_request,
+            pool: m.pool,
+        }))
     }
 }
 
@@ -153,9 +232,20 @@ impl VpnProtocol for L2tp {
             return Ok(());
         }
         let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return Ok(()) };
-        let bytes = usize::from(ip.total_len());
-        if let Some(ev) = self.message(napt.peers, napt.from == Side::Lan, udp.payload(), bytes) {
+        let seen = Seen {
+            peers: napt.peers,
+            from_client: napt.from == Side::Lan,
+            bytes: usize::from(ip.total_len()),
+            now: cx.now,
+            ports: Ports { client: napt.client_port, public: napt.public_port, server: napt.server_port },
+            pool: cx.config.public_addrs.len(),
+        };
+        let (ev, obs) = self.message(&seen, udp.payload());
+        if let Some(ev) = ev {
             cx.event(ev);
+        }
+        if let Some(obs) = obs {
+            cx.observe(obs);
         }
         Ok(())
     }
@@ -222,11 +312,23 @@ mod tests {
         m
     }
 
+    fn seen(peers: Peers, from_client: bool) -> Seen {
+        Seen {
+            peers,
+            from_client,
+            bytes: 100,
+            now: Instant::ZERO,
+            ports: Ports { client: L2TP_PORT, public: L2TP_PORT, server: L2TP_PORT },
+            pool: 1,
+        }
+    }
+
     #[test]
     fn sccrq_sccrp_stopccn_make_a_tunnel_come_and_go() {
         let mut l = L2tp::new(1);
-        assert_eq!(l.message(PEERS, true, &control(message::SCCRQ, 0, Some(7)), 100), None);
-        let up = l.message(PEERS, false, &control(message::SCCRP, 7, Some(3)), 100);
+        assert!(matches!(l.message(&seen(PEERS, true), &control(message::SCCRQ, 0, Some(7))), (None, None)));
+        let (up, obs) = l.message(&seen(PEERS, false), &control(message::SCCRP, 7, Some(3)));
+        assert!(matches!(obs, Some(Observation::L2tpAnswered { .. })));
         assert!(matches!(
             up,
             Some(Event::TunnelUp { ids: TunnelIds::L2tp { client_tunnel_id: 7, server_tunnel_id: 3 }, .. })
@@ -235,7 +337,7 @@ mod tests {
         l.tunnels(Instant::ZERO, &mut listed);
         assert_eq!(listed.len(), 1);
         assert_eq!((listed[0].public, listed[0].state), (PEERS.public, "up"));
-        let down = l.message(PEERS, true, &control(message::STOPCCN, 3, Some(7)), 100);
+        let (down, _) = l.message(&seen(PEERS, true), &control(message::STOPCCN, 3, Some(7)));
         assert!(matches!(down, Some(Event::TunnelDown { bytes_out: 200, bytes_in: 100, .. })));
         assert_eq!(l.len(), 0);
     }
@@ -243,9 +345,29 @@ mod tests {
     #[test]
     fn an_sccrp_for_no_request_is_ignored() {
         let mut l = L2tp::new(1);
-        assert_eq!(l.message(PEERS, false, &control(message::SCCRP, 9, Some(3)), 100), None);
-        assert_eq!(l.message(PEERS, true, b"not l2tp", 8), None);
+        assert!(matches!(l.message(&seen(PEERS, false), &control(message::SCCRP, 9, Some(3))), (None, None)));
+        assert!(matches!(l.message(&seen(PEERS, true), b"not l2tp"), (None, None)));
         assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn a_second_client_to_the_same_server_and_address_is_reported() {
+        let mut l = L2tp::new(1);
+        let b = Peers { client: Ipv4Addr::new(192, 168, 1, 11), ..PEERS };
+        let _ = l.message(&seen(PEERS, true), &control(message::SCCRQ, 0, Some(7)));
+        let _ = l.message(&seen(PEERS, false), &control(message::SCCRP, 7, Some(3)));
+        // B asks twice (a retransmission); each time the diagnosis hears it, with A up.
+        for tries in 1..=2 {
+            let (_, obs) = l.message(&seen(b, true), &control(message::SCCRQ, 0, Some(9)));
+            let Some(Observation::L2tpRequest(s)) = obs else { panic!("{obs:?}") };
+            assert_eq!((s.other_client, s.other_up, s.tries), (PEERS.client, true, tries));
+        }
+        // The server refuses B: reported as such.
+        let (_, obs) = l.message(&seen(b, false), &control(message::STOPCCN, 9, Some(4)));
+        assert!(matches!(obs, Some(Observation::L2tpRefused(_))));
+        // From another public address: nothing to report.
+        let c = Peers { client: Ipv4Addr::new(192, 168, 1, 12), public: Ipv4Addr::new(203, 0, 113, 2), ..PEERS };
+        assert!(matches!(l.message(&seen(c, true), &control(message::SCCRQ, 0, Some(5))), (None, None)));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use natpass_wire::IpProtocol;
 use natpass_wire::icmp::QuotedDatagram;
 
 use crate::config::{EngineConfig, Filtering};
+use crate::diagnosis::Observation;
 use crate::output::{Cx, Output};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
@@ -155,6 +156,8 @@ pub(crate) struct NaptPacket {
     pub(crate) peers: Peers,
     /// The client's port.
     pub(crate) client_port: u16,
+    /// The public port of the client's mapping.
+    pub(crate) public_port: u16,
     /// The server's port.
     pub(crate) server_port: u16,
 }
@@ -192,6 +195,10 @@ pub(crate) trait VpnProtocol {
     fn inbound_filtering(&self, _configured: Filtering) -> Option<Filtering> {
         None
     }
+
+    /// An inbound packet of a flow it claims that NAPT refused for want of a mapping (or by
+    /// its filter): what it tells the diagnosis, if anything.
+    fn unmatched_inbound(&mut self, _cx: &mut Cx<'_>, _flow: &Flow) {}
 
     /// An ICMP error from the WAN quoting a packet natpass sent out: `Some` when the quoted
     /// packet is this module's, with the LAN client it is for, or why none is.
@@ -302,11 +309,23 @@ impl Dispatch {
         if !switch.enabled(cx.config) {
             let reason = switch.disabled_reason();
             if side == Side::Lan {
-                cx.event(Event::PassthroughRefused { protocol: switch, client: flow.src, server: flow.dst, reason });
+                let (client, server) = (flow.src, flow.dst);
+                cx.event(Event::PassthroughRefused { protocol: switch, client, server, reason });
+                let public = cx.table.paired_ext(client);
+                cx.observe(Observation::Disabled { protocol: switch, client, server, public, reason });
             }
             return Some(Verdict::Drop(reason));
         }
         m.packet(cx, side, flow, packet)
+    }
+
+    /// An inbound TCP or UDP packet on a port a module may claim that NAPT refused (no
+    /// mapping, or filtered): the module's diagnosis step, when its switch is on.
+    pub(crate) fn unmatched_inbound(&mut self, cx: &mut Cx<'_>, flow: &Flow) {
+        match self.owner_mut(flow.protocol, flow.sport, flow.dport) {
+            Some(m) if m.switch().enabled(cx.config) => m.unmatched_inbound(cx, flow),
+            _ => {}
+        }
     }
 
     /// A packet NAPT is translating on a session whose ports (client's and server's) a

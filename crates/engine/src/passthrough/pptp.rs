@@ -19,6 +19,10 @@
 //! no Call ID to tell clients apart and is refused.
 //!
 //! ICMP errors quoting our outbound GRE go back to the client by the server's Call ID.
+//!
+//! For the diagnosis, each call counts its GRE both ways and reports at most once a second
+//! while the client sends; the server's result codes (Outgoing-Call-Reply, RFC 2637 §2.8;
+//! Call-Disconnect-Notify, §2.13) and GRE whose Call ID no call has are reported as seen.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -32,7 +36,11 @@ use natpass_wire::ipv4::Ipv4Packet;
 use natpass_wire::pptp::{CallIdOwner, ControlMessageType};
 use natpass_wire::tcp::{TcpPacket, flags};
 
-use super::{Flow, NaptPacket, Protocol, TunnelIds, VpnProtocol};
+use super::{Flow, NaptPacket, Protocol, TunnelIds, VpnProtocol, nanos};
+use crate::diagnosis::{
+    CallResult, Carrier, DataReport, FindingKind, GreUnknown, Observation, PptpMessage, REPORT_EVERY, ServerAtPublic,
+    Subject,
+};
 use crate::output::{Cx, Output};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
@@ -61,6 +69,8 @@ struct Stream {
     rewrites: VecDeque<(u32, [u8; 2], [u8; 2])>,
     /// The stream no longer parses (a length out of range): passed through unparsed.
     broken: bool,
+    /// The current message's bytes 12 to 19, where result codes are.
+    body: [u8; 8],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +80,37 @@ struct Call {
     server_cid: Option<u16>,
     bytes_out: u64,
     bytes_in: u64,
+    /// GRE each way, for the diagnosis: the client's first, the counts, the server's last.
+    first_out: Option<u64>,
+    packets_out: u64,
+    packets_in: u64,
+    last_in: Option<u64>,
+    reported: Option<u64>,
+}
+
+impl Call {
+    fn new(client_cid: u16, public_cid: u16) -> Self {
+        Self {
+            client_cid,
+            public_cid,
+            server_cid: None,
+            bytes_out: 0,
+            bytes_in: 0,
+            first_out: None,
+            packets_out: 0,
+            packets_in: 0,
+            last_in: None,
+            reported: None,
+        }
+    }
+
+    fn ids(&self) -> TunnelIds {
+        TunnelIds::Pptp {
+            client_call_id: self.client_cid,
+            public_call_id: self.public_cid,
+            server_call_id: self.server_cid.unwrap_or(0),
+        }
+    }
 }
 
 /// A control connection: the client's address and port, and the server.
@@ -86,6 +127,15 @@ struct Conn {
     /// The client's stream (index 0) and the server's (index 1).
     streams: [Stream; 2],
     calls: Vec<Call>,
+    /// The call a Call-Disconnect-Notify ended last, for its result code.
+    ended: Option<Call>,
+}
+
+/// A result code the server sent, with the message's bytes 12 to 19.
+#[derive(Clone, Copy, Debug)]
+struct ResultSeen {
+    message: PptpMessage,
+    body: [u8; 8],
 }
 
 /// Inbound GRE: the public Call ID the server sends to, per public address and server.
@@ -118,6 +168,8 @@ struct Segment<'a> {
     public: Ipv4Addr,
     from_client: bool,
     rewrites: Vec<Rewrite>,
+    /// Result codes from the server, for the diagnosis.
+    results: Vec<ResultSeen>,
     out: &'a mut Output,
 }
 
@@ -178,8 +230,12 @@ impl Pptp {
         }
         let public = s.public;
         let dir = usize::from(!s.from_client);
-        let c =
-            self.conns.entry(s.conn).or_insert_with(|| Conn { public, streams: Default::default(), calls: Vec::new() });
+        let c = self.conns.entry(s.conn).or_insert_with(|| Conn {
+            public,
+            streams: Default::default(),
+            calls: Vec::new(),
+            ended: None,
+        });
         let st = &mut c.streams[dir];
         let (next, broken) = (*st.next_seq.get_or_insert(seq), st.broken);
         let ahead = seq.wrapping_sub(next) as i32;
@@ -241,6 +297,19 @@ impl Pptp {
         } else {
             None
         };
+        if (12..20).contains(&off) {
+            st.body[off - 12] = payload[i];
+        }
+        if off == 19 && !s.from_client {
+            let message = match kind {
+                Some(ControlMessageType::OutgoingCallReply) => Some(PptpMessage::OutgoingCallReply),
+                Some(ControlMessageType::CallDisconnectNotify) => Some(PptpMessage::CallDisconnectNotify),
+                _ => None,
+            };
+            if let Some(message) = message {
+                s.results.push(ResultSeen { message, body: st.body });
+            }
+        }
         // Is this byte the second byte of a Call ID field?
         let field = kind.and_then(|k| k.call_id_fields().iter().find(|f| f.0 + 1 == off).copied());
         if off > 9 && field.is_none() && kind.is_some_and(|k| k.call_id_fields().iter().any(|f| f.0 == off)) {
@@ -290,13 +359,7 @@ impl Pptp {
                 }
                 let public = self.allocate(s.public, key.server, value)?;
                 let c = self.conns.get_mut(&key)?;
-                c.calls.push(Call {
-                    client_cid: value,
-                    public_cid: public,
-                    server_cid: None,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                });
+                c.calls.push(Call::new(value, public));
                 Some(public)
             }
             // The client's own Call ID in other messages (Call-Clear-Request).
@@ -371,6 +434,7 @@ impl Pptp {
         let public = c.public;
         let Some(pos) = c.calls.iter().position(|x| x.server_cid == Some(server_cid)) else { return };
         let call = c.calls.remove(pos);
+        c.ended = Some(call);
         self.inbound.remove(&InKey { public, server: key.server, public_cid: call.public_cid });
         self.outbound.remove(&OutKey { client: key.client, server: key.server, server_cid });
         out.event(down(key, &call, server_cid));
@@ -388,24 +452,89 @@ impl Pptp {
         }
     }
 
-    /// Outbound GRE from `client` to `server` with the server's Call ID: the public address,
-    /// or `None` when no call of that client uses it.
-    fn gre_out(&mut self, key: OutKey, bytes: usize) -> Option<Ipv4Addr> {
+    /// Outbound GRE from `client` to `server` with the server's Call ID at `now`: the public
+    /// address, or `None` when no call of that client uses it; and, at most once a second,
+    /// what the diagnosis needs of the call.
+    fn gre_out(&mut self, key: OutKey, bytes: usize, now: Instant) -> Option<(Ipv4Addr, Option<Observation>)> {
         let client_port = *self.outbound.get(&key)?;
         let c = self.conns.get_mut(&ConnKey { client: key.client, client_port, server: key.server })?;
-        if let Some(call) = c.calls.iter_mut().find(|x| x.server_cid == Some(key.server_cid)) {
-            call.bytes_out += bytes as u64;
+        let public = c.public;
+        let Some(call) = c.calls.iter_mut().find(|x| x.server_cid == Some(key.server_cid)) else {
+            return Some((public, None));
+        };
+        let t = now.as_nanos();
+        call.bytes_out += bytes as u64;
+        call.packets_out += 1;
+        let first_out = *call.first_out.get_or_insert(t);
+        if call.reported.is_some_and(|r| t.saturating_sub(r) < nanos(REPORT_EVERY)) {
+            return Some((public, None));
         }
-        Some(c.public)
+        call.reported = Some(t);
+        let report = DataReport {
+            carrier: Carrier::Gre,
+            subject: call_subject(key.client, key.server, public, call),
+            first_out: Instant::from_nanos(first_out),
+            packets_out: call.packets_out,
+            packets_in: call.packets_in,
+            last_in: call.last_in.map(Instant::from_nanos),
+            last_ike_in: None,
+        };
+        Some((public, Some(Observation::Data(report))))
     }
 
-    /// Inbound GRE with our public Call ID: the client and its own Call ID.
-    fn gre_in(&mut self, key: InKey, bytes: usize) -> Option<(Ipv4Addr, u16)> {
+    /// Inbound GRE with our public Call ID at `now`: the client and its own Call ID, and the
+    /// call's first answer for the diagnosis.
+    fn gre_in(&mut self, key: InKey, bytes: usize, now: Instant) -> Option<(Ipv4Addr, u16, Option<Observation>)> {
         let conn = *self.inbound.get(&key)?;
         let c = self.conns.get_mut(&conn)?;
+        let public = c.public;
         let call = c.calls.iter_mut().find(|x| x.public_cid == key.public_cid)?;
         call.bytes_in += bytes as u64;
-        Some((conn.client, call.client_cid))
+        call.packets_in += 1;
+        let first = call.last_in.is_none();
+        call.last_in = Some(now.as_nanos());
+        let answered = first.then(|| Observation::DataAnswered {
+            kind: FindingKind::GreOneWay,
+            subject: call_subject(conn.client, conn.server, public, call),
+        });
+        Some((conn.client, call.client_cid, answered))
+    }
+
+    /// The diagnosis's view of result codes the server sent on control connection `conn`.
+    fn results(&self, conn: ConnKey, public: Ipv4Addr, results: &[ResultSeen]) -> Vec<Observation> {
+        let c = self.conns.get(&conn);
+        results
+            .iter()
+            .map(|r| {
+                let b = r.body;
+                let be = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+                // OCRP: Call ID, Peer's Call ID, result, error, cause (§2.8); CDN: Call ID,
+                // result, error, cause (§2.13).
+                let (call, result, error, cause) = match r.message {
+                    PptpMessage::OutgoingCallReply => {
+                        let call = c.and_then(|c| c.calls.iter().find(|x| x.public_cid == be(2)));
+                        (call.copied(), b[4], b[5], be(6))
+                    }
+                    PptpMessage::CallDisconnectNotify => {
+                        let call = c.and_then(|c| c.ended).filter(|x| x.server_cid == Some(be(0)));
+                        (call, b[2], b[3], be(4))
+                    }
+                };
+                let mut subject = Subject {
+                    protocol: Protocol::Pptp,
+                    client: conn.client,
+                    server: conn.server,
+                    public: Some(public),
+                    ids: None,
+                    ports: None,
+                };
+                subject.ids = call.map(|x| {
+                    let server_call_id = x.server_cid.unwrap_or(be(0));
+                    TunnelIds::Pptp { client_call_id: x.client_cid, public_call_id: x.public_cid, server_call_id }
+                });
+                Observation::CallResult(CallResult { subject, message: r.message, result, error, cause })
+            })
+            .collect()
     }
 
     /// The client of the call whose outbound GRE to `server` carries `server_cid` and leaves
@@ -439,6 +568,7 @@ impl Pptp {
             public: napt.peers.public,
             from_client: napt.from == Side::Lan,
             rewrites: Vec::new(),
+            results: Vec::new(),
             out: &mut *cx.out,
         };
         let r = self.segment(&mut s, seq, &mut l4[thl..]);
@@ -449,13 +579,19 @@ impl Pptp {
             }
             TcpPacket::new_unchecked(l4).set_checksum(c);
         }
+        if !s.results.is_empty() {
+            let results = core::mem::take(&mut s.results);
+            for obs in self.results(conn, napt.peers.public, &results) {
+                cx.observe(obs);
+            }
+        }
         if r.is_ok() && fl & (flags::FIN | flags::RST) != 0 {
             self.end_connection(conn, cx.out);
         }
         r
     }
 
-    fn translate_gre(&mut self, side: Side, flow: &Flow, packet: &mut [u8]) -> Verdict {
+    fn translate_gre(&mut self, cx: &mut Cx<'_>, side: Side, flow: &Flow, packet: &mut [u8]) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(&*packet);
         if ip.frag_offset() != 0 {
             return Verdict::Drop(DropReason::FragmentDropped);
@@ -470,26 +606,66 @@ impl Pptp {
         };
         let bytes = usize::from(ip.total_len());
         let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-        match side {
+        let obs = match side {
             Side::Lan => {
                 let key = OutKey { client: flow.src, server: flow.dst, server_cid: call_id };
-                let Some(public) = self.gre_out(key, bytes) else {
-                    return Verdict::Drop(DropReason::GreUnknownCallId);
+                let Some((public, obs)) = self.gre_out(key, bytes, cx.now) else {
+                    return self.unknown_call(cx, side, flow, call_id);
                 };
                 ip.set_src(public);
+                obs
             }
             Side::Wan => {
                 let key = InKey { public: flow.dst, server: flow.src, public_cid: call_id };
-                let Some((client, client_cid)) = self.gre_in(key, bytes) else {
-                    return Verdict::Drop(DropReason::GreUnknownCallId);
+                let Some((client, client_cid, obs)) = self.gre_in(key, bytes, cx.now) else {
+                    return self.unknown_call(cx, side, flow, call_id);
                 };
                 GrePacket::new_unchecked(ip.payload_mut()).set_call_id(client_cid);
                 ip.set_dst(client);
+                obs
             }
-        }
+        };
         ip.decrement_ttl();
+        if let Some(obs) = obs {
+            cx.observe(obs);
+        }
         Verdict::Forward(side.other())
     }
+
+    /// GRE whose Call ID no call has: dropped, and told to the diagnosis.
+    #[cold]
+    fn unknown_call(&self, cx: &mut Cx<'_>, side: Side, flow: &Flow, call_id: u16) -> Verdict {
+        let g = match side {
+            Side::Lan => GreUnknown {
+                from_client: true,
+                client: Some(flow.src),
+                at: ServerAtPublic {
+                    public: cx
+                        .table
+                        .paired_ext(flow.src)
+                        .or(cx.config.public_addrs.first().copied())
+                        .unwrap_or(flow.src),
+                    server: flow.dst,
+                },
+                call_id,
+                control_seen: self.conns.keys().any(|k| k.client == flow.src && k.server == flow.dst),
+            },
+            Side::Wan => GreUnknown {
+                from_client: false,
+                client: None,
+                at: ServerAtPublic { public: flow.dst, server: flow.src },
+                call_id,
+                control_seen: false,
+            },
+        };
+        cx.observe(Observation::GreUnknown(g));
+        Verdict::Drop(DropReason::GreUnknownCallId)
+    }
+}
+
+/// A call as the diagnosis names it.
+fn call_subject(client: Ipv4Addr, server: Ipv4Addr, public: Ipv4Addr, call: &Call) -> Subject {
+    Subject { protocol: Protocol::Pptp, client, server, public: Some(public), ids: Some(call.ids()), ports: None }
 }
 
 fn down(key: ConnKey, call: &Call, server_cid: u16) -> Event {
@@ -525,8 +701,8 @@ impl VpnProtocol for Pptp {
     }
 
     /// GRE is translated here; the control connection rides NAPT.
-    fn packet(&mut self, _cx: &mut Cx<'_>, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
-        (flow.protocol == IpProtocol::GRE).then(|| self.translate_gre(side, flow, packet))
+    fn packet(&mut self, cx: &mut Cx<'_>, side: Side, flow: &Flow, packet: &mut [u8]) -> Option<Verdict> {
+        (flow.protocol == IpProtocol::GRE).then(|| self.translate_gre(cx, side, flow, packet))
     }
 
     fn napt_packet(&mut self, cx: &mut Cx<'_>, napt: &NaptPacket, packet: &mut [u8]) -> Result<(), DropReason> {
@@ -613,7 +789,7 @@ mod tests {
     }
 
     fn feed(p: &mut Pptp, out: &mut Output, from_client: bool, seq: u32, payload: &mut [u8]) -> Vec<Rewrite> {
-        let mut s = Segment { conn: CONN, public: PUBLIC, from_client, rewrites: Vec::new(), out };
+        let mut s = Segment { conn: CONN, public: PUBLIC, from_client, rewrites: Vec::new(), results: Vec::new(), out };
         p.segment(&mut s, seq, payload).unwrap();
         s.rewrites
     }
@@ -633,9 +809,9 @@ mod tests {
         ));
         assert_eq!(p.calls(), 1);
         let gre_out = OutKey { client: CLIENT, server: SERVER, server_cid: 0x0777 };
-        assert_eq!(p.gre_out(gre_out, 100), Some(PUBLIC));
+        assert_eq!(p.gre_out(gre_out, 100, Instant::ZERO).map(|g| g.0), Some(PUBLIC));
         let gre_in = InKey { public: PUBLIC, server: SERVER, public_cid: 0x0102 };
-        assert_eq!(p.gre_in(gre_in, 100), Some((CLIENT, 0x0102)));
+        assert_eq!(p.gre_in(gre_in, 100, Instant::ZERO).map(|g| (g.0, g.1)), Some((CLIENT, 0x0102)));
         assert_eq!(p.client_of_outbound(PUBLIC, SERVER, 0x0777), Some(CLIENT));
     }
 
@@ -644,7 +820,14 @@ mod tests {
         let mut p = Pptp::new(1);
         let mut out = Output::new(&EngineConfig::default(), Instant::ZERO);
         let other = ConnKey { client: Ipv4Addr::new(192, 168, 1, 11), ..CONN };
-        let mut s = Segment { conn: other, public: PUBLIC, from_client: true, rewrites: Vec::new(), out: &mut out };
+        let mut s = Segment {
+            conn: other,
+            public: PUBLIC,
+            from_client: true,
+            rewrites: Vec::new(),
+            results: Vec::new(),
+            out: &mut out,
+        };
         p.segment(&mut s, 1, &mut ocrq(0x0102)).unwrap();
         // The second client's Call ID 0x0102 is taken at this public address and server.
         let mut req = ocrq(0x0102);
@@ -669,7 +852,14 @@ mod tests {
         let mut p = Pptp::new(1);
         let mut out = Output::new(&EngineConfig::default(), Instant::ZERO);
         let _ = feed(&mut p, &mut out, true, 1000, &mut ocrq(1)[..100]);
-        let mut s = Segment { conn: CONN, public: PUBLIC, from_client: true, rewrites: Vec::new(), out: &mut out };
+        let mut s = Segment {
+            conn: CONN,
+            public: PUBLIC,
+            from_client: true,
+            rewrites: Vec::new(),
+            results: Vec::new(),
+            out: &mut out,
+        };
         assert_eq!(p.segment(&mut s, 1200, &mut [0u8; 10]), Err(DropReason::PptpOutOfOrder));
     }
 
@@ -683,6 +873,6 @@ mod tests {
         p.end_connection(CONN, &mut out);
         assert!(matches!(out.pop_event(), Some(Event::TunnelDown { protocol: Protocol::Pptp, .. })));
         assert_eq!(p.calls(), 0);
-        assert_eq!(p.gre_out(OutKey { client: CLIENT, server: SERVER, server_cid: 9 }, 1), None);
+        assert!(p.gre_out(OutKey { client: CLIENT, server: SERVER, server_cid: 9 }, 1, Instant::ZERO).is_none());
     }
 }

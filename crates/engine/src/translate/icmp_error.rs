@@ -12,7 +12,9 @@ use std::net::Ipv4Addr;
 use natpass_wire::icmp::{self, IcmpPacket, QuotedDatagram};
 use natpass_wire::ipv4::Ipv4Packet;
 
+use super::{TooBigAt, tunnel_too_big};
 use crate::flow::table::Endpoint;
+use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
 use crate::{Engine, Proto};
 
@@ -75,8 +77,22 @@ fn forward(packet: &mut [u8], side: Side, addr: Ipv4Addr) -> Verdict {
     Verdict::Forward(side)
 }
 
+/// Fragmentation Needed (RFC 1191) about a packet natpass sent out for LAN host `client`
+/// (from its port `client_port` when NAPT changed it): told to the diagnosis, which keeps it
+/// when the packet was a VPN tunnel's.
+fn path_mtu(e: &mut Engine, now: Instant, packet: &[u8], client: Ipv4Addr, client_port: Option<u16>) {
+    let m = icmp_of(packet);
+    if (m.msg_type(), m.code()) != (icmp::kind::DEST_UNREACHABLE, icmp::code::FRAG_NEEDED) {
+        return;
+    }
+    let reporter = Ipv4Packet::new_unchecked(packet).src();
+    let public = QuotedDatagram::new_checked(m.data()).ok().map(|q| q.src());
+    let at = TooBigAt { client, client_port, public, mtu: m.next_hop_mtu(), reporter, by_natpass: false };
+    tunnel_too_big(e, now, m.data(), &at);
+}
+
 /// An ICMP error from the WAN about a packet the NAT sent out: back to the LAN host.
-pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
+pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdict {
     if let Err(r) = verify_icmp(packet) {
         return Verdict::Drop(r);
     }
@@ -88,6 +104,7 @@ pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
         // The quoted source back to the client; the module's packets keep their ports.
         return match client {
             Ok(lan) => {
+                path_mtu(e, now, packet, lan, None);
                 rewrite_quote(packet, |q| q.set_src(lan));
                 forward(packet, Side::Lan, lan)
             }
@@ -108,6 +125,9 @@ pub(crate) fn inbound(e: &mut Engine, packet: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::IcmpErrorNoSession);
     }
     let lan = e.table.lan_of(idx);
+    if q.proto != Proto::Icmp && e.passthrough.may_claim_ports(q.src.port, q.dst.port) {
+        path_mtu(e, now, packet, lan.addr, Some(lan.port));
+    }
     rewrite_quote(packet, |v| {
         v.set_src(lan.addr);
         match q.proto {

@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use natpass_wire::ipv4::{self, Ipv4Packet};
 use natpass_wire::{Error as WireError, icmp};
 
+use crate::diagnosis::{Observation, Ports, Subject, TooBig};
 use crate::passthrough::Flow;
 use crate::time::Instant;
 use crate::verdict::{DropReason, Side, Verdict};
@@ -94,6 +95,11 @@ pub(crate) fn from_lan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
     let egress_mtu = if hairpin { e.config.lan_mtu } else { e.config.wan_mtu };
     if e.gso_len.unwrap_or(ip.total_len()) > egress_mtu && ip.dont_frag() {
         icmp_reply::frag_needed(&mut e.cx(now), Side::Lan, packet, egress_mtu);
+        if !hairpin {
+            let (public, reporter) = (e.table.paired_ext(src), e.config.lan_addr);
+            let at = TooBigAt { client: src, client_port: None, public, mtu: egress_mtu, reporter, by_natpass: true };
+            tunnel_too_big(e, now, packet, &at);
+        }
         return Verdict::Drop(DropReason::FragmentationNeeded);
     }
     let v = if ip.is_fragment() { fragments::from_lan(e, now, packet) } else { outbound(e, now, packet) };
@@ -141,7 +147,50 @@ pub(crate) fn from_wan(e: &mut Engine, now: Instant, packet: &mut [u8]) -> Verdi
     fit_mtu(e, packet, Side::Lan)
 }
 
+/// Where a packet too big for the path was, for [`tunnel_too_big`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TooBigAt {
+    /// The LAN host that sent it.
+    pub(crate) client: Ipv4Addr,
+    /// Its port, when the datagram holds the public one instead (an ICMP error's quote).
+    pub(crate) client_port: Option<u16>,
+    pub(crate) public: Option<Ipv4Addr>,
+    /// The MTU the packet must fit.
+    pub(crate) mtu: u16,
+    /// Who said so.
+    pub(crate) reporter: Ipv4Addr,
+    /// natpass's own egress MTU.
+    pub(crate) by_natpass: bool,
+}
+
+/// A packet too big for the path (RFC 1191): when it is a VPN tunnel's (a passthrough module
+/// claims its flow), the diagnosis hears of it. `datagram` is the packet, or an ICMP error's
+/// quote of it: an IPv4 header and at least 8 bytes.
+#[cold]
+#[inline(never)]
+pub(crate) fn tunnel_too_big(e: &mut Engine, now: Instant, datagram: &[u8], at: &TooBigAt) {
+    let Ok(q) = icmp::QuotedDatagram::new_checked(datagram) else { return };
+    let udp = q.protocol() == natpass_wire::IpProtocol::UDP;
+    let (sport, dport) = match q.protocol() {
+        natpass_wire::IpProtocol::TCP | natpass_wire::IpProtocol::UDP => (q.src_port(), q.dst_port()),
+        _ => (0, 0),
+    };
+    let Some(protocol) = e.passthrough.switch_of(q.protocol(), sport, dport) else { return };
+    let packet_len = datagram.get(2..4).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let ports = udp.then_some(match at.client_port {
+        Some(client) => Ports { client, public: sport, server: dport },
+        // natpass's own refusal sees the client's port; a passthrough module's quote (IKE on
+        // 500) kept it.
+        None if at.by_natpass => Ports { client: sport, public: 0, server: dport },
+        None => Ports { client: sport, public: sport, server: dport },
+    });
+    let subject = Subject { protocol, client: at.client, server: q.dst(), public: at.public, ids: None, ports };
+    let too_big = TooBig { subject, mtu: at.mtu, packet_len, reporter: at.reporter, by_natpass: at.by_natpass };
+    e.cx(now).observe(Observation::TooBig(too_big));
+}
+
 /// Splits a translated packet larger than the egress MTU (DF clear) into the outbox.
+#[inline(always)]
 fn fit_mtu(e: &mut Engine, packet: &mut [u8], side: Side) -> Verdict {
     let mtu = match side {
         Side::Lan => e.config.lan_mtu,
@@ -202,7 +251,7 @@ fn by_protocol(e: &mut Engine, now: Instant, side: Side, packet: &mut [u8]) -> V
     };
     match (m.is_error(), query, side) {
         (true, _, Side::Lan) => icmp_error::outbound(e, packet),
-        (true, _, Side::Wan) => icmp_error::inbound(e, packet),
+        (true, _, Side::Wan) => icmp_error::inbound(e, now, packet),
         (false, true, _) => translate(e, now, packet, Proto::Icmp),
         (false, false, Side::Lan) => Verdict::Drop(DropReason::IcmpUnsupported),
         (false, false, Side::Wan) => Verdict::Drop(DropReason::NoMapping),

@@ -118,7 +118,14 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
     }
     if claimable {
         let peers = Peers { client: src, server: dst, public: public.addr };
-        let napt = NaptPacket { from: Side::Lan, protocol, peers, client_port: sport, server_port: dport };
+        let napt = NaptPacket {
+            from: Side::Lan,
+            protocol,
+            peers,
+            client_port: sport,
+            public_port: public.port,
+            server_port: dport,
+        };
         if let Err(r) = dispatch_alg(e, now, &napt, packet) {
             return Verdict::Drop(r);
         }
@@ -137,9 +144,8 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         Err(r) => return Verdict::Drop(r),
     };
     let protocol = proto.ip_protocol();
-    if proto != Proto::Icmp
-        && e.passthrough.may_claim_ports(sport, dport)
-        && let Some(v) = dispatch_first(e, now, Side::Wan, &Flow { protocol, src, dst, sport, dport }, packet)
+    let claimable = proto != Proto::Icmp && e.passthrough.may_claim_ports(sport, dport);
+    if claimable && let Some(v) = dispatch_first(e, now, Side::Wan, &Flow { protocol, src, dst, sport, dport }, packet)
     {
         return v;
     }
@@ -153,6 +159,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         Some(i) => i,
         None => match open_inbound(e, now, proto, public, remote, flags) {
             Ok(i) => i,
+            Err(reason) if claimable => return unmatched(e, now, &Flow { protocol, src, dst, sport, dport }, reason),
             Err(reason) => return Verdict::Drop(reason),
         },
     };
@@ -165,7 +172,14 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     // The session's own ports: an LNS may answer an L2TP client from another port.
     if proto != Proto::Icmp && e.passthrough.may_claim_ports(lan.port, sport) {
         let peers = Peers { client: lan.addr, server: src, public: dst };
-        let napt = NaptPacket { from: Side::Wan, protocol, peers, client_port: lan.port, server_port: sport };
+        let napt = NaptPacket {
+            from: Side::Wan,
+            protocol,
+            peers,
+            client_port: lan.port,
+            public_port: dport,
+            server_port: sport,
+        };
         if let Err(r) = dispatch_alg(e, now, &napt, packet) {
             return Verdict::Drop(r);
         }
@@ -228,6 +242,16 @@ fn open_inbound(
         filtering = e.passthrough.inbound_filtering(&e.config, proto.ip_protocol(), lan_port, filtering);
     }
     e.table.create_inbound(now, proto, ext_idx, public.port, remote, filtering)
+}
+
+/// An inbound packet on a passthrough module's port that no mapping takes: the module tells
+/// the diagnosis what it means (a NAT-T mapping that expired), and the packet is dropped.
+#[cold]
+#[inline(never)]
+fn unmatched(e: &mut Engine, now: Instant, flow: &Flow, reason: DropReason) -> Verdict {
+    let (passthrough, mut cx) = e.passthrough_and_cx(now);
+    passthrough.unmatched_inbound(&mut cx, flow);
+    Verdict::Drop(reason)
 }
 
 /// Refuses a new session: counts it, tells the control plane, and for resource limits tells
