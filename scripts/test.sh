@@ -6,12 +6,25 @@ source scripts/setup.sh
 # The lab tests (crates/lab/tests/lab.rs) run real VPN software in network namespaces;
 # as root, install it. The browser test (crates/lab/tests/browser.rs) needs chromium and
 # playwright-core. A test whose prerequisites are missing prints SKIPPED and why, or fails
-# when NATPASS_TEST_REQUIRE=all (as .ci/run sets it).
-if [ "$(id -u)" -eq 0 ]; then source scripts/lab-setup.sh; bash scripts/browser-setup.sh; fi
+# when NATPASS_TEST_REQUIRE=all (as .ci/run sets it). The metrics test needs promtool, and
+# the package test systemd-analyze and man (scripts/ops-setup.sh).
+if [ "$(id -u)" -eq 0 ]; then
+  source scripts/lab-setup.sh
+  bash scripts/browser-setup.sh
+  bash scripts/ops-setup.sh
+fi
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# As root: the Debian package built with cargo-deb, installed with apt-get, its unit verified
+# and its default config checked, then purged (scripts/package-test.sh).
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/package-test.sh
+elif [ "${NATPASS_TEST_REQUIRE:-}" = all ]; then
+  echo "package test: needs root (NATPASS_TEST_REQUIRE=all)" >&2
+  exit 1
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -23,9 +23,9 @@ fn the_api_needs_a_token_but_metrics_and_the_description_do_not() {
     assert_eq!(v["timeouts"]["udp"], 300);
     let m = http(r.addr, "GET", "/metrics", &[], "");
     assert_eq!(m.status, 200);
-    assert!(m.body.contains("natpass_sessions{proto=\"udp\"} 6"), "{}", m.body);
+    assert!(m.body.contains("natpass_sessions{protocol=\"udp\"} 6"), "{}", m.body);
     assert!(m.body.contains("natpass_passthrough_enabled{protocol=\"pptp\"} 1"), "{}", m.body);
-    assert!(m.body.contains("natpass_ports_used{proto=\"udp\"} 6"), "{}", m.body);
+    assert!(m.body.contains("natpass_ports_used{protocol=\"udp\"} 6"), "{}", m.body);
     let o = http(r.addr, "GET", "/api/v1/openapi.yaml", &[], "");
     assert!(o.status == 200 && o.body.starts_with("openapi: 3"), "{}", o.status);
     assert_eq!(s.header("X-Frame-Options").as_deref(), Some("DENY"));

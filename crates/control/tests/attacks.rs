@@ -80,7 +80,7 @@ impl Probe {
                 let r = http(addr, "GET", "/metrics", &[], "");
                 let took = t.elapsed();
                 assert_eq!(r.status, 200, "{}", r.body);
-                assert!(r.body.contains("natpass_sessions{proto=\"udp\"}"), "{}", r.body);
+                assert!(r.body.contains("natpass_sessions{protocol=\"udp\"}"), "{}", r.body);
                 worst = worst.max(took);
                 n += 1;
                 std::thread::sleep(Duration::from_millis(50));
