@@ -44,6 +44,9 @@ pub const IKE_TRIES: u32 = 3;
 pub const IKE_WAIT: Duration = Duration::from_secs(10);
 /// How long one IKE request may wait, however often it was sent, before it is unanswered.
 pub const IKE_WAIT_ALONE: Duration = Duration::from_secs(30);
+/// How long one unanswered IKE request waits before a client's view lists it as "not enough
+/// evidence" (a retransmission lists it at once).
+const NOTABLE_WAIT: Duration = Duration::from_secs(3);
 /// How long a client must have sent ESP or GRE with nothing back before it is one way.
 pub const SILENCE: Duration = Duration::from_secs(10);
 /// The fewest ESP packets sent in that time for a one-way finding.
@@ -384,6 +387,17 @@ struct ServerAt {
     server: Ipv4Addr,
 }
 
+/// What a server sent that natpass could not give to a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Stray {
+    /// IKE on port 500 with unknown SPIs while several clients talk to the server.
+    Ike,
+    /// Raw ESP with an SPI bound to no client (`esp_unknown_spi`).
+    Esp,
+    /// GRE with a Call ID no call has (`gre_unknown_call_id`).
+    Gre,
+}
+
 /// The fields of an IKE header the diagnosis reads (RFC 7296 §3.1, RFC 2408 §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IkeHeader {
@@ -464,7 +478,8 @@ pub(crate) struct GreUnknown {
     pub(crate) client: Option<Ipv4Addr>,
     pub(crate) at: ServerAtPublic,
     pub(crate) call_id: u16,
-    /// natpass carries a PPTP control connection between that client and server.
+    /// natpass carries a PPTP control connection between that client (from the WAN: any
+    /// client) and that server.
     pub(crate) control_seen: bool,
 }
 
@@ -519,6 +534,11 @@ pub(crate) enum Observation {
         server: Ipv4Addr,
     },
     GreUnknown(GreUnknown),
+    /// Raw ESP from a server some client sent ESP to, with an SPI natpass cannot place.
+    EspUnplaced {
+        public: Ipv4Addr,
+        server: Ipv4Addr,
+    },
     CallResult(CallResult),
     L2tpRequest(L2tpShared),
     /// The server refused a tunnel request (StopCCN before SCCRP).
@@ -626,8 +646,9 @@ enum Judgement {
 pub(crate) struct Diagnosis {
     watches: HashMap<WatchKey, Watch, FixedState>,
     findings: HashMap<FindingKey, Finding, FixedState>,
-    /// IKE from a server that natpass could not give to a client: the server answers someone.
-    heard: HashMap<ServerAt, Instant, FixedState>,
+    /// The last packet a server sent to a public address that natpass could not give to a
+    /// client: the server answers someone, so "never answered" or "one way" would be wrong.
+    strays: HashMap<(ServerAt, Stray), Instant, FixedState>,
     /// No watch can mature nor anything expire before this (a lower bound, made exact at each
     /// run of [`Diagnosis::handle_timeout`]).
     wake: Option<Instant>,
@@ -672,7 +693,7 @@ impl Diagnosis {
         Self {
             watches: HashMap::with_hasher(h(0xd1a0)),
             findings: HashMap::with_hasher(h(0xd1a1)),
-            heard: HashMap::with_hasher(h(0xd1a2)),
+            strays: HashMap::with_hasher(h(0xd1a2)),
             wake: None,
             now: Instant::ZERO,
         }
@@ -716,10 +737,13 @@ impl Diagnosis {
                 self.clear(now, key, out);
             }
             Observation::GreUnknown(g) => self.gre_unknown(now, &g, out),
+            Observation::EspUnplaced { public, server } => self.stray(now, ServerAt { public, server }, Stray::Esp),
             Observation::CallResult(c) => self.call_result(now, &c, out),
             Observation::L2tpRequest(s) => {
                 let key = WatchKey::L2tp { client: s.subject.client, server: s.subject.server };
-                self.watch(now, key, WatchData::L2tp { shared: s, last: now });
+                // The module counts the requests: its report replaces the last.
+                *self.watch(now, key, WatchData::L2tp { shared: s, last: now }) =
+                    WatchData::L2tp { shared: s, last: now };
                 self.arm(after(s.first, L2TP_WAIT_ALONE));
                 self.judge_and_apply(now, key, out);
             }
@@ -785,9 +809,7 @@ impl Diagnosis {
         let at = ServerAt { public: m.at.public, server: m.at.server };
         if !m.from_client {
             let Some(client) = m.client else {
-                if self.heard.len() < WATCHES_MAX || self.heard.contains_key(&at) {
-                    self.heard.insert(at, now);
-                }
+                self.stray(now, at, Stray::Ike);
                 return;
             };
             let key = WatchKey::Ike { client, server: m.at.server };
@@ -856,7 +878,7 @@ impl Diagnosis {
         let Some(p) = w.pending else { return Judgement::Nothing };
         let waited = now.since(p.first);
         let enough = (p.tries >= IKE_TRIES && waited >= IKE_WAIT) || waited >= IKE_WAIT_ALONE;
-        let heard_any = self.heard.get(&ServerAt { public: w.public, server }).copied();
+        let heard_any = self.strays.get(&(ServerAt { public: w.public, server }, Stray::Ike)).copied();
         let heard = latest(w.heard, heard_any).is_some_and(|h| h >= p.first);
         let initial = p.header.spi_r == 0;
         let subject = Subject {
@@ -890,8 +912,11 @@ impl Diagnosis {
             }
             return if enough {
                 Judgement::Found(FindingKind::IkeNeverAnswered, subject, evidence)
-            } else {
+            } else if p.tries >= 2 || waited >= NOTABLE_WAIT {
                 Judgement::NotEnough(FindingKind::IkeNeverAnswered, subject, evidence)
+            } else {
+                // One request a moment ago: nothing looks wrong yet.
+                Judgement::Nothing
             };
         }
         let smaller_answered = w.answered > 0 && w.largest_answered < p.header.len;
@@ -915,17 +940,21 @@ impl Diagnosis {
         let quiet_since = latest(Some(r.first_out), r.last_in).unwrap_or(r.first_out);
         let min = if kind == FindingKind::GreOneWay { GRE_MIN_PACKETS } else { ESP_MIN_PACKETS };
         let mut one_way = now.since(quiet_since) >= SILENCE && r.packets_out >= min;
-        if kind == FindingKind::GreOneWay
-            && let Some(p) = r.subject.public
-        {
-            // The server's GRE arrives, with a Call ID natpass cannot place: not blocked.
-            let at = WatchKey::Orphan(ServerAt { public: p, server: r.subject.server });
-            if let Some(Watch { data: WatchData::Orphan(o), .. }) = self.watches.get(&at)
-                && o.last_in.is_some_and(|t| t >= quiet_since)
-            {
-                one_way = false;
-            }
-        }
+        let stray = match r.carrier {
+            Carrier::Esp => Some(Stray::Esp),
+            Carrier::Gre => Some(Stray::Gre),
+            Carrier::EspInUdp => None,
+        };
+        // The server's packets arrive and natpass cannot place them: nothing is blocked upstream,
+        // and a one-way finding made before they came no longer holds.
+        let contradicted = match (stray, r.subject.public) {
+            (Some(what), Some(public)) => self
+                .strays
+                .get(&(ServerAt { public, server: r.subject.server }, what))
+                .is_some_and(|&t| t >= quiet_since),
+            _ => false,
+        };
+        one_way &= !contradicted;
         let evidence = Evidence {
             packets_out: r.packets_out,
             packets_in: r.packets_in,
@@ -935,7 +964,7 @@ impl Diagnosis {
         };
         if one_way {
             self.conclude(now, kind, r.subject, out, |_| evidence);
-        } else if r.last_in.is_some_and(|t| now.since(t) < SILENCE) {
+        } else if contradicted || r.last_in.is_some_and(|t| now.since(t) < SILENCE) {
             let f = blank(kind, r.subject, now);
             self.clear(now, f.key(), out);
         }
@@ -991,38 +1020,36 @@ impl Diagnosis {
                 w.call_id = g.call_id;
             }
         } else {
-            match self.watches.get_mut(&key) {
+            let at = ServerAt { public: g.at.public, server: g.at.server };
+            let watched = match self.watches.get_mut(&key) {
                 Some(Watch { data: WatchData::Orphan(w), last }) => {
                     w.inb += 1;
                     w.last_in = Some(now);
                     *last = now;
+                    true
                 }
-                _ => {
-                    // Stray GRE from the server with no client behind it: remembered (bounded)
-                    // so that a call's "GRE one way" is not concluded while it arrives.
-                    if self.watches.len() < WATCHES_MAX {
-                        let w = OrphanWatch {
-                            client: Ipv4Addr::UNSPECIFIED,
-                            call_id: g.call_id,
-                            out: 0,
-                            inb: 1,
-                            first: now,
-                            last_in: Some(now),
-                        };
-                        self.watches.insert(key, Watch { data: WatchData::Orphan(w), last: now });
-                        self.arm(after(now, WATCH_IDLE));
-                    }
-                    return;
-                }
+                _ => false,
+            };
+            // Only for a server some client talks to: the table stays as small as the LAN's use.
+            if watched || g.control_seen {
+                self.stray(now, at, Stray::Gre);
+            }
+            if !watched {
+                return;
             }
         }
         self.judge_and_apply(now, key, out);
     }
 
-    fn judge_orphan(now: Instant, at: ServerAt, w: &OrphanWatch) -> Judgement {
-        if w.client.is_unspecified() {
-            return Judgement::Nothing;
+    /// Notes a packet from the server at `at` that natpass could not give to a client.
+    fn stray(&mut self, now: Instant, at: ServerAt, what: Stray) {
+        if self.strays.len() < WATCHES_MAX || self.strays.contains_key(&(at, what)) {
+            self.strays.insert((at, what), now);
+            self.arm(after(now, WATCH_IDLE));
         }
+    }
+
+    fn judge_orphan(now: Instant, at: ServerAt, w: &OrphanWatch) -> Judgement {
         let subject = Subject {
             protocol: Protocol::Pptp,
             client: w.client,
@@ -1171,7 +1198,7 @@ impl Diagnosis {
             self.judge_and_apply(now, k, out);
         }
         self.watches.retain(|_, w| now.since(w.last) < WATCH_IDLE);
-        self.heard.retain(|_, t| now.since(*t) < WATCH_IDLE);
+        self.strays.retain(|_, t| now.since(*t) < WATCH_IDLE);
         self.findings.retain(|_, f| {
             let last = match f.status {
                 Status::Cleared { at } => at.max(f.evidence.last),
@@ -1192,7 +1219,7 @@ impl Diagnosis {
             // Only what has not matured yet needs waking for.
             wake = passthrough::earliest(wake, matures.filter(|&t| t > now));
         }
-        for t in self.heard.values() {
+        for t in self.strays.values() {
             wake = passthrough::earliest(wake, Some(after(*t, WATCH_IDLE)));
         }
         for f in self.findings.values() {

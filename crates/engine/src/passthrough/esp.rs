@@ -244,7 +244,8 @@ impl Esp {
                 (Action::Rewrite(w.client), Some(ev), Some(answered))
             }
             _ if self.servers.contains_key(&key) => {
-                (Action::Refuse { reason: DropReason::EspUnknownSpi, icmp: false }, None, None)
+                let unplaced = Observation::EspUnplaced { public, server };
+                (Action::Refuse { reason: DropReason::EspUnknownSpi, icmp: false }, None, Some(unplaced))
             }
             _ => (Action::Refuse { reason: DropReason::EspNoServer, icmp: false }, None, None),
         }

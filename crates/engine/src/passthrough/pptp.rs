@@ -655,7 +655,7 @@ impl Pptp {
                 client: None,
                 at: ServerAtPublic { public: flow.dst, server: flow.src },
                 call_id,
-                control_seen: false,
+                control_seen: self.conns.keys().any(|k| k.server == flow.src),
             },
         };
         cx.observe(Observation::GreUnknown(g));
