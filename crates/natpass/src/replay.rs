@@ -8,13 +8,18 @@
 //! a capture recorded without a NAT replays both ways. Packets forwarded to the LAN are
 //! compared with the original capture: a correct NAT gives the LAN host back exactly what it
 //! received without the NAT, TTL aside.
+//!
+//! At the end, the diagnosis (`natpass_engine::diagnosis`) says what went wrong with the VPN
+//! tunnels in the capture, as of its last packet: its findings, and for each LAN host what
+//! looked wrong without enough evidence for a cause.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use natpass_engine::{DropReason, Endpoint, Engine, EngineConfig, Instant, Ipv4Net, Proto, Side, Verdict};
+use natpass_engine::diagnosis::Status;
+use natpass_engine::{DropReason, Endpoint, Engine, EngineConfig, Finding, Instant, Ipv4Net, Proto, Side, Verdict};
 use natpass_io::pcap::{L3, PcapReader, PcapWriter};
 use natpass_wire::icmp::{IcmpPacket, QuotedDatagram};
 use natpass_wire::ipv4::Ipv4Packet;
@@ -102,12 +107,23 @@ pub struct Summary {
     pub peak_sessions: u32,
     /// Public ports in use at the end, by protocol (tcp, udp, icmp).
     pub ports_used: [u32; 3],
+    /// The diagnosis at the capture's last packet: findings, found or cleared, newest first.
+    pub findings: Vec<Finding>,
+    /// What looked wrong to the diagnosis without enough evidence for a cause, per LAN host.
+    pub not_enough_evidence: Vec<Finding>,
+    /// The time of the capture's last packet (the replay's clock).
+    pub end: Instant,
 }
 
 impl Summary {
     /// The count of one drop reason.
     pub fn dropped(&self, r: DropReason) -> u64 {
         self.drops.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1)
+    }
+
+    /// The findings still found at the end (not cleared).
+    pub fn found(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.status == Status::Found)
     }
 }
 
@@ -439,6 +455,13 @@ pub fn run(opts: &Options) -> Result<Summary> {
     s.drops = engine.stats().drops_by_reason().filter(|&(_, n)| n > 0).collect();
     s.sessions = engine.session_totals();
     s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
+    s.end = Instant::from_nanos(last);
+    s.findings = engine.findings(s.end);
+    s.not_enough_evidence = lan
+        .iter()
+        .flat_map(|&h| engine.findings_for(s.end, h))
+        .filter(|f| f.status == Status::NotEnoughEvidence)
+        .collect();
     Ok(s)
 }
 
@@ -477,5 +500,54 @@ pub fn render(opts: &Options, s: &Summary) -> String {
         "public ports in use tcp/udp/icmp",
         format!("{}/{}/{}", s.ports_used[0], s.ports_used[1], s.ports_used[2])
     );
+    let _ = writeln!(o);
+    render_findings(&mut o, s);
     o
+}
+
+/// The diagnosis part of the summary: each finding with what showed it and what to do.
+fn render_findings(o: &mut String, s: &Summary) {
+    use std::fmt::Write;
+    if s.findings.is_empty() && s.not_enough_evidence.is_empty() {
+        let _ = writeln!(o, "  diagnosis: no VPN problem seen");
+        return;
+    }
+    let _ = writeln!(o, "  diagnosis, as of the capture's last packet:");
+    for f in s.findings.iter().chain(&s.not_enough_evidence) {
+        let status = match f.status {
+            Status::Found => "",
+            Status::Cleared { .. } => " [cleared]",
+            Status::NotEnoughEvidence => "",
+        };
+        let _ = writeln!(o, "  - {}{status}", f.summary());
+        o.push_str(&wrapped("      seen: ", &f.explain(s.end), 100));
+        if f.status != Status::NotEnoughEvidence {
+            o.push_str(&wrapped("      fix:  ", &f.fix(), 100));
+        }
+    }
+}
+
+/// `text` after `lead`, in lines of at most `width` characters (longer words stay whole), the
+/// lines after the first indented as far as the first.
+pub(crate) fn wrapped(lead: &str, text: &str, width: usize) -> String {
+    let indent = " ".repeat(lead.chars().count());
+    let mut out = String::new();
+    let mut line = lead.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use natpass::replay::{self, Options, Summary};
-use natpass_engine::{DropReason, EngineConfig};
+use natpass_engine::diagnosis::{Detail, Status};
+use natpass_engine::{DropReason, EngineConfig, FindingKind};
 use natpass_testkit::captures;
 
 fn replay(dir: &std::path::Path, name: &str) -> Summary {
@@ -134,4 +135,46 @@ fn esp_and_ah_captures() {
     let s = replay(&dir, "ikev2_ah_labC.pcapng");
     check("ah", &s, &[DropReason::AhRefused]);
     assert_eq!(s.dropped(DropReason::AhRefused), 2);
+}
+
+#[test]
+fn the_diagnosis_of_each_capture() {
+    let dir = captures();
+    // GRE with no control connection: natpass says so, and what to do.
+    let s = replay(&dir, "pptp_gre_data_only_natted-client.pcap");
+    let found: Vec<_> = s.found().collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = found[0];
+    assert_eq!(f.kind, FindingKind::GreWithoutControl);
+    assert_eq!((f.subject.client, f.subject.server), ([172, 16, 30, 107].into(), [155, 138, 217, 96].into()));
+    assert_eq!((f.evidence.packets_out, f.evidence.packets_in), (237, 165));
+    assert!(matches!(f.evidence.detail, Detail::Orphan { call_id: 55936 }));
+    let opts = Options {
+        input: dir.join("pptp_gre_data_only_natted-client.pcap"),
+        lan: Vec::new(),
+        public: [203, 0, 113, 1].into(),
+        out_dir: None,
+        base: EngineConfig::default(),
+        progress: false,
+    };
+    let text = replay::render(&opts, &s);
+    assert!(text.contains("PPTP GRE without its control connection (172.16.30.107 → 155.138.217.96)"), "{text}");
+    assert!(text.contains("connect again"), "{text}");
+    // IKEv2 with an INVALID_KE_PAYLOAD answer and a retry: no failure, nothing open.
+    let s = replay(&dir, "ikev2_natt_ephemeral-ports.pcap");
+    assert!(s.findings.is_empty() && s.not_enough_evidence.is_empty(), "{:#?}", s.findings);
+    // The other captures are working tunnels, or too short to show one failing (the one-way ESP
+    // vectors last under 10 s): no finding.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        .filter(|n| n != "pptp_gre_data_only_natted-client.pcap")
+        .collect();
+    names.sort();
+    for name in &names {
+        let s = replay(&dir, name);
+        assert!(s.findings.iter().all(|f| f.status != Status::Found), "{name}: {:#?}", s.findings);
+    }
 }
