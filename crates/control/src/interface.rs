@@ -16,6 +16,7 @@ use crate::api::{
     EventRow, InterfaceInfo, PerProto, PerSide, PerVpn, SessionPage, SessionRow, Status, Switches, TimerSecs,
     TunnelRow, Tunnels, protocol_label, what,
 };
+use crate::capture::{CaptureSpec, Drained};
 
 /// What the control plane may ask or change.
 #[derive(Clone, Debug)]
@@ -34,6 +35,12 @@ pub enum Command {
     SetFiltering(Filtering),
     /// Only an answer: the data plane's loop is alive (the systemd watchdog).
     Ping,
+    /// Start capturing frames ([`crate::capture`]); one capture at a time.
+    CaptureStart(CaptureSpec),
+    /// The frames a capture kept since the last drain.
+    CaptureDrain(u64),
+    /// Stop a capture.
+    CaptureStop(u64),
 }
 
 /// Which sessions to list.
@@ -69,6 +76,15 @@ pub enum Answer {
     Refused(String),
     /// To [`Command::Ping`].
     Pong,
+    /// To [`Command::CaptureStart`]: the capture's id and the interfaces, LAN then WAN.
+    CaptureStarted {
+        /// Its id.
+        id: u64,
+        /// Interface names, LAN then WAN.
+        interfaces: Vec<String>,
+    },
+    /// To [`Command::CaptureDrain`] and [`Command::CaptureStop`].
+    Captured(Drained),
 }
 
 /// What the data plane knows besides the engine (its links, its clock).
@@ -240,6 +256,9 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
             Answer::Changed { removed: 0 }
         }
         Command::Ping => Answer::Pong,
+        Command::CaptureStart(_) | Command::CaptureDrain(_) | Command::CaptureStop(_) => {
+            Answer::Refused("this data plane has no interfaces to capture on".into())
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::api::{
 use crate::auth::{Auth, LoginError, PasswordCheckers, Session};
 use crate::interface::{Answer, Command, Handle, SessionQuery};
 use crate::store::{ConfigStore, Edit, StoreError};
-use crate::{metrics, web};
+use crate::{capture, metrics, web};
 
 /// The OpenAPI description of the API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
@@ -359,6 +359,71 @@ impl Control {
         self.change(who, &edits, live).await.map(|(d, _)| d)
     }
 
+    /// `/api/v1/capture`: start (POST), drain (GET ?id=) and stop (DELETE ?id=) a capture in
+    /// the data plane ([`crate::capture`]).
+    async fn capture(&self, who: &str, req: &Incoming) -> Result<Reply, Reply> {
+        let id = || -> Result<u64, Reply> {
+            let v = req.param("id").ok_or_else(|| Reply::error(400, "give the capture's id: ?id=N"))?;
+            v.parse().map_err(|_| Reply::error(400, format!("id={v:?} is not a capture id")))
+        };
+        let refused = |msg: String| {
+            let status = if msg.contains("running") { 409 } else { 404 };
+            Reply::error(status, msg)
+        };
+        match req.method {
+            Method::POST => {
+                let r: capture::CaptureRequest = json_body(req)?;
+                let spec = r.spec();
+                match self.ask(Command::CaptureStart(spec)).await? {
+                    Answer::CaptureStarted { id, interfaces } => {
+                        (self.log)(&format!("capture {id} started by {who}: {r:?}"));
+                        Ok(Reply::json(
+                            200,
+                            &capture::CaptureStarted {
+                                id,
+                                interfaces,
+                                snaplen: spec.snaplen,
+                                max_pps: capture::Tap::MAX_PPS,
+                                max_buffer: capture::Tap::MAX_BUFFER,
+                                idle_secs: capture::Tap::IDLE_NS / 1_000_000_000,
+                            },
+                        ))
+                    }
+                    Answer::Refused(msg) => Err(refused(msg)),
+                    _ => Err(Reply::error(500, "unexpected answer")),
+                }
+            }
+            Method::GET => match self.ask(Command::CaptureDrain(id()?)).await? {
+                Answer::Captured(d) => Ok(Reply {
+                    status: 200,
+                    content_type: "application/octet-stream",
+                    body: d.blocks,
+                    headers: vec![
+                        (capture::PACKETS_HEADER, d.packets.to_string()),
+                        (capture::DROPPED_HEADER, d.dropped.to_string()),
+                    ],
+                }),
+                Answer::Refused(msg) => Err(refused(msg)),
+                _ => Err(Reply::error(500, "unexpected answer")),
+            },
+            Method::DELETE => {
+                let id = id()?;
+                match self.ask(Command::CaptureStop(id)).await? {
+                    Answer::Captured(d) => {
+                        (self.log)(&format!(
+                            "capture {id} stopped by {who}: {} frames, {} not kept",
+                            d.packets, d.dropped
+                        ));
+                        Ok(Reply::json(200, &capture::CaptureStopped { packets: d.packets, dropped: d.dropped }))
+                    }
+                    Answer::Refused(msg) => Err(refused(msg)),
+                    _ => Err(Reply::error(500, "unexpected answer")),
+                }
+            }
+            _ => Err(Reply::error(405, "use POST to start, GET ?id= to read, DELETE ?id= to stop")),
+        }
+    }
+
     /// Answers one request.
     pub async fn handle(&self, req: &Incoming) -> Reply {
         let reply = self.route(req).await;
@@ -469,6 +534,7 @@ impl Control {
                     Err(Reply::error(405, "this resource is read-only: use GET"))
                 }
                 (_, path::PASSTHROUGH | path::SETTINGS) => Err(Reply::error(405, "use GET, PUT or PATCH")),
+                (_, capture::PATH) => self.capture(&who, req).await,
                 _ => Err(Reply::error(404, format!("no such resource: {}", req.path))),
             }
         }

@@ -1016,6 +1016,17 @@ impl TxQueue {
         &self.pending
     }
 
+    /// The frames queued and not yet on the ring, in order (for a capture of what leaves).
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.pending.iter().map(|&(addr, len)| {
+            // SAFETY: every pending (addr, len) lies inside one chunk of this UMEM (push_with:
+            // a spare chunk with len <= CHUNK; push_received: checked by umem_addr). The chunk
+            // is on no ring until XdpPair::transmit takes it, so the kernel does not write it,
+            // and `&self` keeps this queue from writing it while the slice lives.
+            unsafe { std::slice::from_raw_parts(self.area.base.add(addr as usize), len as usize) }
+        })
+    }
+
     /// Frames queued.
     pub fn len(&self) -> usize {
         self.pending.len()

@@ -101,6 +101,60 @@ impl ApiClient {
         self.read("PATCH", path, answer)
     }
 
+    /// `POST path` with a JSON body.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        let answer = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/json")
+            .send_json(body);
+        self.read("POST", path, answer)
+    }
+
+    /// `DELETE path?query`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+        let answer = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/json")
+            .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+            .call();
+        self.read("DELETE", path, answer)
+    }
+
+    /// `GET path?query` of a binary body: the body and the named headers' values.
+    pub fn get_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[&str],
+    ) -> anyhow::Result<(Vec<u8>, Vec<Option<String>>)> {
+        let answer = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+            .call();
+        let mut resp = answer.with_context(|| format!("connecting to natpass at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let values =
+            headers.iter().map(|h| resp.headers().get(*h).and_then(|v| v.to_str().ok()).map(str::to_string)).collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .with_context(|| format!("reading natpass's answer to GET {path}"))?;
+        if !(200..300).contains(&status) {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let why = serde_json::from_str::<ApiError>(&text).map_or(text, |e| e.error);
+            bail!("natpass refused ({status}): {why}");
+        }
+        Ok((body, values))
+    }
+
     /// The answer's body as `T`, or the API's refusal (`{"error": ...}`) as the error.
     fn read<T: DeserializeOwned>(
         &self,

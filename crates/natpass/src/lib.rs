@@ -5,6 +5,7 @@
 
 pub mod admin_commands;
 pub mod api_client;
+pub mod capture_cmd;
 pub mod check;
 pub mod control_plane;
 pub mod credentials;

@@ -25,7 +25,8 @@ use std::time::Instant as WallInstant;
 use anyhow::{Context, bail};
 use natpass_config::{Backend, Link, RxRing};
 use natpass_control::api::InterfaceInfo;
-use natpass_control::interface::{self, EventLog, Mailbox, PlaneInfo};
+use natpass_control::capture::{Direction, Tap};
+use natpass_control::interface::{self, Answer, Command, EventLog, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side};
 use natpass_io::afpacket::{PacketSocket, RingOptions, TxBatch};
 use natpass_io::afxdp::{self as xdp, Disposition, XdpOptions, XdpPair};
@@ -103,6 +104,9 @@ pub struct Router {
     events: EventLog,
     mailbox: Option<Mailbox>,
     busy_poll: bool,
+    /// `natpass capture`: frames copied as they arrive and leave, while one runs.
+    capture: Option<Tap>,
+    captures: u64,
 }
 
 fn port(link: &Link, mac: [u8; 6], mtu: usize) -> PortConfig {
@@ -203,6 +207,8 @@ impl Router {
             events: EventLog::default(),
             mailbox: None,
             busy_poll,
+            capture: None,
+            captures: 0,
         })
     }
 
@@ -308,17 +314,27 @@ impl Router {
     fn receive_batch(&mut self, side: Side) -> bool {
         let now = self.now();
         let plane = &mut self.plane;
+        let mut tap = self.capture.as_mut().filter(|t| t.wants(side)).map(|t| (t, unix_micros()));
+        let mut tap_in = |frame: &[u8]| {
+            if let Some((t, us)) = &mut tap {
+                t.record(side, Direction::In, frame, now.as_nanos(), *us);
+            }
+        };
         match &mut self.io {
             Io::Packet(sockets) => {
                 let sock = &mut sockets[side as usize];
                 if !sock.ready() {
                     return false;
                 }
-                sock.receive(|frame, info| plane.handle_frame(now, side, frame, afpacket::rx_meta(info)));
+                sock.receive(|frame, info| {
+                    tap_in(frame);
+                    plane.handle_frame(now, side, frame, afpacket::rx_meta(info))
+                });
                 true
             }
             Io::Xdp(pair) => {
                 let n = pair.receive(side as usize, |frame| {
+                    tap_in(frame);
                     let meta = afxdp::rx_meta(frame);
                     plane.handle_frame(now, side, frame, meta);
                     // Only the side it leaves by can have taken it; both are asked (one bit).
@@ -332,6 +348,9 @@ impl Router {
     }
 
     fn flush(&mut self) {
+        if self.capture.is_some() {
+            self.capture_sent();
+        }
         for side in [Side::Lan, Side::Wan] {
             let (queued, sent) = match (&mut self.io, self.plane.tx_mut(side)) {
                 (Io::Packet(sockets), Sink::Packet(t)) => {
@@ -403,11 +422,69 @@ impl Router {
 
     fn serve_control(&mut self, now: Instant) {
         let Some(mb) = self.mailbox.take() else { return };
-        mb.serve(|cmd| {
-            let info = self.info(now);
-            interface::answer(self.plane.engine_mut(), &info, &mut self.events, now, cmd)
+        mb.serve(|cmd| match cmd {
+            Command::CaptureStart(_) | Command::CaptureDrain(_) | Command::CaptureStop(_) => {
+                self.capture_command(now, cmd)
+            }
+            cmd => {
+                let info = self.info(now);
+                interface::answer(self.plane.engine_mut(), &info, &mut self.events, now, cmd)
+            }
         });
         self.mailbox = Some(mb);
+        if let Some(t) = self.capture.take_if(|t| t.idle(now.as_nanos())) {
+            info!("capture {} stopped: nobody read it for {} s", t.id(), Tap::IDLE_NS / 1_000_000_000);
+        }
+    }
+
+    /// `natpass capture`'s commands: one capture at a time, bounded by [`Tap`].
+    fn capture_command(&mut self, now: Instant, cmd: Command) -> Answer {
+        let unknown = |id: u64| Answer::Refused(format!("no capture {id} (stopped, or idle for too long)"));
+        match cmd {
+            Command::CaptureStart(spec) => {
+                if let Some(t) = &self.capture {
+                    return Answer::Refused(format!("capture {} is running; stop it first", t.id()));
+                }
+                self.captures += 1;
+                self.capture = Some(Tap::new(self.captures, spec, now.as_nanos()));
+                Answer::CaptureStarted { id: self.captures, interfaces: self.names.to_vec() }
+            }
+            Command::CaptureDrain(id) => match &mut self.capture {
+                Some(t) if t.id() == id => Answer::Captured(t.drain(now.as_nanos())),
+                _ => unknown(id),
+            },
+            Command::CaptureStop(id) => match self.capture.take_if(|t| t.id() == id) {
+                Some(mut t) => Answer::Captured(t.drain(now.as_nanos())),
+                None => unknown(id),
+            },
+            _ => Answer::Refused("not a capture command".into()),
+        }
+    }
+
+    /// What is about to leave, copied into the capture (AF_PACKET: the batch, past its
+    /// virtio-net headers; AF_XDP: the frames queued in the UMEM).
+    fn capture_sent(&mut self) {
+        let (now, us) = (self.now().as_nanos(), unix_micros());
+        let Some(tap) = self.capture.as_mut() else { return };
+        for side in [Side::Lan, Side::Wan] {
+            if !tap.wants(side) {
+                continue;
+            }
+            match (&self.io, self.plane.tx(side)) {
+                (Io::Packet(sockets), Sink::Packet(t)) => {
+                    let lead = if sockets[side as usize].vnet_hdr() { natpass_io::afpacket::VnetHdr::LEN } else { 0 };
+                    for f in t.0.frames() {
+                        tap.record(side, Direction::Out, f.get(lead..).unwrap_or_default(), now, us);
+                    }
+                }
+                (Io::Xdp(_), Sink::Xdp(t)) => {
+                    for f in t.0.frames() {
+                        tap.record(side, Direction::Out, f, now, us);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// A short report of counters, for the log at exit.
@@ -463,6 +540,11 @@ impl Router {
         }
         out
     }
+}
+
+/// Microseconds since the Unix epoch, for capture timestamps.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 fn mac_text(m: [u8; 6]) -> String {
