@@ -31,6 +31,8 @@ pub mod path {
     pub const TUNNELS: &str = "/api/v1/tunnels";
     /// `GET`: the refusals among [`super::Tunnels::events`].
     pub const REFUSALS: &str = "/api/v1/refusals";
+    /// `GET`, optionally with `client=IP`: [`super::Findings`].
+    pub const FINDINGS: &str = "/api/v1/findings";
     /// `GET`: [`super::Switches`]; `PUT`/`PATCH` [`super::PassthroughPatch`]:
     /// [`super::PassthroughChanged`].
     pub const PASSTHROUGH: &str = "/api/v1/passthrough";
@@ -240,6 +242,10 @@ pub struct Status {
     pub ports_used: PerProto,
     /// Public ports available per address and protocol.
     pub ports_per_address: u32,
+    /// Findings the diagnosis made since start, by kind
+    /// ([`natpass_engine::FindingKind::name`]; only kinds seen).
+    #[serde(default)]
+    pub findings: Vec<(String, u64)>,
 }
 
 /// `GET /api/v1/counters`: the status's counters alone.
@@ -372,6 +378,10 @@ pub mod what {
     pub const TUNNEL_UP: &str = "tunnel up";
     /// A tunnel went down.
     pub const TUNNEL_DOWN: &str = "tunnel down";
+    /// The diagnosis found a problem with a tunnel.
+    pub const PROBLEM: &str = "problem";
+    /// A problem the diagnosis had found no longer holds.
+    pub const PROBLEM_CLEARED: &str = "problem cleared";
 }
 
 /// A refusal or tunnel event, kept for the tunnel page.
@@ -405,6 +415,62 @@ pub struct Tunnels {
     pub tunnels: Vec<TunnelRow>,
     /// The most recent refusals and tunnel events, newest first.
     pub events: Vec<EventRow>,
+    /// What the diagnosis found wrong with tunnels (found and cleared), newest first.
+    #[serde(default)]
+    pub findings: Vec<FindingRow>,
+}
+
+/// What a [`FindingRow`]'s status says.
+pub mod finding_status {
+    /// The packets show it.
+    pub const FOUND: &str = "found";
+    /// Later packets showed it no longer holds.
+    pub const CLEARED: &str = "cleared";
+    /// Something looks wrong, but the packets do not show why (yet): no cause is given.
+    pub const NOT_ENOUGH_EVIDENCE: &str = "not enough evidence";
+}
+
+/// A finding of the diagnosis (docs/diagnostics.md): what is wrong with a tunnel, the packets
+/// that show it, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRow {
+    /// The kind's stable name ([`natpass_engine::FindingKind::name`]).
+    pub kind: String,
+    /// The kind's title for people.
+    pub title: String,
+    /// See [`finding_status`].
+    pub status: String,
+    /// [`protocol_label`].
+    pub protocol: String,
+    /// LAN client.
+    pub client: String,
+    /// Server.
+    pub server: String,
+    /// The public address the client leaves from, when it has one.
+    pub public: Option<String>,
+    /// SPIs, Call IDs or tunnel IDs, readable, when known.
+    pub ids: Option<String>,
+    /// Packets from the client that show it.
+    pub packets_out: u64,
+    /// Packets from the server that show it.
+    pub packets_in: u64,
+    /// Seconds since the last of them.
+    pub last_secs_ago: u64,
+    /// Seconds since natpass concluded it.
+    pub since_secs_ago: u64,
+    /// What natpass saw, in words.
+    pub evidence: String,
+    /// What to do (empty while there is not enough evidence).
+    pub fix: String,
+}
+
+/// `GET /api/v1/findings`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    /// The client asked about, if one was.
+    pub client: Option<String>,
+    /// Newest first; for one client, then what looks wrong without enough evidence yet.
+    pub findings: Vec<FindingRow>,
 }
 
 /// The answer to a passthrough change.

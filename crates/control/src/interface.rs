@@ -10,11 +10,12 @@ use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use natpass_engine::{Engine, Event, Filtering, Instant, Proto, Protocol, Side, Timeouts, TunnelIds};
+use natpass_engine::diagnosis::Status as FindingStatus;
+use natpass_engine::{Engine, Event, Filtering, Finding, Instant, Proto, Protocol, Side, Timeouts, TunnelIds};
 
 use crate::api::{
-    EventRow, InterfaceInfo, PerProto, PerSide, PerVpn, SessionPage, SessionRow, Status, Switches, TimerSecs,
-    TunnelRow, Tunnels, protocol_label, what,
+    EventRow, FindingRow, Findings, InterfaceInfo, PerProto, PerSide, PerVpn, SessionPage, SessionRow, Status,
+    Switches, TimerSecs, TunnelRow, Tunnels, finding_status, protocol_label, what,
 };
 use crate::capture::{CaptureSpec, Drained};
 
@@ -27,6 +28,9 @@ pub enum Command {
     Sessions(SessionQuery),
     /// Live tunnels and recent refusals.
     Tunnels,
+    /// What the diagnosis found: every finding, or one client's with what is not enough
+    /// evidence yet.
+    Findings(Option<Ipv4Addr>),
     /// Turn a passthrough protocol on or off.
     SetPassthrough(Protocol, bool),
     /// New timers (validated against the RFC floors by the engine).
@@ -67,6 +71,8 @@ pub enum Answer {
     Sessions(SessionPage),
     /// To [`Command::Tunnels`].
     Tunnels(Tunnels),
+    /// To [`Command::Findings`].
+    Findings(Findings),
     /// A change was applied; `removed` sessions and tunnels went with it.
     Changed {
         /// Sessions and tunnels removed (a switch turned off).
@@ -108,6 +114,33 @@ fn ids_text(ids: &TunnelIds) -> String {
             format!("tunnel ID client {client_tunnel_id}, server {server_tunnel_id}")
         }
         TunnelIds::Ike { spi_i, spi_r } => format!("SPI i {spi_i:016x}, r {spi_r:016x}"),
+    }
+}
+
+/// A finding as the API, the CLI and the pages show it, at `now`.
+pub fn finding_row(f: &Finding, now: Instant) -> FindingRow {
+    let s = &f.subject;
+    let status = match f.status {
+        FindingStatus::Found => finding_status::FOUND,
+        FindingStatus::Cleared { .. } => finding_status::CLEARED,
+        FindingStatus::NotEnoughEvidence => finding_status::NOT_ENOUGH_EVIDENCE,
+    };
+    let fix = if f.status == FindingStatus::NotEnoughEvidence { String::new() } else { f.fix() };
+    FindingRow {
+        kind: f.kind.name().into(),
+        title: f.kind.title().into(),
+        status: status.into(),
+        protocol: protocol_label(s.protocol).into(),
+        client: s.client.to_string(),
+        server: s.server.to_string(),
+        public: s.public.map(|p| p.to_string()),
+        ids: s.ids.as_ref().map(ids_text),
+        packets_out: f.evidence.packets_out,
+        packets_in: f.evidence.packets_in,
+        last_secs_ago: now.since(f.evidence.last).as_secs(),
+        since_secs_ago: now.since(f.since).as_secs(),
+        evidence: f.explain(now),
+        fix,
     }
 }
 
@@ -181,6 +214,14 @@ impl EventLog {
                     detail: ids_text(ids),
                 }
             }
+            Event::Finding(f) | Event::FindingCleared(f) => EventRow {
+                at_secs,
+                what: if matches!(ev, Event::Finding(_)) { what::PROBLEM } else { what::PROBLEM_CLEARED }.into(),
+                protocol: protocol_label(f.subject.protocol).into(),
+                client: f.subject.client.to_string(),
+                server: f.subject.server.to_string(),
+                detail: f.kind.title().into(),
+            },
             Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => {
                 self.up_since.remove(&tunnel_key(*protocol, *client, *server, ids));
                 EventRow {
@@ -244,6 +285,17 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
                     })
                     .collect(),
                 events: events.rows(),
+                findings: engine.findings(now).iter().map(|f| finding_row(f, now)).collect(),
+            })
+        }
+        Command::Findings(client) => {
+            let found = match client {
+                Some(c) => engine.findings_for(now, c),
+                None => engine.findings(now),
+            };
+            Answer::Findings(Findings {
+                client: client.map(|c| c.to_string()),
+                findings: found.iter().map(|f| finding_row(f, now)).collect(),
             })
         }
         Command::SetPassthrough(p, on) => Answer::Changed { removed: engine.set_passthrough(p, on) },
@@ -304,6 +356,7 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
         tunnels,
         ports_used: ports,
         ports_per_address: 64512,
+        findings: s.findings_by_kind().filter(|(_, n)| *n > 0).map(|(k, n)| (k.name().to_string(), n)).collect(),
     }
 }
 

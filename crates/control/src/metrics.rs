@@ -1,14 +1,14 @@
 //! Prometheus `/metrics` in the text exposition format (version 0.0.4), named by
 //! Prometheus's conventions: one metric per meaning, base units (`_seconds`, `_bytes`),
 //! `_total` on counters, one label name per dimension (`side`, `reason`, `protocol`, for
-//! transport and VPN protocols alike), every label value present from the start (a drop
-//! reason never seen is there with 0), `natpass_build_info`, `natpass_start_time_seconds`,
+//! transport and VPN protocols alike, `kind` for the diagnosis's findings), every label value
+//! present from the start (a drop reason or finding kind never seen is there with 0), `natpass_build_info`, `natpass_start_time_seconds`,
 //! and the `process_*` metrics of client libraries, read from `/proc/self`.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use natpass_engine::{DropReason, Proto};
+use natpass_engine::{DropReason, FindingKind, Proto};
 
 use crate::api::{PROTOCOLS, PerProto, PerVpn, Status};
 
@@ -124,6 +124,19 @@ pub fn render_status(s: &Status) -> String {
         })
         .collect();
     o.family("natpass_drops_total", "counter", "Packets the NAT dropped, by reason.", &drops);
+    let findings: Vec<(String, f64)> = FindingKind::ALL
+        .iter()
+        .map(|k| {
+            let n = s.findings.iter().find(|(name, _)| name == k.name()).map_or(0, |(_, n)| *n);
+            (format!("kind=\"{}\"", k.name()), n as f64)
+        })
+        .collect();
+    o.family(
+        "natpass_findings_total",
+        "counter",
+        "Problems the diagnosis found with VPN tunnels (docs/diagnostics.md), by kind.",
+        &findings,
+    );
     let by = |list: &[(&str, &str)]| -> Vec<(String, f64)> {
         list.iter().map(|(counter, reason)| (format!("reason=\"{reason}\""), link(s, counter))).collect()
     };
@@ -321,6 +334,7 @@ mod tests {
             tunnels: PerVpn::default(),
             ports_used: PerProto::default(),
             ports_per_address: 64512,
+            findings: vec![("gre_one_way".into(), 2)],
         }
     }
 
@@ -337,6 +351,10 @@ mod tests {
         assert!(m.contains("natpass_link_drops_total{reason=\"no_route\"} 1\n"), "{m}");
         assert!(m.contains("natpass_arp_requests_total 2\n"), "{m}");
         assert!(m.contains("natpass_passthrough_enabled{protocol=\"pptp\"} 0\n"), "{m}");
+        for k in FindingKind::ALL {
+            let n = if k.name() == "gre_one_way" { 2 } else { 0 };
+            assert!(m.contains(&format!("natpass_findings_total{{kind=\"{}\"}} {n}\n", k.name())), "{}", k.name());
+        }
     }
 
     #[test]

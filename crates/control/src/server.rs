@@ -5,7 +5,7 @@
 //! or refused with nothing changed. The connections, their limits and TLS are
 //! [`crate::http`]'s; this module answers one request at a time given its bytes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -205,6 +205,14 @@ pub fn session_query(req: &Incoming) -> Result<SessionQuery, String> {
         Some(v) => Some(v.parse::<u16>().map_err(|_| format!("port={v:?}: use a port number from 0 to 65535"))?),
     };
     Ok(SessionQuery { proto, addr, port, page: num("page", 1, 1_000_000)?, per_page: num("per_page", 100, 1000)? })
+}
+
+/// The `client` parameter of the findings (`/api/v1/findings`, `/vpn/tunnels`), if any.
+pub fn findings_client(req: &Incoming) -> Result<Option<Ipv4Addr>, String> {
+    match req.param("client") {
+        None => Ok(None),
+        Some(c) => c.parse().map(Some).map_err(|_| format!("client={c:?} is not an IPv4 address")),
+    }
 }
 
 fn store_error(e: &StoreError) -> Reply {
@@ -499,6 +507,13 @@ impl Control {
                     Answer::Tunnels(t) => Ok(Reply::json(200, &t)),
                     _ => Err(Reply::error(500, "unexpected answer")),
                 },
+                (&Method::GET, path::FINDINGS) => {
+                    let client = findings_client(req).map_err(|e| Reply::error(400, e))?;
+                    match self.ask(Command::Findings(client)).await? {
+                        Answer::Findings(f) => Ok(Reply::json(200, &f)),
+                        _ => Err(Reply::error(500, "unexpected answer")),
+                    }
+                }
                 (&Method::GET, path::REFUSALS) => match self.ask(Command::Tunnels).await? {
                     Answer::Tunnels(t) => {
                         let r: Vec<_> = t.events.into_iter().filter(EventRow::is_refusal).collect();
@@ -619,10 +634,25 @@ impl Control {
                     }
                 }
             }
-            (&Method::GET, "/vpn/tunnels") => render(self.ask(Command::Tunnels).await.and_then(|a| match a {
-                Answer::Tunnels(t) => Ok(Reply::html(200, web::tunnels_page(&t, &session))),
-                _ => Err(Reply::error(500, "unexpected answer")),
-            })),
+            (&Method::GET, "/vpn/tunnels") => {
+                let client = match findings_client(req) {
+                    Ok(c) => c,
+                    Err(e) => return Reply::html(400, web::message_page("Bad client", &e, &session)),
+                };
+                // One client's view ("what happened to 192.168.1.22's VPN"), when asked for.
+                let view = match client {
+                    Some(c) => match self.ask(Command::Findings(Some(c))).await {
+                        Ok(Answer::Findings(f)) => Some(f),
+                        Ok(_) => return Reply::error(500, "unexpected answer"),
+                        Err(e) => return render(Err(e)),
+                    },
+                    None => None,
+                };
+                render(self.ask(Command::Tunnels).await.and_then(|a| match a {
+                    Answer::Tunnels(t) => Ok(Reply::html(200, web::tunnels_page(&t, view.as_ref(), &session))),
+                    _ => Err(Reply::error(500, "unexpected answer")),
+                }))
+            }
             (&Method::GET, "/sessions") => {
                 let q = match session_query(req) {
                     Ok(q) => q,

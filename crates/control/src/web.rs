@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use natpass_engine::Protocol;
 
-use crate::api::{PROTOCOLS, SessionPage, Status, Switches, Tunnels, protocol_label};
+use crate::api::{
+    FindingRow, Findings, PROTOCOLS, SessionPage, Status, Switches, Tunnels, finding_status, protocol_label,
+};
 use crate::auth::Session;
 use crate::interface::SessionQuery;
 
@@ -273,15 +275,74 @@ pub fn passthrough_page(p: &Switches, saved: Option<&str>, error: Option<&str>, 
     layout("VPN Passthrough", "/vpn/passthrough", session, &b)
 }
 
-/// VPN Tunnels: live tunnels and recent refusals (the page refreshes itself every 5 s).
-pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
-    let mut b = String::from(
-        "<h1>VPN Tunnels</h1><div class=\"card\"><h2>Live tunnels</h2><table><tr><th>Protocol</th><th>What</th><th>Client</th><th>Server</th><th>Public</th><th>IDs</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th><th class=\"num\">Age s</th><th class=\"num\">Idle s</th><th>State</th></tr>",
+/// One finding: what, for whom, what showed it, what to do.
+fn finding_card(b: &mut String, f: &FindingRow) {
+    let status = match f.status.as_str() {
+        finding_status::FOUND => String::new(),
+        s => format!(" <span class=\"muted\">({})</span>", esc(s)),
+    };
+    let _ = write!(
+        b,
+        "<li><b>{}</b>{status}: <a href=\"/vpn/tunnels?client={}\">{}</a> → {} ({}, {} ago)<br>{}",
+        esc(&f.title),
+        esc(&f.client),
+        esc(&f.client),
+        esc(&f.server),
+        esc(&f.protocol),
+        secs_text(f.last_secs_ago),
+        esc(&f.evidence)
+    );
+    if !f.fix.is_empty() {
+        let _ = write!(b, "<br><b>Fix:</b> {}", esc(&f.fix));
+    }
+    b.push_str("</li>");
+}
+
+fn secs_text(s: u64) -> String {
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+/// VPN Tunnels: live tunnels with their problems, what the diagnosis found, one client's view
+/// when asked for (`?client=IP`), and recent refusals (the page refreshes itself every 5 s).
+pub fn tunnels_page(t: &Tunnels, view: Option<&Findings>, session: &Session) -> String {
+    let mut b = String::from("<h1>VPN Tunnels</h1>");
+    if let Some(v) = view {
+        let who = v.client.as_deref().unwrap_or("");
+        let _ = write!(b, "<div class=\"card\"><h2>What happened to {}'s VPN</h2>", esc(who));
+        if v.findings.is_empty() {
+            b.push_str("<p class=\"muted\">natpass saw no problem with this client's tunnels.</p>");
+        } else {
+            b.push_str("<ul>");
+            for f in &v.findings {
+                finding_card(&mut b, f);
+            }
+            b.push_str("</ul>");
+        }
+        b.push_str("<p><a href=\"/vpn/tunnels\">All tunnels</a></p></div>");
+    }
+    b.push_str(
+        "<div class=\"card\"><h2>Live tunnels</h2><table><tr><th>Protocol</th><th>What</th><th>Client</th><th>Server</th><th>Public</th><th>IDs</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th><th class=\"num\">Age s</th><th class=\"num\">Idle s</th><th>State</th><th>Problems</th></tr>",
     );
     for r in &t.tunnels {
+        let problems: Vec<String> = t
+            .findings
+            .iter()
+            .filter(|f| f.status == finding_status::FOUND)
+            .filter(|f| (&f.protocol, &f.client, &f.server) == (&r.protocol, &r.client, &r.server))
+            .map(|f| esc(&f.title))
+            .collect();
+        let problems = if problems.is_empty() {
+            String::new()
+        } else {
+            format!("<a href=\"/vpn/tunnels?client={}\">{}</a>", esc(&r.client), problems.join(", "))
+        };
         let _ = write!(
             b,
-            "<tr><td>{}</td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"wrap\">{problems}</td></tr>",
             esc(&r.protocol),
             esc(&r.kind),
             esc(&r.client),
@@ -296,9 +357,19 @@ pub fn tunnels_page(t: &Tunnels, session: &Session) -> String {
         );
     }
     if t.tunnels.is_empty() {
-        b.push_str("<tr><td colspan=\"11\" class=\"muted\">No tunnels right now.</td></tr>");
+        b.push_str("<tr><td colspan=\"12\" class=\"muted\">No tunnels right now.</td></tr>");
     }
-    b.push_str("</table></div><div class=\"card\"><h2>Recent refusals and tunnel events</h2><table><tr><th class=\"num\">At (s)</th><th>Event</th><th>Protocol</th><th>Client</th><th>Server</th><th>Reason or IDs</th></tr>");
+    b.push_str("</table></div><div class=\"card\"><h2>Problems natpass found</h2>");
+    if t.findings.is_empty() {
+        b.push_str("<p class=\"muted\">None: natpass saw no VPN tunnel fail.</p>");
+    } else {
+        b.push_str("<ul>");
+        for f in &t.findings {
+            finding_card(&mut b, f);
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("</div><div class=\"card\"><h2>Recent refusals and tunnel events</h2><table><tr><th class=\"num\">At (s)</th><th>Event</th><th>Protocol</th><th>Client</th><th>Server</th><th>Reason or IDs</th></tr>");
     for e in &t.events {
         let _ = write!(
             b,
@@ -437,11 +508,34 @@ mod tests {
                 state: "up".into(),
             }],
             events: Vec::new(),
+            findings: vec![FindingRow {
+                kind: "gre_one_way".into(),
+                title: "PPTP GRE one way".into(),
+                status: "found".into(),
+                protocol: "PPTP".into(),
+                client: "192.168.1.10".into(),
+                server: "203.0.113.10".into(),
+                public: None,
+                ids: None,
+                packets_out: 5,
+                packets_in: 0,
+                last_secs_ago: 1,
+                since_secs_ago: 1,
+                evidence: "<5 GRE packets>".into(),
+                fix: "Allow GRE".into(),
+            }],
         };
-        let page = tunnels_page(&t, &session);
+        let page = tunnels_page(&t, None, &session);
         let table = page.split("<table>").nth(1).unwrap().split("</table>").next().unwrap();
         let (head, row) = table.split_once("</tr>").unwrap();
         assert_eq!(head.matches("<th").count(), row.matches("<td").count(), "{table}");
         assert!(head.contains("Age s") && row.contains(">4</td>"), "{table}");
+        // The tunnel's problem in its row, and the finding below, escaped.
+        assert!(head.contains("Problems") && row.contains("PPTP GRE one way"), "{table}");
+        assert!(page.contains("&lt;5 GRE packets&gt;") && page.contains("Allow GRE"), "{page}");
+        // One client's view.
+        let view = Findings { client: Some("192.168.1.10".into()), findings: t.findings.clone() };
+        let page = tunnels_page(&t, Some(&view), &session);
+        assert!(page.contains("What happened to 192.168.1.10's VPN"), "{page}");
     }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use natpass_control::api::{
-    self, PROTOCOLS, PassthroughChanged, PassthroughPatch, SessionPage, SessionParams, Settings, SettingsChanged,
-    SettingsPatch, Status, Switches, TimeoutsPatch, Tunnels, path,
+    self, Findings, PROTOCOLS, PassthroughChanged, PassthroughPatch, SessionPage, SessionParams, Settings,
+    SettingsChanged, SettingsPatch, Status, Switches, TimeoutsPatch, Tunnels, path,
 };
 use natpass_engine::Protocol;
 use serde::Serialize;
@@ -60,6 +60,13 @@ pub fn sessions(t: &ApiTarget, params: &SessionParams) -> anyhow::Result<()> {
 pub fn tunnels(t: &ApiTarget) -> anyhow::Result<()> {
     let v: Tunnels = t.client()?.get(path::TUNNELS, &[])?;
     t.print(&v, tables::tunnels)
+}
+
+/// `natpass tunnels --why [--client IP]`: what the diagnosis found.
+pub fn why(t: &ApiTarget, client: Option<std::net::Ipv4Addr>) -> anyhow::Result<()> {
+    let query: Vec<(&str, String)> = client.map(|c| ("client", c.to_string())).into_iter().collect();
+    let v: Findings = t.client()?.get(path::FINDINGS, &query)?;
+    t.print(&v, tables::findings)
 }
 
 /// What `natpass passthrough [PROTOCOL [STATE]]` asks for.

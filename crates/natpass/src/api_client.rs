@@ -183,7 +183,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use natpass_control::api::{
-        Counters, EventRow, PassthroughChanged, PassthroughPatch, SessionPage, SessionParams, Settings,
+        Counters, EventRow, Findings, PassthroughChanged, PassthroughPatch, SessionPage, SessionParams, Settings,
         SettingsChanged, SettingsPatch, Status, Switches, TimeoutsPatch, Tunnels, path,
     };
     use natpass_control::auth::{Auth, token_digest};
@@ -196,8 +196,9 @@ mod tests {
 
     const TOKEN: &str = "cli-test-token";
 
-    /// A control-plane server on a loopback port over an engine with one UDP session, and the
-    /// token file the CLI reads.
+    /// A control-plane server on a loopback port over an engine with one UDP session and one
+    /// finding (192.168.1.11's GRE without its control connection), and the token file the CLI
+    /// reads.
     fn server(dir: &Path) -> (SocketAddr, std::path::PathBuf) {
         server_with(dir, natpass_control::http::Options::default())
     }
@@ -214,6 +215,18 @@ mod tests {
             .write(&mut udp, b"query")
             .unwrap();
         assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut udp), Verdict::Forward(_)));
+        for _ in 0..3 {
+            let gre = [0x20, 0x01, 0x88, 0x0b, 0, 0, 0, 9];
+            let mut p = Vec::new();
+            etherparse::PacketBuilder::ip(etherparse::IpHeaders::Ipv4(
+                etherparse::Ipv4Header::new(8, 64, etherparse::IpNumber(47), [192, 168, 1, 11], [198, 51, 100, 7])
+                    .unwrap(),
+                Default::default(),
+            ))
+            .write(&mut p, etherparse::IpNumber(47), &gre)
+            .unwrap();
+            assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut p), Verdict::Drop(_)));
+        }
         let (handle, mailbox) = interface::channel();
         std::thread::spawn(move || {
             let mut events = EventLog::default();
@@ -243,12 +256,24 @@ mod tests {
         let c = ApiClient::new(&format!("http://{addr}"), &token, None).unwrap();
         let s: Status = c.get(path::STATUS, &[]).unwrap();
         assert_eq!((s.sessions.udp, s.passthrough.pptp, s.timeouts.udp), (1, true, 300));
+        assert_eq!(s.findings, vec![("gre_without_control".to_string(), 1)]);
         let counters: Counters = c.get(path::COUNTERS, &[]).unwrap();
-        assert_eq!(counters.packets_received.lan, 1);
+        assert_eq!(counters.packets_received.lan, 4);
         let params = SessionParams { proto: Some("udp".into()), port: Some(53), page: 1, per_page: 10, addr: None };
         let page: SessionPage = c.get(path::SESSIONS, &params.pairs()).unwrap();
         assert_eq!((page.total, page.sessions[0].lan.as_str()), (1, "192.168.1.10:5353"));
-        let _: Tunnels = c.get(path::TUNNELS, &[]).unwrap();
+        let t: Tunnels = c.get(path::TUNNELS, &[]).unwrap();
+        assert_eq!(t.findings.len(), 1);
+        // The diagnosis: everyone's findings, one client's, another client's (none).
+        let f: Findings = c.get(path::FINDINGS, &[]).unwrap();
+        assert_eq!((f.findings.len(), f.findings[0].kind.as_str()), (1, "gre_without_control"));
+        assert!(f.findings[0].fix.contains("connect again"), "{:?}", f.findings[0]);
+        let one: Findings = c.get(path::FINDINGS, &[("client", "192.168.1.11".into())]).unwrap();
+        assert_eq!((one.client.as_deref(), one.findings), (Some("192.168.1.11"), f.findings));
+        let other: Findings = c.get(path::FINDINGS, &[("client", "192.168.1.10".into())]).unwrap();
+        assert!(other.findings.is_empty());
+        let e = c.get::<Findings>(path::FINDINGS, &[("client", "nobody".into())]).unwrap_err().to_string();
+        assert_eq!(e, "natpass refused (400): client=\"nobody\" is not an IPv4 address");
         let _: Vec<EventRow> = c.get(path::REFUSALS, &[]).unwrap();
         let patch = PassthroughPatch { pptp: Some(false), ..PassthroughPatch::default() };
         let changed: PassthroughChanged = c.put(path::PASSTHROUGH, &patch).unwrap();

@@ -125,8 +125,19 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         per_page: u32,
     },
-    /// List the VPN tunnels passing through the running router, and recent refusals.
-    Tunnels(ApiArgs),
+    /// List the VPN tunnels passing through the running router, and recent refusals; with
+    /// --why, what natpass found wrong with them and what to do (docs/diagnostics.md).
+    Tunnels {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Why tunnels fail: each finding, the packets that show it, and the fix.
+        #[arg(long)]
+        why: bool,
+        /// One client's VPN: its findings, and what looks wrong without enough evidence yet
+        /// (implies --why).
+        #[arg(long, value_name = "IP")]
+        client: Option<Ipv4Addr>,
+    },
     /// Show or set a VPN Passthrough switch: `natpass passthrough pptp disable`.
     Passthrough {
         #[command(flatten)]
@@ -307,7 +318,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status(a) => admin_commands::status(&a.target()),
-        Command::Tunnels(a) => admin_commands::tunnels(&a.target()),
+        Command::Tunnels { api, why, client } => match (why, client) {
+            (false, None) => admin_commands::tunnels(&api.target()),
+            _ => admin_commands::why(&api.target(), client),
+        },
         Command::Sessions { api, proto, addr, port, page, per_page } => {
             let proto = proto.as_ref().map(name);
             admin_commands::sessions(&api.target(), &SessionParams { proto, addr, port, page, per_page })

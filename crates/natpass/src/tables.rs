@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use natpass_control::api::{PROTOCOLS, SessionPage, Status, Switches, TimerSecs, Tunnels, protocol_label};
+use natpass_control::api::{
+    Findings, PROTOCOLS, SessionPage, Status, Switches, TimerSecs, Tunnels, finding_status, protocol_label,
+};
 use natpass_engine::Proto;
 
 /// Lays out rows in aligned columns.
@@ -130,6 +132,33 @@ pub fn tunnels(t: &Tunnels) -> String {
         o.push_str("\nrecent refusals:\n");
         o.push_str(&table(&["at s", "protocol", "client", "server", "reason"], &refusals));
     }
+    let problems = t.findings.iter().filter(|f| f.status == finding_status::FOUND).count();
+    if problems > 0 {
+        let _ = writeln!(o, "\nproblems found: {problems} (natpass tunnels --why)");
+    }
+    o
+}
+
+/// `natpass tunnels --why [--client IP]`: each finding, what showed it, what to do.
+pub fn findings(f: &Findings) -> String {
+    let mut o = String::new();
+    if f.findings.is_empty() {
+        let whose = f.client.as_ref().map_or(String::new(), |c| format!(" with {c}'s tunnels"));
+        let _ = writeln!(o, "natpass saw no problem{whose}.");
+        return o;
+    }
+    for x in &f.findings {
+        let status = match x.status.as_str() {
+            finding_status::FOUND => String::new(),
+            s => format!(" [{s}]"),
+        };
+        let _ =
+            writeln!(o, "{}{status}: {} → {} ({}, {} s ago)", x.title, x.client, x.server, x.protocol, x.last_secs_ago);
+        o.push_str(&crate::replay::wrapped("  seen: ", &x.evidence, 100));
+        if !x.fix.is_empty() {
+            o.push_str(&crate::replay::wrapped("  fix:  ", &x.fix, 100));
+        }
+    }
     o
 }
 
@@ -210,6 +239,7 @@ mod tests {
                 server: "203.0.113.10".into(),
                 detail: "pptp_disabled".into(),
             }],
+            findings: Vec::new(),
         };
         let out = tunnels(&t);
         let mut lines = out.lines();
@@ -217,6 +247,35 @@ mod tests {
         let age = head.find("age s").unwrap();
         assert_eq!((&row[age..age + 1], &head[age + 7..]), ("-", "state"), "{out}");
         assert!(out.contains("recent refusals:") && out.contains("pptp_disabled"), "{out}");
+    }
+
+    #[test]
+    fn findings_name_what_showed_them_and_the_fix() {
+        let row = |status: &str, fix: &str| natpass_control::api::FindingRow {
+            kind: "ike_never_answered".into(),
+            title: "IKE never answered".into(),
+            status: status.into(),
+            protocol: "IPsec".into(),
+            client: "192.168.1.10".into(),
+            server: "198.51.100.7".into(),
+            public: Some("203.0.113.1".into()),
+            ids: None,
+            packets_out: 3,
+            packets_in: 0,
+            last_secs_ago: 4,
+            since_secs_ago: 4,
+            evidence: "192.168.1.10 sent IKE_SA_INIT 3 times".into(),
+            fix: fix.into(),
+        };
+        let f =
+            Findings { client: None, findings: vec![row("found", "Check UDP 500."), row("not enough evidence", "")] };
+        let out = findings(&f);
+        assert!(out.starts_with("IKE never answered: 192.168.1.10 → 198.51.100.7 (IPsec, 4 s ago)\n"), "{out}");
+        assert!(out.contains("  seen: 192.168.1.10 sent IKE_SA_INIT 3 times\n  fix:  Check UDP 500.\n"), "{out}");
+        assert!(out.contains("[not enough evidence]"), "{out}");
+        assert_eq!(out.matches("fix:").count(), 1, "no fix without enough evidence: {out}");
+        let none = Findings { client: Some("192.168.1.22".into()), findings: Vec::new() };
+        assert_eq!(findings(&none), "natpass saw no problem with 192.168.1.22's tunnels.\n");
     }
 
     #[test]
