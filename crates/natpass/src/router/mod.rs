@@ -564,6 +564,11 @@ pub fn describe_event(ev: &Event) -> String {
         Event::PassthroughRefused { protocol, client, server, reason } => {
             format!("{protocol:?} refused: {} → {}: {reason}", client, server)
         }
+        // A finding is told when it is concluded: its times are as of then.
+        Event::Finding(f) => {
+            format!("problem found: {} [{}]. {} Fix: {}", f.summary(), f.kind, f.explain(f.since), f.fix())
+        }
+        Event::FindingCleared(f) => format!("problem cleared: {} [{}]", f.summary(), f.kind),
         other => format!("{other:?}"),
     }
 }
