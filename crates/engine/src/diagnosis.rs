@@ -877,7 +877,7 @@ impl Diagnosis {
     fn judge_ike(&self, now: Instant, client: Ipv4Addr, server: Ipv4Addr, w: &IkeWatch) -> Judgement {
         let Some(p) = w.pending else { return Judgement::Nothing };
         let waited = now.since(p.first);
-        let enough = (p.tries >= IKE_TRIES && waited >= IKE_WAIT) || waited >= IKE_WAIT_ALONE;
+        let retried = p.tries >= IKE_TRIES && waited >= IKE_WAIT;
         let heard_any = self.strays.get(&(ServerAt { public: w.public, server }, Stray::Ike)).copied();
         let heard = latest(w.heard, heard_any).is_some_and(|h| h >= p.first);
         let initial = p.header.spi_r == 0;
@@ -910,7 +910,8 @@ impl Diagnosis {
                 // The server sends this client other IKE: it is reachable.
                 return Judgement::Nothing;
             }
-            return if enough {
+            // A first message always wants an answer: 30 s without one is enough alone.
+            return if retried || waited >= IKE_WAIT_ALONE {
                 Judgement::Found(FindingKind::IkeNeverAnswered, subject, evidence)
             } else if p.tries >= 2 || waited >= NOTABLE_WAIT {
                 Judgement::NotEnough(FindingKind::IkeNeverAnswered, subject, evidence)
@@ -919,14 +920,17 @@ impl Diagnosis {
                 Judgement::Nothing
             };
         }
+        // A later message may want no answer (IKEv1 Quick Mode message 3, Aggressive Mode
+        // message 3, Informational): only its retransmissions show the client waits for one.
+        if p.tries < 2 {
+            return Judgement::Nothing;
+        }
         let smaller_answered = w.answered > 0 && w.largest_answered < p.header.len;
-        match (p.fragmented && smaller_answered, enough) {
-            (true, true) => Judgement::Found(FindingKind::IkeLargeMessageLost, subject, evidence),
-            // Unanswered, but not fragmented, or not yet long enough: no cause to give.
-            (_, _) if p.tries >= 2 || waited >= IKE_WAIT => {
-                Judgement::NotEnough(FindingKind::IkeLargeMessageLost, subject, evidence)
-            }
-            _ => Judgement::Nothing,
+        if p.fragmented && smaller_answered && retried {
+            Judgement::Found(FindingKind::IkeLargeMessageLost, subject, evidence)
+        } else {
+            // Unanswered, but not fragmented, or not retried long enough: no cause to give.
+            Judgement::NotEnough(FindingKind::IkeLargeMessageLost, subject, evidence)
         }
     }
 
@@ -1572,11 +1576,9 @@ impl Finding {
             (FindingKind::IkeLargeMessageLost, Detail::Ike { answered: 0, .. }) => {
                 "No smaller message of this exchange was answered, so its size cannot be blamed: not enough evidence for a cause.".to_string()
             }
-            (FindingKind::IkeLargeMessageLost, _) => format!(
-                "natpass names no cause before {IKE_TRIES} tries over {} s, or {} s without an answer.",
-                IKE_WAIT.as_secs(),
-                IKE_WAIT_ALONE.as_secs()
-            ),
+            (FindingKind::IkeLargeMessageLost, _) => {
+                format!("natpass names no cause before {IKE_TRIES} tries over {} s.", IKE_WAIT.as_secs())
+            }
             (FindingKind::EspServerBusy, _) => format!(
                 "A refusal or two is how clients share a raw ESP server; natpass reports it after {BUSY_REFUSALS} refusals or {} s.",
                 BUSY_SPAN.as_secs()

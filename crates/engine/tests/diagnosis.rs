@@ -227,6 +227,27 @@ fn server_ike_that_natpass_cannot_place_is_not_never_answered() {
     assert!(!kinds(&e, ms(11_300)).contains(&FindingKind::IkeNeverAnswered));
 }
 
+#[test]
+fn ikev1_messages_that_want_no_answer_are_nothing() {
+    let mut e = engine();
+    // IKEv1 (version 0x10): Main Mode 1 and 2, then Quick Mode 1, 2 and 3; QM3 has no answer.
+    let v1 = |spi_r: u64, exchange: u8, msg_id: u32, body: usize| {
+        let mut m = ike_msg(0xc0, spi_r, exchange, 0, msg_id, body);
+        m[17] = 0x10;
+        m
+    };
+    pass(&mut e, ms(0), Side::Lan, udp(A, 500, SERVER, 500, &v1(0, 2, 0, 200)), Side::Wan);
+    pass(&mut e, ms(20), Side::Wan, udp(SERVER, 500, PUB, 500, &v1(0xd0, 2, 0, 200)), Side::Lan);
+    pass(&mut e, ms(40), Side::Lan, udp(A, 500, SERVER, 500, &v1(0xd0, 32, 7, 300)), Side::Wan);
+    pass(&mut e, ms(60), Side::Wan, udp(SERVER, 500, PUB, 500, &v1(0xd0, 32, 7, 300)), Side::Lan);
+    pass(&mut e, ms(80), Side::Lan, udp(A, 500, SERVER, 500, &v1(0xd0, 32, 7, 60)), Side::Wan);
+    for t in [1000, 31_000, 61_000] {
+        tick(&mut e, ms(t));
+    }
+    assert!(e.findings(ms(61_000)).is_empty());
+    assert!(e.findings_for(ms(61_000), ip(A)).is_empty(), "{:#?}", e.findings_for(ms(61_000), ip(A)));
+}
+
 // --- Large IKE message lost --------------------------------------------------------------
 
 /// A 3000-byte IKE_AUTH in UDP 4500 behind the marker, DF clear, cut into 1500-byte fragments.
