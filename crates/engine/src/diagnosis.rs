@@ -1435,9 +1435,9 @@ impl Finding {
                 };
                 let ports = s.ports.map_or(String::new(), |p| format!(" on UDP {}→{}", p.client, p.server));
                 let mut t = format!(
-                    "{c} sent {} packets of {what}{ports} to {srv} over {}, the last just now; ",
+                    "{c} sent {} packets of {what}{ports} to {srv} over {span}, the last {} ago; ",
                     e.packets_out,
-                    secs(now.since(e.first))
+                    ago(e.last)
                 );
                 match last_in {
                     Some(l) => t.push_str(&format!("the last one from {srv} came {} ago.", ago(l))),
