@@ -25,7 +25,11 @@ impl Notifier {
                 Some(name) => SocketAddr::from_abstract_name(name.as_bytes()).ok()?,
                 None => SocketAddr::from_pathname(&path).ok()?,
             };
-            Some((UnixDatagram::unbound().ok()?, addr))
+            // Never blocks: a service manager that does not read must not stall the router's
+            // threads (a full queue drops the message, as a lost ping would).
+            let sock = UnixDatagram::unbound().ok()?;
+            sock.set_nonblocking(true).ok()?;
+            Some((sock, addr))
         });
         let ours = std::env::var("WATCHDOG_PID").map_or(true, |p| p.trim() == std::process::id().to_string());
         let watchdog = std::env::var("WATCHDOG_USEC")
@@ -46,8 +50,8 @@ impl Notifier {
         self.target.as_ref().and(self.watchdog)
     }
 
-    /// Sends `state` (newline-separated `KEY=value` lines). Errors are ignored: the service
-    /// manager going away must not stop the router.
+    /// Sends `state` (newline-separated `KEY=value` lines) without waiting. Errors are
+    /// ignored: the service manager going away or not reading must not stop the router.
     pub fn send(&self, state: &str) {
         if let Some((sock, addr)) = &self.target {
             let _ = sock.send_to_addr(state.as_bytes(), addr);

@@ -153,11 +153,17 @@ impl Log {
 /// Starts `natpass [args] run --config config` in the router namespace, its stderr read
 /// into a [`Log`], and waits until it runs.
 pub fn start(net: &Net, args: &[&str], config: &Path) -> (Child, Log) {
+    start_with_env(net, args, config, &[])
+}
+
+/// [`start`] with environment variables set for natpass.
+pub fn start_with_env(net: &Net, args: &[&str], config: &Path, env: &[(&str, &str)]) -> (Child, Log) {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &net.rtr, env!("CARGO_BIN_EXE_natpass")])
         .args(args)
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
