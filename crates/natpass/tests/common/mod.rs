@@ -158,8 +158,15 @@ pub fn start(net: &Net, args: &[&str], config: &Path) -> (Child, Log) {
 
 /// [`start`] with environment variables set for natpass.
 pub fn start_with_env(net: &Net, args: &[&str], config: &Path, env: &[(&str, &str)]) -> (Child, Log) {
+    start_wrapped(net, &[], args, config, env)
+}
+
+/// [`start_with_env`] through a wrapper command (`setpriv ...`) that runs natpass.
+pub fn start_wrapped(net: &Net, wrapper: &[&str], args: &[&str], config: &Path, env: &[(&str, &str)]) -> (Child, Log) {
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &net.rtr, env!("CARGO_BIN_EXE_natpass")])
+        .args(["netns", "exec", &net.rtr])
+        .args(wrapper)
+        .arg(env!("CARGO_BIN_EXE_natpass"))
         .args(args)
         .args(["run", "--config"])
         .arg(config)
