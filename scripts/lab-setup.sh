@@ -6,7 +6,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-lab_pkgs=(iproute2 nftables conntrack ethtool iputils-ping curl traceroute iperf3 python3
+lab_pkgs=(iproute2 nftables conntrack ethtool iputils-ping curl traceroute iperf3 tcpdump python3
   python3-cryptography strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins libstrongswan-extra-plugins xl2tpd pptpd pptp-linux ppp)
 need_apt=()

@@ -23,6 +23,25 @@ use std::time::Duration;
 use natpass_engine::{ConfigError, EngineConfig, Filtering, Ipv4Net, Protocol};
 use serde::{Deserialize, Serialize};
 
+/// The largest config file natpass reads: a router's file is a few KiB; a bigger one is
+/// refused before it is read whole.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads the config file at `path`, at most [`MAX_FILE_BYTES`]: the one way every part of
+/// natpass (start, reload, check, the admin's store) reads it.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB; a natpass config is a few KiB", MAX_FILE_BYTES / 1024),
+        ));
+    }
+    Ok(text)
+}
+
 /// The filtering modes (RFC 4787 §5), in the order the pages list them.
 pub const FILTERING_MODES: [Filtering; 3] =
     [Filtering::EndpointIndependent, Filtering::AddressDependent, Filtering::AddressAndPortDependent];
@@ -673,6 +692,20 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_is_read_with_a_bound() {
+        let dir = std::env::temp_dir().join(format!("natpass-config-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small.toml");
+        std::fs::write(&small, "[nat]\n").unwrap();
+        assert_eq!(read_file(&small).unwrap(), "[nat]\n");
+        let big = dir.join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
+        let e = read_file(&big).unwrap_err().to_string();
+        assert!(e.contains("1024 KiB"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_a_full_file() {

@@ -103,7 +103,7 @@ impl ConfigStore {
     /// the file's text as the store's own for the next try.
     fn check_disk(&mut self) -> Result<(), StoreError> {
         let Some(path) = self.path.clone() else { return Ok(()) };
-        let on_disk = std::fs::read_to_string(&path).map_err(|e| self.io(e))?;
+        let on_disk = natpass_config::read_file(&path).map_err(|e| self.io(e))?;
         if on_disk == self.text {
             return Ok(());
         }
@@ -181,7 +181,7 @@ impl ConfigStore {
             .and_then(|m| m.modified())
             .is_ok_and(|t| t.elapsed().map_or(true, |age| age < Duration::from_secs(2)));
         self.seen = if recent { None } else { now };
-        let text = match std::fs::read_to_string(path) {
+        let text = match natpass_config::read_file(path) {
             Ok(t) => t,
             Err(e) => return Some(Err(format!("reading {}: {e}", path.display()))),
         };

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 
 /// The file's summary when it is valid; its first mistake (line, key and fix) otherwise.
 pub fn check(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    let text = natpass_config::read_file(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
     let c = natpass_config::parse_config(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let mut o = format!("{}: OK\n", path.display());
     match &c.links {

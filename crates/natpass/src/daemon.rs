@@ -29,7 +29,7 @@ pub fn run(config: &Path) -> anyhow::Result<()> {
 /// [`run`] with its secrets from `random`. A source that fails stops natpass before it opens
 /// an interface or writes a file.
 pub fn run_with(config: &Path, random: RandomSource) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config).map_err(|e| anyhow!("reading {}: {e}", config.display()))?;
+    let text = natpass_config::read_file(config).map_err(|e| anyhow!("reading {}: {e}", config.display()))?;
     let c = natpass_config::parse_config(&text).map_err(|e| anyhow!("{}: {e}", config.display()))?;
     control_plane::check_random(random)?;
     let Some((lan, wan)) = c.links.clone() else {
@@ -127,7 +127,7 @@ impl Reloader {
         self.notifier.reloading();
         info!(target: "natpass::reload", file = %path, "SIGHUP: reloading {path}");
         let outcome = (|| {
-            let text = std::fs::read_to_string(&self.path).map_err(|e| format!("reading {path}: {e}"))?;
+            let text = natpass_config::read_file(&self.path).map_err(|e| format!("reading {path}: {e}"))?;
             let new = natpass_config::parse_config(&text).map_err(|e| format!("{path}: {e}"))?;
             let plan = reload::reload(&self.handle, self.control.as_deref(), &self.started, &self.previous, text, &new)
                 .map_err(|e| e.to_string())?;

@@ -49,7 +49,8 @@ pub struct Options {
 pub fn engine_settings(config: Option<&Path>, wan_mtu: Option<u16>) -> Result<EngineConfig> {
     let mut base = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let text =
+                natpass_config::read_file(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
             natpass_config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => EngineConfig { max_sessions: 1 << 16, ..Default::default() },
