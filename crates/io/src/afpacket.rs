@@ -7,9 +7,8 @@
 //! translate them in place and copy them once into a [`TxBatch`].
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What can go wrong opening or using a packet socket.
@@ -201,23 +200,10 @@ fn sys_err(call: &'static str, iface: &str) -> Error {
     Error::Sys { call, iface: iface.to_string(), cause: io::Error::last_os_error() }
 }
 
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
-    // SAFETY: `value` points to a live T of exactly the size passed.
-    unsafe { libc::setsockopt(fd, level, name, (value as *const T).cast(), size_of::<T>() as libc::socklen_t) }
-}
+use crate::sys::setsockopt;
 
 fn ifreq_for(name: &str) -> Result<libc::ifreq, Error> {
-    let cname = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
-    let bytes = cname.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return Err(Error::NoSuchInterface(name.to_string()));
-    }
-    // SAFETY: ifreq is a plain C struct (a name and a union of integers); all zero is valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    Ok(ifr)
+    crate::sys::ifreq_for(name).ok_or_else(|| Error::NoSuchInterface(name.to_string()))
 }
 
 impl PacketSocket {

@@ -503,23 +503,10 @@ impl Netlink {
 // ---------------------------------------------------------------------------------------------
 // Interfaces: index, MAC, MTU, receive offloads
 
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
-    // SAFETY: `value` points to a live T of exactly the size passed.
-    unsafe { libc::setsockopt(fd, level, name, (value as *const T).cast(), size_of::<T>() as libc::socklen_t) }
-}
+use crate::sys::setsockopt;
 
 fn ifreq_for(name: &str) -> Result<libc::ifreq, Error> {
-    let cname = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
-    let bytes = cname.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return Err(Error::NoSuchInterface(name.to_string()));
-    }
-    // SAFETY: ifreq is a plain C struct (a name and a union of integers); all zero is valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    Ok(ifr)
+    crate::sys::ifreq_for(name).ok_or_else(|| Error::NoSuchInterface(name.to_string()))
 }
 
 fn ioctl_socket(iface: &str) -> Result<OwnedFd, Error> {

@@ -6,3 +6,4 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod pcap;
+mod sys;
