@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use super::diagnose::ClientAuth;
 use super::topology::{SERVER, Topology};
 use super::{ClientResult, Lab, Outcome};
 
@@ -48,14 +49,37 @@ impl Lab<'_> {
             bail!("charon in {ns} did not start: {}", self.t.log(role));
         }
         let uri = format!("unix://{}", vici.display());
+        // Credentials (a client's certificate and key) from this charon's own directories.
         self.t.sh(
             ns,
-            &format!("swanctl --load-all --noprompt --uri {uri} --file {}", d.join("swanctl.conf").display()),
+            &format!(
+                "SWANCTL_DIR={} swanctl --load-all --noprompt --uri {uri} --file {}",
+                d.display(),
+                d.join("swanctl.conf").display()
+            ),
         )?;
         Ok(uri)
     }
 
-    pub(super) fn ipsec(&mut self, o: &mut Outcome, version: u8) -> anyhow::Result<()> {
+    /// An RSA-4096 certificate and key for client `c` in its charon's directories: with them
+    /// its IKE_AUTH is about 2 KB.
+    fn large_certificate(&self, c: &str, id: &str) -> anyhow::Result<()> {
+        let d = self.t.dir.join(format!("sw-{c}"));
+        for sub in ["x509", "pkcs8"] {
+            std::fs::create_dir_all(d.join(sub))?;
+        }
+        self.t.sh(
+            c,
+            &format!(
+                "openssl req -x509 -newkey rsa:4096 -nodes -days 2 -subj /CN={id} -addext subjectAltName=email:{id} \
+                 -keyout {d}/pkcs8/client.pem -out {d}/x509/client.pem 2>/dev/null",
+                d = d.display()
+            ),
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn ipsec(&mut self, o: &mut Outcome, version: u8, auth: ClientAuth) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
         let server = format!(
             "connections {{\n rw {{\n  version = {version}\n  local_addrs = {SERVER}\n  pools = rwpool\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
@@ -63,9 +87,19 @@ impl Lab<'_> {
         let server_uri = self.charon(&wan, "charon@wan", &server)?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
+            let id = format!("client{}@lab", i + 1);
+            let local = match auth {
+                ClientAuth::Psk => format!("local {{ auth = psk\n id = {id} }}\n"),
+                // IKEv2 fragmentation (RFC 7383) off: the big IKE_AUTH leaves as IP fragments.
+                ClientAuth::LargeCertificate => {
+                    self.large_certificate(c, &id)?;
+                    format!(
+                        "fragmentation = no\n  send_cert = always\n  local {{ auth = pubkey\n certs = client.pem\n id = {id} }}\n"
+                    )
+                }
+            };
             let conf = format!(
-                "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
-                i + 1
+                "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  {local}  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
             );
             uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
         }
@@ -102,7 +136,8 @@ impl Lab<'_> {
         Ok(())
     }
 
-    pub(super) fn raw_esp(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+    /// Raw ESP from every client at once; each sends `packets` packets, each up to 3 s.
+    pub(super) fn raw_esp(&mut self, o: &mut Outcome, packets: u32) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
         let peer = self.t.dir.join("esp_peer.py");
         self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server", peer.display()))?;
@@ -112,7 +147,11 @@ impl Lab<'_> {
         }
         // Every client at once, each with its own SPI, to the one server.
         let results = self.in_all_clients(|i, _| {
-            format!("/usr/bin/python3 -u {} client {SERVER} {:#x} 5", peer.display(), 0x1000_0000 + (i as u32) * 16)
+            format!(
+                "/usr/bin/python3 -u {} client {SERVER} {:#x} {packets}",
+                peer.display(),
+                0x1000_0000 + (i as u32) * 16
+            )
         });
         for (c, _, out) in results {
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
@@ -120,11 +159,11 @@ impl Lab<'_> {
             o.clients.push(ClientResult {
                 client: c,
                 connected: answered > 0,
-                data: answered == 5,
-                detail: format!("{answered}/5 encrypted packets answered by the server"),
+                data: answered == u64::from(packets),
+                detail: format!("{answered}/{packets} encrypted packets answered by the server"),
             });
         }
-        o.note = "5 packets per client, AES-CBC + HMAC-SHA-256".to_string();
+        o.note = format!("{packets} packets per client, AES-CBC + HMAC-SHA-256");
         Ok(())
     }
 }

@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+mod diagnose;
 mod ipsec;
 mod l2tp;
 mod plain;
@@ -112,11 +113,46 @@ pub enum Check {
     Pptp,
     /// PPTP with Linux's pptp conntrack helper removed (Linux NAT only).
     PptpNoHelper,
+    /// Diagnosis: UDP 500 dropped upstream, strongSwan IKEv2 never answered (natpass only).
+    WhyIke500,
+    /// Diagnosis: IP fragments dropped upstream, a certificate IKE_AUTH lost (natpass only).
+    WhyFragments,
+    /// Diagnosis: GRE dropped upstream of a PPTP call (natpass only).
+    WhyGre,
+    /// Diagnosis: the server's raw ESP dropped on its way back (natpass only).
+    WhyEsp,
+    /// Diagnosis: PPTP refused because its passthrough is switched off (natpass only).
+    WhySwitchOff,
+    /// Diagnosis: two L2TP/IPsec-style clients to one server from one public address
+    /// (natpass only).
+    WhyL2tpOneAddress,
+    /// The remedy: the same two clients spread over a two-address pool (natpass only).
+    WhyL2tpPool,
 }
 
 impl Check {
-    /// Every check, in the order the lab runs them.
-    pub const ALL: [Check; 8] = [
+    /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
+    /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
+    pub const ALL: [Check; 15] = [
+        Check::Nat,
+        Check::Stun,
+        Check::Ikev2,
+        Check::Ikev1,
+        Check::Esp,
+        Check::L2tp,
+        Check::Pptp,
+        Check::PptpNoHelper,
+        Check::WhyIke500,
+        Check::WhyFragments,
+        Check::WhyGre,
+        Check::WhyEsp,
+        Check::WhySwitchOff,
+        Check::WhyL2tpOneAddress,
+        Check::WhyL2tpPool,
+    ];
+
+    /// The checks where every VPN should work (and natpass should find no problem).
+    pub const WORKING: [Check; 8] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -126,6 +162,22 @@ impl Check {
         Check::Pptp,
         Check::PptpNoHelper,
     ];
+
+    /// The scripted failures natpass must diagnose (docs/diagnostics.md), natpass only.
+    pub const FAILURES: [Check; 7] = [
+        Check::WhyIke500,
+        Check::WhyFragments,
+        Check::WhyGre,
+        Check::WhyEsp,
+        Check::WhySwitchOff,
+        Check::WhyL2tpOneAddress,
+        Check::WhyL2tpPool,
+    ];
+
+    /// True for a scripted failure ([`Check::FAILURES`]).
+    pub fn is_failure(self) -> bool {
+        Self::FAILURES.contains(&self)
+    }
 
     /// A short name for the table.
     pub fn label(self) -> &'static str {
@@ -138,6 +190,13 @@ impl Check {
             Check::L2tp => "L2TP (xl2tpd LAC/LNS) + PPP",
             Check::Pptp => "PPTP (pptp/pptpd) GRE + PPP",
             Check::PptpNoHelper => "PPTP, no ct helper (Linux only)",
+            Check::WhyIke500 => "why: UDP 500 dropped upstream",
+            Check::WhyFragments => "why: IP fragments dropped upstream",
+            Check::WhyGre => "why: GRE dropped upstream",
+            Check::WhyEsp => "why: ESP dropped on the way back",
+            Check::WhySwitchOff => "why: PPTP passthrough off",
+            Check::WhyL2tpOneAddress => "why: L2TP/IPsec-style, 1 address",
+            Check::WhyL2tpPool => "why: L2TP/IPsec-style, 2-addr pool",
         }
     }
 }
@@ -198,12 +257,67 @@ pub struct Outcome {
     pub throughput_bps: Option<f64>,
     /// Anything else worth knowing (e.g. how the server saw the clients).
     pub note: String,
+    /// What natpass's diagnosis found during the check (natpass only): for a working check,
+    /// the findings that appeared during it (there should be none); for a scripted failure,
+    /// the findings about its clients.
+    pub findings: Vec<FindingSeen>,
+    /// For a scripted failure: what natpass had to find, and whether it did.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// A finding natpass reported, as the lab saw it on the API, the CLI and the page.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FindingSeen {
+    /// The LAN client it concerns.
+    pub client: String,
+    /// Its kind (`ike_never_answered`, ...).
+    pub kind: String,
+    /// Its title for people.
+    pub title: String,
+    /// found, cleared or not enough evidence.
+    pub status: String,
+    /// The fix natpass suggests.
+    pub fix: String,
+    /// `natpass tunnels --why --client IP` showed its title and fix (`None`: not asked).
+    pub cli: Option<bool>,
+    /// The VPN Tunnels page's view of the client showed its title and fix (`None`: not asked).
+    pub page: Option<bool>,
+}
+
+/// What a scripted failure expected natpass to find, and whether it did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Diagnosis {
+    /// The expectation, in words.
+    pub expected: String,
+    /// Met on the API, the CLI and the page.
+    pub ok: bool,
 }
 
 impl Outcome {
-    /// True when every client connected and carried data.
+    /// A check's outcome with nothing in it yet.
+    pub fn new(check: Check, nat: &str) -> Self {
+        Self {
+            check: check.label().to_string(),
+            nat: nat.to_string(),
+            clients: Vec::new(),
+            throughput_bps: None,
+            note: String::new(),
+            findings: Vec::new(),
+            diagnosis: None,
+        }
+    }
+
+    /// A scripted failure passes when natpass diagnosed it as expected; any other check when
+    /// every client connected and carried data, and natpass found no problem.
     pub fn passed(&self) -> bool {
-        !self.clients.is_empty() && self.clients.iter().all(|c| c.connected && c.data)
+        match &self.diagnosis {
+            Some(d) => d.ok,
+            None => {
+                !self.clients.is_empty()
+                    && self.clients.iter().all(|c| c.connected && c.data)
+                    && self.findings.iter().all(|f| f.status == "not enough evidence")
+            }
+        }
     }
 }
 
@@ -315,17 +429,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
             Err(e) => return Err(e),
         };
         for &c in &checks {
-            if c == Check::PptpNoHelper && nat != Nat::Linux {
+            if (c == Check::PptpNoHelper && nat != Nat::Linux) || (c.is_failure() && nat == Nat::Linux) {
                 continue;
             }
             eprintln!("lab [{}]: {}", lab.nat_name(), c.label());
-            let o = lab.check(c).unwrap_or_else(|e| Outcome {
-                check: c.label().to_string(),
-                nat: lab.nat_name().to_string(),
-                clients: Vec::new(),
-                throughput_bps: None,
-                note: format!("error: {e:#}"),
-            });
+            let o = lab
+                .check(c)
+                .unwrap_or_else(|e| Outcome { note: format!("error: {e:#}"), ..Outcome::new(c, lab.nat_name()) });
             lab.cleanup_between();
             out.push(o);
         }
@@ -352,6 +462,11 @@ pub struct Lab<'a> {
     opts: &'a Options,
     nat: Nat,
     t: Topology,
+    /// natpass's admin, which the lab asks what natpass found (natpass with the lab's own
+    /// `[admin]`, not the one of [`Options::natpass_extra_config`]).
+    admin: Option<diagnose::Admin>,
+    /// A `[nat]` section for natpass's config (a scripted failure's pool), or empty.
+    nat_section: String,
 }
 
 impl<'a> Lab<'a> {
@@ -367,7 +482,13 @@ impl<'a> Lab<'a> {
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("making {} executable", to.display()))?;
         }
-        let mut lab = Self { opts, nat, t };
+        let _ = std::fs::remove_file(dir.join("natpass-earlier.log"));
+        let admin = match nat {
+            Nat::Linux => None,
+            _ if !opts.natpass_extra_config.is_empty() => None,
+            _ => Some(diagnose::Admin::new(&opts.natpass_bin, &t.dir)?),
+        };
+        let mut lab = Self { opts, nat, t, admin, nat_section: String::new() };
         lab.start_router(true)?;
         let wan = lab.t.ns("wan");
         lab.t.sh(&wan, "ip addr add 10.20.0.1/32 dev lo")?;
@@ -417,13 +538,13 @@ impl<'a> Lab<'a> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\nbackend = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}",
+                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\nbackend = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}{}",
                         self.opts.rx_ring,
                         self.opts.backend,
-                        if self.opts.natpass_extra_config.is_empty() {
-                            "[admin]\nlisten = \"off\"\n"
-                        } else {
-                            &self.opts.natpass_extra_config
+                        self.nat_section,
+                        match &self.admin {
+                            Some(a) => a.config(),
+                            None => self.opts.natpass_extra_config.clone(),
                         }
                     ),
                 )?;
@@ -488,19 +609,18 @@ impl<'a> Lab<'a> {
 
     /// Runs one check; its VPN software stays up until [`Lab::cleanup_between`].
     pub fn check(&mut self, c: Check) -> anyhow::Result<Outcome> {
-        let mut o = Outcome {
-            check: c.label().to_string(),
-            nat: self.nat_name().to_string(),
-            clients: Vec::new(),
-            throughput_bps: None,
-            note: String::new(),
-        };
+        let mut o = Outcome::new(c, self.nat_name());
+        if c.is_failure() {
+            self.failure(&mut o, c)?;
+            return Ok(o);
+        }
+        let before = self.findings_now();
         match c {
             Check::Nat => self.plain(&mut o)?,
             Check::Stun => self.stun(&mut o)?,
-            Check::Ikev2 => self.ipsec(&mut o, 2)?,
-            Check::Ikev1 => self.ipsec(&mut o, 1)?,
-            Check::Esp => self.raw_esp(&mut o)?,
+            Check::Ikev2 => self.ipsec(&mut o, 2, diagnose::ClientAuth::Psk)?,
+            Check::Ikev1 => self.ipsec(&mut o, 1, diagnose::ClientAuth::Psk)?,
+            Check::Esp => self.raw_esp(&mut o, 5)?,
             Check::L2tp => self.l2tp(&mut o)?,
             Check::Pptp => self.pptp(&mut o)?,
             Check::PptpNoHelper => {
@@ -509,7 +629,11 @@ impl<'a> Lab<'a> {
                 self.linux_ruleset(true)?;
                 r?
             }
+            _ => {}
         }
+        // A working VPN must leave natpass with nothing to say: any finding that appeared
+        // during the check is a false alarm, and fails it.
+        o.findings = self.findings_now().into_iter().filter(|f| !before.contains(f)).collect();
         Ok(o)
     }
 

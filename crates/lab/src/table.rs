@@ -28,6 +28,7 @@ pub fn render(outcomes: &[Outcome], clients: usize) -> String {
     }
     s.push('\n');
     let mut failures = String::new();
+    let mut diagnosed = String::new();
     for c in &checks {
         let _ = write!(s, "{c:<34}");
         for n in &nats {
@@ -43,8 +44,30 @@ pub fn render(outcomes: &[Outcome], clients: usize) -> String {
                         format!("{conn}/{clients}"),
                         format!("{data}/{clients}")
                     );
-                    for cl in o.clients.iter().filter(|cl| !(cl.connected && cl.data)) {
-                        let _ = writeln!(failures, "  {n}, {c}, {}: {}", cl.client, cl.detail);
+                    if let Some(d) = &o.diagnosis {
+                        // A scripted failure: what natpass had to find, and what it found.
+                        let _ = writeln!(diagnosed, "  {c} [{verdict}]: expected {}", d.expected);
+                        for cl in &o.clients {
+                            let _ = writeln!(diagnosed, "    {}: {}", cl.client, cl.detail);
+                        }
+                        for f in o.findings.iter().filter(|f| f.cli != Some(true) || f.page != Some(true)) {
+                            let _ = writeln!(
+                                diagnosed,
+                                "    {} for {}: not shown on the CLI and the page",
+                                f.kind, f.client
+                            );
+                        }
+                    } else {
+                        for cl in o.clients.iter().filter(|cl| !(cl.connected && cl.data)) {
+                            let _ = writeln!(failures, "  {n}, {c}, {}: {}", cl.client, cl.detail);
+                        }
+                        for f in &o.findings {
+                            let _ = writeln!(
+                                failures,
+                                "  {n}, {c}: natpass found {} ({}) for {} in a working check",
+                                f.kind, f.status, f.client
+                            );
+                        }
                     }
                     if o.clients.is_empty() {
                         let _ = writeln!(failures, "  {n}, {c}: {}", o.note);
@@ -60,6 +83,9 @@ pub fn render(outcomes: &[Outcome], clients: usize) -> String {
     let _ = writeln!(s, "\nnotes:");
     for o in outcomes.iter().filter(|o| !o.note.is_empty()) {
         let _ = writeln!(s, "  {}, {}: {}", o.nat, o.check, o.note);
+    }
+    if !diagnosed.is_empty() {
+        let _ = writeln!(s, "scripted failures, and what natpass said (API, CLI and page):\n{diagnosed}");
     }
     if !failures.is_empty() {
         let _ = writeln!(s, "failures:\n{failures}");
@@ -93,6 +119,8 @@ mod tests {
                 .collect(),
             throughput_bps: bps,
             note: String::new(),
+            findings: Vec::new(),
+            diagnosis: None,
         }
     }
 

@@ -75,14 +75,30 @@ fn every_vpn_protocol_passes_natpass_on_af_xdp() {
 fn every_vpn_protocol_passes(prefix: &str, backend: &str) {
     natpass_testkit::require!(natpass_lab::preflight());
     assert_natpass_built();
-    let (ok, results, text) =
-        lab(prefix, &["--nat", "natpass", "--clients", "2", "--iperf-secs", "1", "--backend", backend]);
+    let (ok, results, text) = lab(
+        prefix,
+        &[
+            "--nat",
+            "natpass",
+            "--clients",
+            "2",
+            "--iperf-secs",
+            "1",
+            "--backend",
+            backend,
+            "--check",
+            "nat,stun,ikev2,ikev1,esp,l2tp,pptp",
+        ],
+    );
     println!("{text}");
     let log = std::fs::read_to_string(format!("/tmp/{prefix}/natpass/natpass@rtr.log")).unwrap_or_default();
     assert!(log.contains(&format!("({backend})")), "natpass did not run on {backend}:\n{log}");
     for check in ["plain NAT", "STUN", "IPsec IKEv2", "IPsec IKEv1", "raw ESP", "L2TP", "PPTP (pptp"] {
         let o = outcome(&results, check);
         assert_eq!(clients_ok(o), 2, "{check}: both clients must connect and carry data: {o}");
+        // natpass's diagnosis was asked after every check: a working VPN gives no finding.
+        assert!(o["findings"].is_array(), "{check}: the lab did not record natpass's findings: {o}");
+        assert_eq!(o["findings"].as_array().map(Vec::len), Some(0), "{check}: a false alarm: {o}");
     }
     let stun = outcome(&results, "STUN");
     assert!(stun["clients"][0]["detail"].as_str().unwrap().contains("endpoint-independent mapping"), "{stun}");
@@ -100,4 +116,60 @@ fn linux_nat_loses_the_second_raw_esp_client_and_pptp_without_helper() {
     assert!(clients_ok(esp) < 2, "Linux NAT carried raw ESP for both clients?\n{esp}");
     let pptp = outcome(&results, "PPTP, no ct helper");
     assert_eq!(clients_ok(pptp), 0, "PPTP without the helper carried data through Linux NAT?\n{pptp}");
+}
+
+/// Every failure the lab scripts upstream of natpass (or with a switch) is diagnosed as the
+/// right kind, with its fix, on the API, the CLI and the VPN Tunnels page, for every client;
+/// and the remedy for L2TP/IPsec (a two-address pool) lets both clients in with nothing found.
+#[test]
+fn every_scripted_failure_is_diagnosed_on_the_api_the_cli_and_the_page() {
+    natpass_testkit::require!(natpass_lab::preflight());
+    assert_natpass_built();
+    let (ok, results, text) = lab(
+        "npt-why",
+        &[
+            "--nat",
+            "natpass",
+            "--clients",
+            "2",
+            "--iperf-secs",
+            "0",
+            "--check",
+            "why-ike500,why-fragments,why-gre,why-esp,why-switch-off,why-l2tp-one-address,why-l2tp-pool",
+        ],
+    );
+    println!("{text}");
+    let expected: [(&str, &[&str]); 6] = [
+        ("why: UDP 500", &["ike_never_answered"]),
+        ("why: IP fragments", &["ike_large_message_lost"]),
+        ("why: GRE", &["gre_one_way"]),
+        ("why: ESP", &["esp_one_way", "esp_server_busy"]),
+        ("why: PPTP passthrough off", &["passthrough_disabled"]),
+        ("why: L2TP/IPsec-style, 1 address", &["l2tp_one_client_per_address"]),
+    ];
+    for (check, kinds) in expected {
+        let o = outcome(&results, check);
+        assert_eq!(o["diagnosis"]["ok"], true, "{check}: not diagnosed as expected: {o}");
+        let findings = o["findings"].as_array().unwrap();
+        let found: Vec<&serde_json::Value> = findings.iter().filter(|f| f["status"] == "found").collect();
+        let with_kind = ["192.168.1.10", "192.168.1.11"]
+            .into_iter()
+            .filter(|c| found.iter().any(|f| f["client"] == *c && kinds.contains(&f["kind"].as_str().unwrap())))
+            .count();
+        // One address: the server takes one client, and natpass explains the other.
+        let want = if check.contains("1 address") { 1 } else { 2 };
+        assert_eq!(with_kind, want, "{check}: clients with {kinds:?}: {o}");
+        for f in &found {
+            assert!(!f["fix"].as_str().unwrap().is_empty(), "{check}: a finding without a fix: {f}");
+            assert_eq!(f["cli"], true, "{check}: `natpass tunnels --why` did not show it: {f}");
+            assert_eq!(f["page"], true, "{check}: the VPN Tunnels page did not show it: {f}");
+        }
+    }
+    let one = outcome(&results, "why: L2TP/IPsec-style, 1 address");
+    assert_eq!(clients_ok(one), 1, "one client must get through to an L2TP/IPsec-style server: {one}");
+    let pool = outcome(&results, "why: L2TP/IPsec-style, 2-addr pool");
+    assert_eq!(clients_ok(pool), 2, "with two public addresses both clients must connect: {pool}");
+    assert_eq!(pool["findings"].as_array().map(Vec::len), Some(0), "the remedy must leave nothing found: {pool}");
+    assert!(pool["note"].as_str().unwrap().contains("203.0.113.2"), "{pool}");
+    assert!(ok, "natpass-lab exited with failure:\n{text}");
 }
