@@ -20,6 +20,9 @@
 //!   and none returns → `esp_one_way`, and the clients natpass holds back while the first waits
 //!   → `esp_server_busy`;
 //! - PPTP's passthrough switched off (with the CLI) → `passthrough_disabled`;
+//! - NAT-T keepalives off (RFC 3948 §4) and the tunnels quiet past natpass's UDP timer (at
+//!   RFC 4787 REQ-5's floor, 120 s): the server's ESP in UDP then arrives for public ports
+//!   that are gone → `nat_t_mapping_lost`;
 //! - two L2TP/IPsec-style clients to one server from one public address: the server takes
 //!   only port 1701 (as an IPsec transport policy keyed by address and port 1701 does), so
 //!   the second client, mapped to another port, is never answered →
@@ -46,6 +49,8 @@ const PASSWORD: &str = "natpass-lab-admin";
 const ADMIN: &str = "http://127.0.0.1:8080";
 /// The second public address of the pool failure, on the WAN link beside [`PUBLIC`].
 const POOL_SECOND: &str = "203.0.113.2";
+/// natpass's UDP timer in the NAT-T failure: RFC 4787 REQ-5's floor, the shortest it takes.
+const UDP_TIMER: Duration = Duration::from_secs(120);
 /// How long the lab waits for natpass to conclude, after the VPN software gave up.
 const CONCLUDE: Duration = Duration::from_secs(25);
 
@@ -110,6 +115,7 @@ impl Expect {
             Check::WhyGre => Expect::Each("gre_one_way"),
             Check::WhyEsp => Expect::EachOneOf("esp_one_way", "esp_server_busy"),
             Check::WhySwitchOff => Expect::Each("passthrough_disabled"),
+            Check::WhyNatTLost => Expect::Each("nat_t_mapping_lost"),
             Check::WhyL2tpOneAddress => Expect::OneConnects("l2tp_one_client_per_address"),
             _ => Expect::AllConnectApart,
         }
@@ -179,6 +185,8 @@ fn upstream_rules(c: Check) -> &'static str {
 pub(crate) enum ClientAuth {
     /// The lab's PSK: every IKE message is small.
     Psk,
+    /// The PSK, with the clients' NAT-T keepalives off: a quiet tunnel's mapping expires.
+    PskWithoutKeepalives,
     /// An RSA-4096 certificate, with IKEv2 fragmentation off: IKE_AUTH is larger than the
     /// path MTU and leaves as IP fragments.
     LargeCertificate,
@@ -281,10 +289,10 @@ impl Lab<'_> {
         if self.admin.is_none() {
             bail!("the scripted failures need natpass with the lab's own admin (no extra config)");
         }
-        self.nat_section = if c == Check::WhyL2tpPool {
-            format!("[nat]\npublic_addrs = [\"{PUBLIC}\", \"{POOL_SECOND}\"]\n\n")
-        } else {
-            String::new()
+        self.nat_section = match c {
+            Check::WhyL2tpPool => format!("[nat]\npublic_addrs = [\"{PUBLIC}\", \"{POOL_SECOND}\"]\n\n"),
+            Check::WhyNatTLost => format!("[timeouts]\nudp = {}\n\n", UDP_TIMER.as_secs()),
+            _ => String::new(),
         };
         self.restart_router()?;
         let wan = self.t.ns("wan");
@@ -383,6 +391,24 @@ impl Lab<'_> {
             Check::WhySwitchOff => {
                 self.switch_pptp("disable")?;
                 self.pptp(o)
+            }
+            Check::WhyNatTLost => {
+                self.ipsec(o, 2, ClientAuth::PskWithoutKeepalives)?;
+                // Quiet past natpass's UDP timer, and a little for its sweep.
+                std::thread::sleep(UDP_TIMER + Duration::from_secs(10));
+                // The server then sends through each tunnel: ESP in UDP from its port 4500, to
+                // public ports whose mappings are gone.
+                let wan = self.t.ns("wan");
+                for c in self.t.clients.clone() {
+                    let vip = self
+                        .t
+                        .sh(&c, "ip -4 -o addr show | awk '/10\\.10\\.10\\./ {split($4, a, \"/\"); print a[1]}'")?;
+                    let vip = vip.trim();
+                    if !vip.is_empty() {
+                        let _ = self.t.try_sh(&wan, &format!("ping -c 3 -i 0.5 -W 1 -I 10.20.0.1 {vip}"));
+                    }
+                }
+                Ok(())
             }
             _ => self.l2tp(o),
         }

@@ -11,7 +11,9 @@ use super::topology::{SERVER, Topology};
 use super::{ClientResult, Lab, Outcome};
 
 impl Lab<'_> {
-    pub(super) fn charon(&mut self, ns: &str, role: &str, swanctl: &str) -> anyhow::Result<String> {
+    /// Starts a charon in `ns` with `swanctl` loaded; `keepalives` false turns its NAT-T
+    /// keepalives (RFC 3948 §4) off.
+    pub(super) fn charon(&mut self, ns: &str, role: &str, swanctl: &str, keepalives: bool) -> anyhow::Result<String> {
         let d = self.t.dir.join(format!("sw-{ns}"));
         let run = d.join("run");
         std::fs::create_dir_all(&run)?;
@@ -27,7 +29,8 @@ impl Lab<'_> {
         std::fs::write(
             d.join("strongswan.conf"),
             format!(
-                "charon {{\n  load_modular = yes\n  install_routes = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n    resolve {{ load = no }}\n    stroke {{ load = no }}\n  }}\n  filelog {{\n    lab {{ path = {}/charon.log\n      time_format = %H:%M:%S\n      flush_line = yes\n      default = 1\n      ike = 1\n    }}\n  }}\n  syslog {{ daemon {{ default = -1 }} }}\n}}\ninclude /etc/strongswan.d/*.conf\n",
+                "charon {{\n  load_modular = yes\n  install_routes = yes\n{}  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n    resolve {{ load = no }}\n    stroke {{ load = no }}\n  }}\n  filelog {{\n    lab {{ path = {}/charon.log\n      time_format = %H:%M:%S\n      flush_line = yes\n      default = 1\n      ike = 1\n    }}\n  }}\n  syslog {{ daemon {{ default = -1 }} }}\n}}\ninclude /etc/strongswan.d/*.conf\n",
+                if keepalives { "" } else { "  keep_alive = 0s\n" },
                 d.display()
             ),
         )?;
@@ -84,12 +87,12 @@ impl Lab<'_> {
         let server = format!(
             "connections {{\n rw {{\n  version = {version}\n  local_addrs = {SERVER}\n  pools = rwpool\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
         );
-        let server_uri = self.charon(&wan, "charon@wan", &server)?;
+        let server_uri = self.charon(&wan, "charon@wan", &server, true)?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
             let id = format!("client{}@lab", i + 1);
             let local = match auth {
-                ClientAuth::Psk => format!("local {{ auth = psk\n id = {id} }}\n"),
+                ClientAuth::Psk | ClientAuth::PskWithoutKeepalives => format!("local {{ auth = psk\n id = {id} }}\n"),
                 // IKEv2 fragmentation (RFC 7383) off: the big IKE_AUTH leaves as IP fragments.
                 ClientAuth::LargeCertificate => {
                     self.large_certificate(c, &id)?;
@@ -101,7 +104,7 @@ impl Lab<'_> {
             let conf = format!(
                 "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  {local}  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
             );
-            uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
+            uris.push(self.charon(c, &format!("{c}:charon"), &conf, auth != ClientAuth::PskWithoutKeepalives)?);
         }
         // All clients start at once: several IKE SAs to one server through one address.
         let initiated =

@@ -123,6 +123,9 @@ pub enum Check {
     WhyEsp,
     /// Diagnosis: PPTP refused because its passthrough is switched off (natpass only).
     WhySwitchOff,
+    /// Diagnosis: NAT-T keepalives off, the mappings expire, the server's packets arrive for
+    /// them (natpass only; takes over two minutes).
+    WhyNatTLost,
     /// Diagnosis: two L2TP/IPsec-style clients to one server from one public address
     /// (natpass only).
     WhyL2tpOneAddress,
@@ -133,7 +136,7 @@ pub enum Check {
 impl Check {
     /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
     /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
-    pub const ALL: [Check; 15] = [
+    pub const ALL: [Check; 16] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -147,6 +150,7 @@ impl Check {
         Check::WhyGre,
         Check::WhyEsp,
         Check::WhySwitchOff,
+        Check::WhyNatTLost,
         Check::WhyL2tpOneAddress,
         Check::WhyL2tpPool,
     ];
@@ -164,12 +168,13 @@ impl Check {
     ];
 
     /// The scripted failures natpass must diagnose (docs/diagnostics.md), natpass only.
-    pub const FAILURES: [Check; 7] = [
+    pub const FAILURES: [Check; 8] = [
         Check::WhyIke500,
         Check::WhyFragments,
         Check::WhyGre,
         Check::WhyEsp,
         Check::WhySwitchOff,
+        Check::WhyNatTLost,
         Check::WhyL2tpOneAddress,
         Check::WhyL2tpPool,
     ];
@@ -195,6 +200,7 @@ impl Check {
             Check::WhyGre => "why: GRE dropped upstream",
             Check::WhyEsp => "why: ESP dropped on the way back",
             Check::WhySwitchOff => "why: PPTP passthrough off",
+            Check::WhyNatTLost => "why: NAT-T keepalives off",
             Check::WhyL2tpOneAddress => "why: L2TP/IPsec-style, 1 address",
             Check::WhyL2tpPool => "why: L2TP/IPsec-style, 2-addr pool",
         }
