@@ -10,6 +10,11 @@ lab secret, so both ends know them without a key exchange.
                                          on SPI+1, with the decrypted payload echoed back
   esp_peer.py client SERVER SPI COUNT    send COUNT packets on SPI, wait for each answer;
                                          prints one JSON line: sent, answered, bytes
+  esp_peer.py client SERVER SPI COUNT FIRST_SIZE
+                                         the same, but the first packet is FIRST_SIZE
+                                         bytes of IP with DF set (path MTU discovery,
+                                         RFC 1191): once the path says it is too big, the
+                                         client goes on with the others
 """
 import hashlib
 import hmac
@@ -94,18 +99,28 @@ def server():
         print("spi %#x seq %d from %s answered" % (spi, seq, src), flush=True)
 
 
-def client(server_ip, spi, count):
+def client(server_ip, spi, count, first_size=0):
     s = esp_socket()
-    answered, nbytes = 0, 0
+    # DF on every packet, and a send larger than the path MTU the kernel learnt fails.
+    s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
+    answered, nbytes, too_big = 0, 0, 0
     for seq in range(1, count + 1):
         text = b"natpass lab spi %#x seq %d" % (spi, seq)
+        if seq == 1 and first_size:
+            # 20 (IP) + 8 (ESP) + 16 (IV) + inner (28 + text) + 2 + padding + 16 (ICV).
+            text += b"." * max(0, first_size - 110 - len(text))
         pkt = seal(spi, seq, inner_ipv4(socket.inet_aton("10.99.0.2"), socket.inet_aton("10.99.0.1"), text))
         deadline = time.time() + 3.0
         next_send = 0.0
         ok = False
         while time.time() < deadline and not ok:
             if time.time() >= next_send:
-                s.sendto(pkt, (server_ip, 0))
+                try:
+                    s.sendto(pkt, (server_ip, 0))
+                except OSError:
+                    # EMSGSIZE: the path said this packet is too big; go on with the next.
+                    too_big += 1
+                    break
                 next_send = time.time() + 0.5
             r, _, _ = select.select([s], [], [], 0.1)
             if not r:
@@ -117,15 +132,16 @@ def client(server_ip, spi, count):
                 ok = True
                 answered += 1
                 nbytes += len(data)
-    print(json.dumps({"spi": spi, "sent": count, "answered": answered, "bytes": nbytes}), flush=True)
+    print(json.dumps({"spi": spi, "sent": count, "answered": answered, "bytes": nbytes, "too_big": too_big}), flush=True)
     return 0 if answered == count else 1
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["server"]:
         server()
-    elif sys.argv[1:2] == ["client"] and len(sys.argv) == 5:
-        sys.exit(client(sys.argv[2], int(sys.argv[3], 0), int(sys.argv[4])))
+    elif sys.argv[1:2] == ["client"] and len(sys.argv) in (5, 6):
+        first = int(sys.argv[5]) if len(sys.argv) == 6 else 0
+        sys.exit(client(sys.argv[2], int(sys.argv[3], 0), int(sys.argv[4]), first))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

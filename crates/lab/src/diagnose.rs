@@ -23,6 +23,9 @@
 //! - NAT-T keepalives off (RFC 3948 §4) and the tunnels quiet past natpass's UDP timer (at
 //!   RFC 4787 REQ-5's floor, 120 s): the server's ESP in UDP then arrives for public ports
 //!   that are gone → `nat_t_mapping_lost`;
+//! - a server one router beyond the WAN link, over a 1280-byte link: the raw ESP peer's first
+//!   packet (1400 bytes, DF) draws Fragmentation Needed from that router (RFC 1191) →
+//!   `path_mtu`, with the MTU;
 //! - two L2TP/IPsec-style clients to one server from one public address: the server takes
 //!   only port 1701 (as an IPsec transport policy keyed by address and port 1701 does), so
 //!   the second client, mapped to another port, is never answered →
@@ -38,7 +41,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::topology::{LAN_NET, PUBLIC, Topology};
+use super::ipsec::EspServer;
+use super::topology::{LAN_NET, PUBLIC, SERVER, Topology};
 use super::{Check, Diagnosis, FindingSeen, Lab, Outcome};
 
 /// The lab's admin user and password (natpass's admin listens on the router namespace's
@@ -49,6 +53,12 @@ const PASSWORD: &str = "natpass-lab-admin";
 const ADMIN: &str = "http://127.0.0.1:8080";
 /// The second public address of the pool failure, on the WAN link beside [`PUBLIC`].
 const POOL_SECOND: &str = "203.0.113.2";
+/// The far server of the path MTU failure, one router (the server's namespace) beyond the
+/// WAN link, and that router's address on the far link.
+const FAR_SERVER: &str = "198.51.100.10";
+const FAR_ROUTER: &str = "198.51.100.1";
+/// The far link's MTU.
+const FAR_MTU: u32 = 1280;
 /// natpass's UDP timer in the NAT-T failure: RFC 4787 REQ-5's floor, the shortest it takes.
 const UDP_TIMER: Duration = Duration::from_secs(120);
 /// How long the lab waits for natpass to conclude, after the VPN software gave up.
@@ -116,6 +126,7 @@ impl Expect {
             Check::WhyEsp => Expect::EachOneOf("esp_one_way", "esp_server_busy"),
             Check::WhySwitchOff => Expect::Each("passthrough_disabled"),
             Check::WhyNatTLost => Expect::Each("nat_t_mapping_lost"),
+            Check::WhyPathMtu => Expect::Each("path_mtu"),
             Check::WhyL2tpOneAddress => Expect::OneConnects("l2tp_one_client_per_address"),
             _ => Expect::AllConnectApart,
         }
@@ -294,6 +305,9 @@ impl Lab<'_> {
             Check::WhyNatTLost => format!("[timeouts]\nudp = {}\n\n", UDP_TIMER.as_secs()),
             _ => String::new(),
         };
+        // natpass reaches the far server of the path MTU failure through the server's
+        // namespace.
+        self.wan_gateway = (c == Check::WhyPathMtu).then_some(SERVER);
         self.restart_router()?;
         let wan = self.t.ns("wan");
         let rules = upstream_rules(c);
@@ -410,8 +424,34 @@ impl Lab<'_> {
                 }
                 Ok(())
             }
+            Check::WhyPathMtu => {
+                let far = self.far_server()?;
+                let to = EspServer { ns: &far, addr: FAR_SERVER, first_size: Some(1400) };
+                self.raw_esp_to(o, &to, 4)
+            }
             _ => self.l2tp(o),
         }
+    }
+
+    /// A server one router beyond the WAN link: the server's namespace routes to it over a
+    /// link with an MTU of [`FAR_MTU`], and so answers larger packets with DF set with
+    /// Fragmentation Needed (RFC 1191, RFC 792). Returns its namespace.
+    fn far_server(&mut self) -> anyhow::Result<String> {
+        let (wan, far) = (self.t.ns("wan"), self.t.add_namespace("far")?);
+        if !self.t.ok(&far, "ip link show eth0") {
+            self.t.sh(&wan, &format!("ip link add eth1 type veth peer name eth0 netns {far}"))?;
+            self.t.sh(
+                &wan,
+                &format!("ip addr add {FAR_ROUTER}/24 dev eth1 && ip link set eth1 mtu {FAR_MTU} up && sysctl -qw net.ipv4.ip_forward=1"),
+            )?;
+            self.t.sh(
+                &far,
+                &format!(
+                    "ip addr add {FAR_SERVER}/24 dev eth0 && ip link set eth0 mtu {FAR_MTU} up && ip route add default via {FAR_ROUTER}"
+                ),
+            )?;
+        }
+        Ok(far)
     }
 
     /// `natpass passthrough pptp enable|disable`, with the CLI.

@@ -10,6 +10,17 @@ use super::diagnose::ClientAuth;
 use super::topology::{SERVER, Topology};
 use super::{ClientResult, Lab, Outcome};
 
+/// Where the lab's raw ESP peer runs as the server.
+pub(super) struct EspServer<'a> {
+    /// Its namespace.
+    pub ns: &'a str,
+    /// Its address.
+    pub addr: &'a str,
+    /// The size of each client's first packet, sent with DF (path MTU discovery), if larger
+    /// than the others.
+    pub first_size: Option<u32>,
+}
+
 impl Lab<'_> {
     /// Starts a charon in `ns` with `swanctl` loaded; `keepalives` false turns its NAT-T
     /// keepalives (RFC 3948 §4) off.
@@ -142,16 +153,22 @@ impl Lab<'_> {
     /// Raw ESP from every client at once; each sends `packets` packets, each up to 3 s.
     pub(super) fn raw_esp(&mut self, o: &mut Outcome, packets: u32) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
+        self.raw_esp_to(o, &EspServer { ns: &wan, addr: SERVER, first_size: None }, packets)
+    }
+
+    /// Raw ESP from every client at once to the ESP peer `to`.
+    pub(super) fn raw_esp_to(&mut self, o: &mut Outcome, to: &EspServer<'_>, packets: u32) -> anyhow::Result<()> {
         let peer = self.t.dir.join("esp_peer.py");
-        self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server", peer.display()))?;
+        self.t.spawn("esp@wan", to.ns, &format!("exec /usr/bin/python3 -u {} server", peer.display()))?;
         let t = &mut self.t;
         if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
             bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
         }
+        let (server, first) = (to.addr, to.first_size.map_or(String::new(), |n| format!(" {n}")));
         // Every client at once, each with its own SPI, to the one server.
         let results = self.in_all_clients(|i, _| {
             format!(
-                "/usr/bin/python3 -u {} client {SERVER} {:#x} {packets}",
+                "/usr/bin/python3 -u {} client {server} {:#x} {packets}{first}",
                 peer.display(),
                 0x1000_0000 + (i as u32) * 16
             )
@@ -159,11 +176,15 @@ impl Lab<'_> {
         for (c, _, out) in results {
             let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
             let answered = v["answered"].as_u64().unwrap_or(0);
+            let too_big = match v["too_big"].as_u64() {
+                Some(n) if n > 0 => format!(", {n} refused by the kernel as larger than the path MTU"),
+                _ => String::new(),
+            };
             o.clients.push(ClientResult {
                 client: c,
                 connected: answered > 0,
                 data: answered == u64::from(packets),
-                detail: format!("{answered}/{packets} encrypted packets answered by the server"),
+                detail: format!("{answered}/{packets} encrypted packets answered by the server{too_big}"),
             });
         }
         o.note = format!("{packets} packets per client, AES-CBC + HMAC-SHA-256");

@@ -126,6 +126,9 @@ pub enum Check {
     /// Diagnosis: NAT-T keepalives off, the mappings expire, the server's packets arrive for
     /// them (natpass only; takes over two minutes).
     WhyNatTLost,
+    /// Diagnosis: a router upstream with a 1280-byte link sends Fragmentation Needed about
+    /// raw ESP (natpass only).
+    WhyPathMtu,
     /// Diagnosis: two L2TP/IPsec-style clients to one server from one public address
     /// (natpass only).
     WhyL2tpOneAddress,
@@ -136,7 +139,7 @@ pub enum Check {
 impl Check {
     /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
     /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
-    pub const ALL: [Check; 16] = [
+    pub const ALL: [Check; 17] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -151,6 +154,7 @@ impl Check {
         Check::WhyEsp,
         Check::WhySwitchOff,
         Check::WhyNatTLost,
+        Check::WhyPathMtu,
         Check::WhyL2tpOneAddress,
         Check::WhyL2tpPool,
     ];
@@ -168,13 +172,14 @@ impl Check {
     ];
 
     /// The scripted failures natpass must diagnose (docs/diagnostics.md), natpass only.
-    pub const FAILURES: [Check; 8] = [
+    pub const FAILURES: [Check; 9] = [
         Check::WhyIke500,
         Check::WhyFragments,
         Check::WhyGre,
         Check::WhyEsp,
         Check::WhySwitchOff,
         Check::WhyNatTLost,
+        Check::WhyPathMtu,
         Check::WhyL2tpOneAddress,
         Check::WhyL2tpPool,
     ];
@@ -201,6 +206,7 @@ impl Check {
             Check::WhyEsp => "why: ESP dropped on the way back",
             Check::WhySwitchOff => "why: PPTP passthrough off",
             Check::WhyNatTLost => "why: NAT-T keepalives off",
+            Check::WhyPathMtu => "why: 1280-byte link upstream",
             Check::WhyL2tpOneAddress => "why: L2TP/IPsec-style, 1 address",
             Check::WhyL2tpPool => "why: L2TP/IPsec-style, 2-addr pool",
         }
@@ -473,6 +479,8 @@ pub struct Lab<'a> {
     admin: Option<diagnose::Admin>,
     /// A `[nat]` section for natpass's config (a scripted failure's pool), or empty.
     nat_section: String,
+    /// natpass's WAN gateway, when a scripted failure puts a router behind the WAN link.
+    wan_gateway: Option<&'static str>,
 }
 
 impl<'a> Lab<'a> {
@@ -494,7 +502,7 @@ impl<'a> Lab<'a> {
             _ if !opts.natpass_extra_config.is_empty() => None,
             _ => Some(diagnose::Admin::new(&opts.natpass_bin, &t.dir)?),
         };
-        let mut lab = Self { opts, nat, t, admin, nat_section: String::new() };
+        let mut lab = Self { opts, nat, t, admin, nat_section: String::new(), wan_gateway: None };
         lab.start_router(true)?;
         let wan = lab.t.ns("wan");
         lab.t.sh(&wan, "ip addr add 10.20.0.1/32 dev lo")?;
@@ -544,9 +552,10 @@ impl<'a> Lab<'a> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\nbackend = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n\n{}{}",
+                        "# natpass lab router\n[interfaces]\nrx_ring = \"{}\"\nbackend = \"{}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"{ROUTER_LAN}/24\"\n\n[interfaces.wan]\nname = \"wan0\"\naddress = \"{PUBLIC}/24\"\n{}\n{}{}",
                         self.opts.rx_ring,
                         self.opts.backend,
+                        self.wan_gateway.map_or(String::new(), |g| format!("gateway = \"{g}\"\n")),
                         self.nat_section,
                         match &self.admin {
                             Some(a) => a.config(),

@@ -119,6 +119,18 @@ impl Topology {
         Ok(t)
     }
 
+    /// Adds a namespace for `role`, removed with the others; returns its name.
+    pub fn add_namespace(&mut self, role: &str) -> anyhow::Result<String> {
+        let ns = self.ns(role);
+        if self.namespaces.contains(&ns) {
+            return Ok(ns);
+        }
+        self.root(&["ip", "netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        self.sh(&ns, "ip link set lo up")?;
+        Ok(ns)
+    }
+
     /// The namespace for `role` (`rtr`, `wan`, `sw`, `c1`, ...).
     pub fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
