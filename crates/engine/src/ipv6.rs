@@ -196,20 +196,19 @@ impl Ipv6Guard {
             Err(_) => return Verdict::Drop(DropReason::Malformed),
         };
         let (src, dst) = (ip.src(), ip.dst());
+        if dst.is_multicast() || src.is_multicast() || is_link_local(dst) || is_link_local(src) {
+            // Link-scoped or multicast (a host's mDNS, MLD, LLMNR from its link-local
+            // address): not the router's to forward, and not spoofing.
+            return Verdict::Drop(DropReason::Martian);
+        }
         let lan_src = v6.lan_prefix.contains(src);
         match side {
             Side::Lan if !lan_src => return Verdict::Drop(DropReason::LanSpoofedSource),
             Side::Wan if lan_src => return Verdict::Drop(DropReason::WanSpoofedSource),
             _ => {}
         }
-        let to_lan = v6.lan_prefix.contains(dst);
-        if (side == Side::Lan) == to_lan
-            || dst.is_multicast()
-            || src.is_multicast()
-            || is_link_local(dst)
-            || is_link_local(src)
-        {
-            // Link-scoped, multicast, or LAN-to-LAN: not the router's to forward.
+        if (side == Side::Lan) == v6.lan_prefix.contains(dst) {
+            // LAN-to-LAN: not the router's to forward.
             return Verdict::Drop(DropReason::Martian);
         }
         let parsed = match parse(&ip) {
