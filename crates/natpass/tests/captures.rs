@@ -163,8 +163,8 @@ fn ike_and_esp_over_ipv6_pass_both_ways() {
         assert_eq!((s.fed, s.unrelated), ([0, 0], 0), "{name}: IPv6 only");
     }
     // Named on the command line: the peer as the LAN host, the other way round. The other
-    // host's first IKE_SA_INIT (and its retransmission) come before the LAN host spoke:
-    // unsolicited inbound, refused (RFC 6092 REC-11); the rest passes.
+    // host's first IKE_SA_INIT and its first ESP packet each come before the LAN host opened
+    // that flow: unsolicited inbound, refused (RFC 6092 REC-11); the rest passes.
     let opts = Options {
         input: dir.join("ikev2_esp_ipv6.pcap"),
         lan: vec!["2003:51:6012::4".parse().unwrap()],
