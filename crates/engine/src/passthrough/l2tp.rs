@@ -262,9 +262,9 @@ impl VpnProtocol for L2tp {
             out.push(TunnelInfo {
                 protocol: Protocol::L2tp,
                 kind: "L2TP tunnel (UDP 1701)",
-                client: k.client,
-                server: k.server,
-                public: t.public,
+                client: k.client.into(),
+                server: k.server.into(),
+                public: Some(t.public.into()),
                 ids: TunnelIds::L2tp {
                     client_tunnel_id: k.client_tunnel_id,
                     server_tunnel_id: t.server_tunnel_id.unwrap_or(0),
