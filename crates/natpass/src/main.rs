@@ -112,9 +112,9 @@ enum Command {
         /// Only this protocol.
         #[arg(long, value_enum)]
         proto: Option<Proto>,
-        /// Only sessions with this address on any side.
+        /// Only sessions with this address, IPv4 or IPv6, on any side.
         #[arg(long)]
-        addr: Option<Ipv4Addr>,
+        addr: Option<IpAddr>,
         /// Only sessions with this port on any side.
         #[arg(long)]
         port: Option<u16>,
