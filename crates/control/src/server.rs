@@ -852,7 +852,12 @@ mod tests {
         };
         let q = session_query(&get(p.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect())).unwrap();
         assert_eq!(q, SessionQuery { proto: Some(Proto::Udp), addr: p.addr, port: Some(500), page: 2, per_page: 50 });
-        let v6 = SessionParams { addr: Some("2001:db8:1::10".parse().unwrap()), page: 1, per_page: 100, ..SessionParams::default() };
+        let v6 = SessionParams {
+            addr: Some("2001:db8:1::10".parse().unwrap()),
+            page: 1,
+            per_page: 100,
+            ..SessionParams::default()
+        };
         let q = session_query(&get(v6.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect())).unwrap();
         assert_eq!(q.addr, v6.addr);
         let bad = SessionParams { proto: Some("gre".into()), page: 1, per_page: 100, ..SessionParams::default() };

@@ -258,11 +258,9 @@ impl Ipv6Guard {
                     if k.protocol == IpProtocol::ESP { "ESP SA pair (IPv6)" } else { "AH SA pair (IPv6)" },
                     TunnelIds::Esp { spi_out: lan_id as u32, spi_in: remote_id as u32 },
                 ),
-                IpProtocol::UDP if matches!(k.remote_port, IKE_PORT | NAT_T_PORT) => (
-                    Protocol::Ipsec,
-                    "IKE SA (IPv6)",
-                    TunnelIds::Ike { spi_i: lan_id, spi_r: remote_id },
-                ),
+                IpProtocol::UDP if matches!(k.remote_port, IKE_PORT | NAT_T_PORT) => {
+                    (Protocol::Ipsec, "IKE SA (IPv6)", TunnelIds::Ike { spi_i: lan_id, spi_r: remote_id })
+                }
                 IpProtocol::GRE => (
                     Protocol::Pptp,
                     "PPTP call (GRE, IPv6)",
@@ -605,7 +603,8 @@ fn switch_for(protocol: IpProtocol, ports: [u16; 2]) -> Option<Protocol> {
 /// The VPN identifier of a UDP payload: the IKE SPIs on ports 500 and 4500 (behind the
 /// non-ESP marker there), the receiver's Tunnel ID on L2TP's 1701.
 fn udp_ident(sport: u16, dport: u16, payload: &[u8]) -> Ident {
-    let ike = |b: &[u8]| IkePacket::new_checked(b).map_or(Ident::None, |h| Ident::Ike(h.initiator_spi(), h.responder_spi()));
+    let ike =
+        |b: &[u8]| IkePacket::new_checked(b).map_or(Ident::None, |h| Ident::Ike(h.initiator_spi(), h.responder_spi()));
     let ports = [sport, dport];
     if ports.contains(&IKE_PORT) {
         ike(payload)
@@ -615,7 +614,10 @@ fn udp_ident(sport: u16, dport: u16, payload: &[u8]) -> Ident {
             _ => Ident::None,
         }
     } else if ports.contains(&crate::passthrough::l2tp::L2TP_PORT) {
-        L2tpPacket::new_checked(payload).ok().and_then(|l| l.tunnel_id()).map_or(Ident::None, |t| Ident::Tag(u32::from(t)))
+        L2tpPacket::new_checked(payload)
+            .ok()
+            .and_then(|l| l.tunnel_id())
+            .map_or(Ident::None, |t| Ident::Tag(u32::from(t)))
     } else {
         Ident::None
     }

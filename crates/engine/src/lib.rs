@@ -38,9 +38,9 @@ pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Tim
 use diagnosis::Diagnosis;
 pub use diagnosis::{Finding, FindingKind};
 pub use flow::Proto;
-use flow::table::Table;
 pub use flow::table::Endpoint;
 use flow::table::NaptSession;
+use flow::table::Table;
 pub use natpass_wire::IpProtocol;
 use output::{Cx, Output};
 use passthrough::Dispatch;

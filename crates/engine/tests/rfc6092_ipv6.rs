@@ -186,7 +186,10 @@ fn ipv6_flows_are_listed_as_sessions_without_a_public_endpoint() {
     assert!(!tcp.established, "a SYN alone");
     // IPv4 sessions and IPv6 flows in one listing.
     let mut v4 = Vec::new();
-    etherparse::PacketBuilder::ipv4([192, 168, 1, 10], [198, 51, 100, 7], 64).udp(5000, 53).write(&mut v4, &[0; 8]).unwrap();
+    etherparse::PacketBuilder::ipv4([192, 168, 1, 10], [198, 51, 100, 7], 64)
+        .udp(5000, 53)
+        .write(&mut v4, &[0; 8])
+        .unwrap();
     let mut c = engine6(|c| c.lan_networks = vec![natpass_engine::Ipv4Net::new([192, 168, 1, 0].into(), 24)]);
     assert_eq!(run(&mut c, Side::Lan, v4).0, Verdict::Forward(Side::Wan));
     assert_eq!(run(&mut c, Side::Lan, udp6(HOST, 5000, SERVER, 53, 8)).0, Verdict::Forward(Side::Wan));

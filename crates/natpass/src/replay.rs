@@ -642,7 +642,8 @@ type Writers = Option<(PcapWriter, PcapWriter)>;
 /// Counts (and writes) the packets the router made itself, by family and side.
 fn drain_transmit(engine: &mut Engine, s: &mut Summary, writers: &mut Writers, ts_ns: u64) -> Result<()> {
     while let Some(tx) = engine.poll_transmit() {
-        let counts = if tx.packet.first().is_some_and(|b| b >> 4 == 6) { &mut s.ipv6.forwarded } else { &mut s.forwarded };
+        let counts =
+            if tx.packet.first().is_some_and(|b| b >> 4 == 6) { &mut s.ipv6.forwarded } else { &mut s.forwarded };
         counts[tx.side as usize] += 1;
         if let Some((l, w)) = writers.as_mut() {
             match tx.side {
