@@ -92,20 +92,14 @@ pub struct Summary {
     pub not_ip: u64,
     /// IP packets between two hosts neither of which is on the LAN: not through the NAT.
     pub unrelated: u64,
-    /// IPv4 packets fed to the engine, by ingress side `[lan, wan]`.
-    pub fed: [u64; 2],
-    /// IPv4 packets the engine forwarded, by egress side `[lan, wan]` (generated ones included).
-    pub forwarded: [u64; 2],
-    /// IPv4 packets held (out-of-order fragments) or split for the egress MTU, by ingress side.
-    pub consumed: [u64; 2],
-    /// IPv4 drops by reason, nonzero only.
-    pub drops: Vec<(DropReason, u64)>,
+    /// What happened to the capture's IPv4 packets (translated).
+    pub ipv4: Counts,
     /// What happened to the capture's IPv6 packets (routed with simple security, RFC 6092).
-    pub ipv6: Ipv6Summary,
-    /// WAN → LAN packets that came out byte-identical to the capture (TTL and IP checksum aside).
-    pub restored: u64,
-    /// WAN → LAN packets that came out different from the capture.
-    pub restored_differs: u64,
+    pub ipv6: Counts,
+    /// The engine's IPv6 settings, when the capture holds IPv6.
+    pub ipv6_config: Option<Ipv6Config>,
+    /// Most IPv6 flows tracked at once.
+    pub peak_ipv6_flows: usize,
     /// Packets captured on their sender before checksum offload (IPv4 checksum 0 that does
     /// not verify): the replay fills in their checksums as the NIC would have.
     pub offload_fixed: u64,
@@ -125,38 +119,40 @@ pub struct Summary {
     pub end: Instant,
 }
 
-/// The IPv6 part of a replay.
+/// What happened to one family's packets.
 #[derive(Clone, Debug, Default)]
-pub struct Ipv6Summary {
-    /// The engine's IPv6 settings, when the capture holds IPv6.
-    pub config: Option<Ipv6Config>,
+pub struct Counts {
     /// Packets fed to the engine, by ingress side `[lan, wan]`.
     pub fed: [u64; 2],
-    /// Packets the engine forwarded, by egress side `[lan, wan]` (its ICMPv6 errors included).
+    /// Packets the engine forwarded, by egress side `[lan, wan]` (its own included: ICMP
+    /// errors, fragments).
     pub forwarded: [u64; 2],
+    /// Packets held (out-of-order fragments) or split for the egress MTU, by ingress side.
+    pub consumed: [u64; 2],
     /// Drops by reason, nonzero only.
     pub drops: Vec<(DropReason, u64)>,
-    /// WAN → LAN packets that came out byte-identical to the capture (hop limit aside).
+    /// WAN → LAN packets that came out byte-identical to the capture (TTL or hop limit, and
+    /// the IPv4 checksum, aside).
     pub restored: u64,
     /// WAN → LAN packets that came out different from the capture.
     pub restored_differs: u64,
-    /// Most flows tracked at once.
-    pub peak_flows: usize,
 }
 
-impl Ipv6Summary {
+impl Counts {
     /// The count of one drop reason.
     pub fn dropped(&self, r: DropReason) -> u64 {
         self.drops.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1)
     }
+
+    fn add_drop(&mut self, r: DropReason) {
+        match self.drops.iter_mut().find(|x| x.0 == r) {
+            Some(x) => x.1 += 1,
+            None => self.drops.push((r, 1)),
+        }
+    }
 }
 
 impl Summary {
-    /// The count of one IPv4 drop reason.
-    pub fn dropped(&self, r: DropReason) -> u64 {
-        self.drops.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1)
-    }
-
     /// The findings still found at the end (not cleared).
     pub fn found(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.status == Status::Found)
@@ -490,9 +486,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut s = Summary { lan_hosts: lan.clone(), ..Default::default() };
-    s.ipv6.config = v6config.clone();
-    let mut v6drops: Vec<(DropReason, u64)> = Vec::new();
+    let mut s = Summary { lan_hosts: lan.clone(), ipv6_config: v6config.clone(), ..Default::default() };
     let mut epoch: Option<u64> = None;
     let mut last = 0u64;
     while let Some(pkt) = reader.next_packet() {
@@ -509,7 +503,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
         }
-        let (mut buf, orig_side) = match pkt.l3 {
+        let (mut buf, orig_side, v6) = match pkt.l3 {
             L3::Ipv4 { offset } => {
                 let Some(b) = pkt.data.get(offset..) else {
                     continue;
@@ -517,7 +511,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
                 let Ok(ip) = Ipv4Packet::new_checked(b) else {
                     // Malformed IPv4: let the engine count it, from whichever side.
                     let mut v = b.to_vec();
-                    s.fed[0] += 1;
+                    s.ipv4.fed[0] += 1;
                     let _ = engine.process(now, Side::Lan, &mut v);
                     continue;
                 };
@@ -531,7 +525,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
                     s.unrelated += 1;
                     continue;
                 };
-                (b[..n].to_vec(), side)
+                (b[..n].to_vec(), side, false)
             }
             L3::Ipv6 { offset } => {
                 let b = pkt.data.get(offset..).unwrap_or_default();
@@ -544,57 +538,32 @@ pub fn run(opts: &Options) -> Result<Summary> {
                     s.unrelated += 1;
                     continue;
                 };
-                let mut buf = b[..ip_len(b)].to_vec();
-                let orig = buf.clone();
-                s.ipv6.fed[side as usize] += 1;
-                match engine.process(now, side, &mut buf) {
-                    Verdict::Forward(out) => {
-                        s.ipv6.forwarded[out as usize] += 1;
-                        if out == Side::Lan {
-                            if same_but_hop_limit(&buf, &orig) {
-                                s.ipv6.restored += 1;
-                            } else {
-                                s.ipv6.restored_differs += 1;
-                            }
-                        }
-                        if let Some((l, w)) = writers.as_mut() {
-                            match out {
-                                Side::Lan => l.write_packet(pkt.ts_ns, &buf)?,
-                                Side::Wan => w.write_packet(pkt.ts_ns, &buf)?,
-                            }
-                        }
-                    }
-                    Verdict::Drop(r) => match v6drops.iter_mut().find(|x| x.0 == r) {
-                        Some(x) => x.1 += 1,
-                        None => v6drops.push((r, 1)),
-                    },
-                    Verdict::Consumed => {}
-                }
-                drain_transmit(&mut engine, &mut s, &mut writers, pkt.ts_ns)?;
-                s.ipv6.peak_flows = s.ipv6.peak_flows.max(engine.ipv6_flows());
-                continue;
+                (b[..ip_len(b)].to_vec(), side, true)
             }
             _ => {
                 s.not_ip += 1;
                 continue;
             }
         };
-        if fill_offloaded_checksums(&mut buf) {
+        if !v6 && fill_offloaded_checksums(&mut buf) {
             s.offload_fixed += 1;
         }
         let orig = buf.clone();
-        if orig_side == Side::Wan {
+        if !v6 && orig_side == Side::Wan {
+            // IPv6 is routed as it is; IPv4 goes to what natpass told the remote side.
             as_sent_to_nat(&engine, &mut buf, public);
         }
-        s.fed[orig_side as usize] += 1;
+        let counts = if v6 { &mut s.ipv6 } else { &mut s.ipv4 };
+        counts.fed[orig_side as usize] += 1;
         match engine.process(now, orig_side, &mut buf) {
             Verdict::Forward(out) => {
-                s.forwarded[out as usize] += 1;
+                counts.forwarded[out as usize] += 1;
                 if out == Side::Lan && orig_side == Side::Wan {
-                    if same_but_ttl(&buf, &orig) {
-                        s.restored += 1;
+                    let same = if v6 { same_but_hop_limit(&buf, &orig) } else { same_but_ttl(&buf, &orig) };
+                    if same {
+                        counts.restored += 1;
                     } else {
-                        s.restored_differs += 1;
+                        counts.restored_differs += 1;
                     }
                 }
                 if let Some((l, w)) = writers.as_mut() {
@@ -605,10 +574,13 @@ pub fn run(opts: &Options) -> Result<Summary> {
                     }
                 }
             }
-            Verdict::Consumed => s.consumed[orig_side as usize] += 1,
+            Verdict::Consumed => counts.consumed[orig_side as usize] += 1,
+            // IPv4's drops are the engine's counters (expired fragments too), less IPv6's.
+            Verdict::Drop(r) if v6 => counts.add_drop(r),
             Verdict::Drop(_) => {}
         }
         drain_transmit(&mut engine, &mut s, &mut writers, pkt.ts_ns)?;
+        s.peak_ipv6_flows = s.peak_ipv6_flows.max(engine.ipv6_flows());
         s.peak_sessions = s.peak_sessions.max(engine.session_count());
     }
     bar.finish_and_clear();
@@ -617,13 +589,8 @@ pub fn run(opts: &Options) -> Result<Summary> {
         w.finish()?;
     }
     // The engine counts both families; the IPv6 drops are the verdicts counted above.
-    s.drops = engine
-        .stats()
-        .drops_by_reason()
-        .map(|(r, n)| (r, n - v6drops.iter().find(|x| x.0 == r).map_or(0, |x| x.1)))
-        .filter(|&(_, n)| n > 0)
-        .collect();
-    s.ipv6.drops = v6drops;
+    s.ipv4.drops =
+        engine.stats().drops_by_reason().map(|(r, n)| (r, n - s.ipv6.dropped(r))).filter(|&(_, n)| n > 0).collect();
     s.sessions = engine.session_totals();
     s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
     s.end = Instant::from_nanos(last);
@@ -643,7 +610,7 @@ type Writers = Option<(PcapWriter, PcapWriter)>;
 fn drain_transmit(engine: &mut Engine, s: &mut Summary, writers: &mut Writers, ts_ns: u64) -> Result<()> {
     while let Some(tx) = engine.poll_transmit() {
         let counts =
-            if tx.packet.first().is_some_and(|b| b >> 4 == 6) { &mut s.ipv6.forwarded } else { &mut s.forwarded };
+            if tx.packet.first().is_some_and(|b| b >> 4 == 6) { &mut s.ipv6.forwarded } else { &mut s.ipv4.forwarded };
         counts[tx.side as usize] += 1;
         if let Some((l, w)) = writers.as_mut() {
             match tx.side {
@@ -669,18 +636,7 @@ pub fn render(opts: &Options, s: &Summary) -> String {
     if s.offload_fixed > 0 {
         let _ = writeln!(o, "  {:<34} {:>10}", "  checksums filled (offload)", s.offload_fixed);
     }
-    let _ = writeln!(o, "  {:<34} {:>10}", "fed from LAN", s.fed[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "fed from WAN", s.fed[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to WAN", s.forwarded[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to LAN", s.forwarded[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", s.restored);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", s.restored_differs);
-    let _ = writeln!(o, "  {:<34} {:>10}", "held or split (fragments)", s.consumed[0] + s.consumed[1]);
-    let dropped: u64 = s.drops.iter().map(|d| d.1).sum();
-    let _ = writeln!(o, "  {:<34} {:>10}", "dropped", dropped);
-    for (r, n) in &s.drops {
-        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
-    }
+    render_counts(&mut o, "", &s.ipv4);
     let _ = writeln!(o, "  {:<34} {:>10}", "sessions opened", s.sessions.0);
     let _ = writeln!(o, "  {:<34} {:>10}", "sessions expired", s.sessions.1);
     let _ = writeln!(o, "  {:<34} {:>10}", "peak sessions", s.peak_sessions);
@@ -696,26 +652,39 @@ pub fn render(opts: &Options, s: &Summary) -> String {
     o
 }
 
+/// One family's counts, each line's name after `family` (and after its indent).
+fn render_counts(o: &mut String, family: &str, c: &Counts) {
+    use std::fmt::Write;
+    let mut line = |name: &str, n: u64| {
+        let label = match name.strip_prefix("  ") {
+            Some(sub) => format!("  {family}{sub}"),
+            None => format!("{family}{name}"),
+        };
+        let _ = writeln!(o, "  {label:<34} {n:>10}");
+    };
+    line("fed from LAN", c.fed[0]);
+    line("fed from WAN", c.fed[1]);
+    line("forwarded to WAN", c.forwarded[1]);
+    line("forwarded to LAN", c.forwarded[0]);
+    line("  identical to the capture", c.restored);
+    line("  different from the capture", c.restored_differs);
+    line("held or split (fragments)", c.consumed[0] + c.consumed[1]);
+    line("dropped", c.drops.iter().map(|d| d.1).sum());
+    for (r, n) in &c.drops {
+        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
+    }
+}
+
 /// The IPv6 part of the summary, when the capture holds IPv6.
 fn render_ipv6(o: &mut String, s: &Summary) {
     use std::fmt::Write;
-    let (Some(c), v) = (&s.ipv6.config, &s.ipv6) else {
+    let Some(c) = &s.ipv6_config else {
         return;
     };
     let _ = writeln!(o);
     let _ = writeln!(o, "  IPv6 (routed, simple security): LAN prefix {}/{}", c.lan_prefix.addr(), c.lan_prefix.len());
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 fed from LAN", v.fed[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 fed from WAN", v.fed[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 forwarded to WAN", v.forwarded[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 forwarded to LAN", v.forwarded[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", v.restored);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", v.restored_differs);
-    let dropped: u64 = v.drops.iter().map(|d| d.1).sum();
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 dropped", dropped);
-    for (r, n) in &v.drops {
-        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
-    }
-    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 peak flows", v.peak_flows);
+    render_counts(o, "IPv6 ", &s.ipv6);
+    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 peak flows", s.peak_ipv6_flows);
 }
 
 /// The diagnosis part of the summary: each finding with what showed it and what to do.
