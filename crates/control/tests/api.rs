@@ -225,6 +225,11 @@ fn the_web_admin_logs_in_and_saves_the_passthrough_page_with_a_csrf_token() {
         assert_eq!(p.status, 200, "{page}");
     }
     assert!(http(r.addr, "GET", "/sessions?proto=udp", &[("Cookie", &cookie)], "").body.contains("192.168.1.10:40000"));
+    // IPv6 flows on the same pages: no public address, "routed".
+    let page = http(r.addr, "GET", "/sessions?addr=2001:db8:1::10", &[("Cookie", &cookie)], "").body;
+    assert!(page.contains("[2001:db8:1::10]:5353") && page.contains("routed (IPv6)"), "{page}");
+    let page = http(r.addr, "GET", "/vpn/tunnels", &[("Cookie", &cookie)], "").body;
+    assert!(page.contains("ESP SA pair (IPv6)") && page.contains("routed (IPv6)"), "{page}");
     // Logging out ends the session.
     assert_eq!(http(r.addr, "POST", "/logout", &form, &format!("csrf={csrf}")).status, 303);
     assert_eq!(
