@@ -232,69 +232,6 @@ impl Ipv6Guard {
         self.flows.len()
     }
 
-    /// Every flow, as a session of the listing.
-    pub(crate) fn sessions(&self) -> impl Iterator<Item = SessionInfo> + '_ {
-        self.flows.iter().map(|(k, f)| SessionInfo {
-            protocol: k.protocol,
-            lan: SocketAddr::new(k.lan.into(), k.lan_port),
-            public: None,
-            remote: SocketAddr::new(k.remote.into(), k.remote_port),
-            established: f.established,
-            last_seen: Instant::from_nanos(f.last_seen),
-            bytes_out: f.bytes[Side::Lan as usize],
-            bytes_in: f.bytes[Side::Wan as usize],
-        })
-    }
-
-    /// The VPN flows as tunnels: ESP and AH, IKE (UDP 500 and 4500), PPTP's GRE, L2TP (UDP
-    /// 1701), with the identifiers last seen each way.
-    pub(crate) fn tunnels(&self, now: Instant, out: &mut Vec<TunnelInfo>) {
-        let start = out.len();
-        for (k, f) in &self.flows {
-            let [lan_id, remote_id] = f.ids;
-            let (protocol, kind, ids) = match k.protocol {
-                IpProtocol::ESP | IpProtocol::AH => (
-                    Protocol::Ipsec,
-                    if k.protocol == IpProtocol::ESP { "ESP SA pair (IPv6)" } else { "AH SA pair (IPv6)" },
-                    TunnelIds::Esp { spi_out: lan_id as u32, spi_in: remote_id as u32 },
-                ),
-                IpProtocol::UDP if matches!(k.remote_port, IKE_PORT | NAT_T_PORT) => {
-                    (Protocol::Ipsec, "IKE SA (IPv6)", TunnelIds::Ike { spi_i: lan_id, spi_r: remote_id })
-                }
-                IpProtocol::GRE => (
-                    Protocol::Pptp,
-                    "PPTP call (GRE, IPv6)",
-                    // The server's GRE carries the client's Call ID, and the client's the
-                    // server's; no translation, so the public Call ID is the client's.
-                    TunnelIds::Pptp {
-                        client_call_id: remote_id as u16,
-                        public_call_id: remote_id as u16,
-                        server_call_id: lan_id as u16,
-                    },
-                ),
-                IpProtocol::UDP if k.remote_port == crate::passthrough::l2tp::L2TP_PORT => (
-                    Protocol::L2tp,
-                    "L2TP tunnel (UDP 1701, IPv6)",
-                    TunnelIds::L2tp { client_tunnel_id: remote_id as u16, server_tunnel_id: lan_id as u16 },
-                ),
-                _ => continue,
-            };
-            out.push(TunnelInfo {
-                protocol,
-                kind,
-                client: k.lan.into(),
-                server: k.remote.into(),
-                public: None,
-                ids,
-                bytes_out: f.bytes[Side::Lan as usize],
-                bytes_in: f.bytes[Side::Wan as usize],
-                idle_secs: now.as_nanos().saturating_sub(f.last_seen) / 1_000_000_000,
-                state: if f.established { "up" } else { "waiting for the server" },
-            });
-        }
-        out[start..].sort_by_key(|t| (t.protocol, t.client, t.server));
-    }
-
     /// Forwards (or refuses) one IPv6 packet that arrived on `side`.
     pub(crate) fn process(
         &mut self,
@@ -554,6 +491,69 @@ impl Ipv6Guard {
         m.fill_checksum(ps);
         out.stats.icmp_errors_sent += 1;
         out.transmit(side, pkt);
+    }
+
+    /// Every flow, as a session of the listing.
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = SessionInfo> + '_ {
+        self.flows.iter().map(|(k, f)| SessionInfo {
+            protocol: k.protocol,
+            lan: SocketAddr::new(k.lan.into(), k.lan_port),
+            public: None,
+            remote: SocketAddr::new(k.remote.into(), k.remote_port),
+            established: f.established,
+            last_seen: Instant::from_nanos(f.last_seen),
+            bytes_out: f.bytes[Side::Lan as usize],
+            bytes_in: f.bytes[Side::Wan as usize],
+        })
+    }
+
+    /// The VPN flows as tunnels: ESP and AH, IKE (UDP 500 and 4500), PPTP's GRE, L2TP (UDP
+    /// 1701), with the identifiers last seen each way.
+    pub(crate) fn tunnels(&self, now: Instant, out: &mut Vec<TunnelInfo>) {
+        let start = out.len();
+        for (k, f) in &self.flows {
+            let [lan_id, remote_id] = f.ids;
+            let (protocol, kind, ids) = match k.protocol {
+                IpProtocol::ESP | IpProtocol::AH => (
+                    Protocol::Ipsec,
+                    if k.protocol == IpProtocol::ESP { "ESP SA pair (IPv6)" } else { "AH SA pair (IPv6)" },
+                    TunnelIds::Esp { spi_out: lan_id as u32, spi_in: remote_id as u32 },
+                ),
+                IpProtocol::UDP if matches!(k.remote_port, IKE_PORT | NAT_T_PORT) => {
+                    (Protocol::Ipsec, "IKE SA (IPv6)", TunnelIds::Ike { spi_i: lan_id, spi_r: remote_id })
+                }
+                IpProtocol::GRE => (
+                    Protocol::Pptp,
+                    "PPTP call (GRE, IPv6)",
+                    // The server's GRE carries the client's Call ID, and the client's the
+                    // server's; no translation, so the public Call ID is the client's.
+                    TunnelIds::Pptp {
+                        client_call_id: remote_id as u16,
+                        public_call_id: remote_id as u16,
+                        server_call_id: lan_id as u16,
+                    },
+                ),
+                IpProtocol::UDP if k.remote_port == crate::passthrough::l2tp::L2TP_PORT => (
+                    Protocol::L2tp,
+                    "L2TP tunnel (UDP 1701, IPv6)",
+                    TunnelIds::L2tp { client_tunnel_id: remote_id as u16, server_tunnel_id: lan_id as u16 },
+                ),
+                _ => continue,
+            };
+            out.push(TunnelInfo {
+                protocol,
+                kind,
+                client: k.lan.into(),
+                server: k.remote.into(),
+                public: None,
+                ids,
+                bytes_out: f.bytes[Side::Lan as usize],
+                bytes_in: f.bytes[Side::Wan as usize],
+                idle_secs: now.as_nanos().saturating_sub(f.last_seen) / 1_000_000_000,
+                state: if f.established { "up" } else { "waiting for the server" },
+            });
+        }
+        out[start..].sort_by_key(|t| (t.protocol, t.client, t.server));
     }
 
     /// Ends flows and datagrams past their timers.
