@@ -8,7 +8,7 @@
 //! modes ([`natpass_config::filtering_name`]) and drop reasons
 //! ([`natpass_engine::DropReason::name`]).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use natpass_engine::{Proto, Protocol, Timeouts};
 use serde::{Deserialize, Serialize};
@@ -228,8 +228,12 @@ pub struct Status {
     pub drops: Vec<(String, u64)>,
     /// Link-layer counters.
     pub link: Vec<(String, u64)>,
-    /// Sessions by protocol.
+    /// IPv4 NAPT sessions by protocol.
     pub sessions: PerProto,
+    /// IPv6 flows of the simple security table (RFC 6092) by protocol (one of
+    /// [`IPV6_FLOW_PROTOCOLS`]; only protocols with flows).
+    #[serde(default)]
+    pub ipv6_flows: Vec<(String, u64)>,
     /// Sessions opened since start.
     pub sessions_created: u64,
     /// Sessions expired since start.
@@ -280,8 +284,8 @@ impl From<Status> for Counters {
 pub struct SessionParams {
     /// Only "tcp", "udp" or "icmp".
     pub proto: Option<String>,
-    /// Only sessions with this address on any side.
-    pub addr: Option<Ipv4Addr>,
+    /// Only sessions with this address, IPv4 or IPv6, on any side.
+    pub addr: Option<IpAddr>,
     /// Only sessions with this port on any side.
     pub port: Option<u16>,
     /// 1-based page.
@@ -307,14 +311,25 @@ impl SessionParams {
     }
 }
 
-/// One session.
+/// The protocol labels of IPv6 flows ([`Status::ipv6_flows`], `natpass_ipv6_flows`), with
+/// "other" for the rest.
+pub const IPV6_FLOW_PROTOCOLS: [&str; 7] = ["tcp", "udp", "icmpv6", "esp", "ah", "gre", "other"];
+
+fn ipv4() -> String {
+    "ipv4".into()
+}
+
+/// One session: an IPv4 NAPT session, or an IPv6 flow (routed, not translated).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRow {
-    /// "tcp", "udp" or "icmp".
+    /// "tcp", "udp" or "icmp"; for IPv6 also "icmpv6", "esp", "ah", "gre".
     pub proto: String,
-    /// LAN address:port.
+    /// "ipv4" or "ipv6".
+    #[serde(default = "ipv4")]
+    pub family: String,
+    /// LAN address:port (IPv6: `[address]:port`).
     pub lan: String,
-    /// Public address:port.
+    /// Public address:port; empty for IPv6, which natpass routes without translation.
     pub public: String,
     /// Remote address:port.
     pub remote: String,
@@ -352,7 +367,7 @@ pub struct TunnelRow {
     pub client: String,
     /// Server.
     pub server: String,
-    /// Public address used.
+    /// Public address used; empty for IPv6 (not translated).
     pub public: String,
     /// Identifiers, readable.
     pub ids: String,

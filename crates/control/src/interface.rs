@@ -6,12 +6,14 @@
 //! function over the engine, so it is tested without threads or sockets.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use natpass_engine::diagnosis::Status as FindingStatus;
-use natpass_engine::{Engine, Event, Filtering, Finding, Instant, Proto, Protocol, Side, Timeouts, TunnelIds};
+use natpass_engine::{
+    Engine, Event, Filtering, Finding, Instant, IpProtocol, Proto, Protocol, SessionInfo, Side, Timeouts, TunnelIds,
+};
 
 use crate::api::{
     EventRow, FindingRow, Findings, InterfaceInfo, PerProto, PerSide, PerVpn, SessionPage, SessionRow, Status,
@@ -50,10 +52,10 @@ pub enum Command {
 /// Which sessions to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionQuery {
-    /// Only this protocol.
+    /// Only this protocol (ICMP: ICMPv6 echo flows too).
     pub proto: Option<Proto>,
-    /// Only sessions with this address on any side (LAN, public or remote).
-    pub addr: Option<Ipv4Addr>,
+    /// Only sessions with this address, IPv4 or IPv6, on any side (LAN, public or remote).
+    pub addr: Option<IpAddr>,
     /// Only sessions with this port on any side.
     pub port: Option<u16>,
     /// 1-based page.
@@ -155,7 +157,7 @@ pub struct EventLog {
 /// What names one tunnel across its events and the engine's table (an IKE SA by its
 /// initiator SPI alone: the responder's is learned later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TunnelKey(Protocol, Ipv4Addr, Ipv4Addr, TunnelIdsKey);
+struct TunnelKey(Protocol, IpAddr, IpAddr, TunnelIdsKey);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum TunnelIdsKey {
@@ -166,7 +168,7 @@ enum TunnelIdsKey {
     Other,
 }
 
-fn tunnel_key(protocol: Protocol, client: Ipv4Addr, server: Ipv4Addr, ids: &TunnelIds) -> TunnelKey {
+fn tunnel_key(protocol: Protocol, client: IpAddr, server: IpAddr, ids: &TunnelIds) -> TunnelKey {
     let k = match *ids {
         TunnelIds::Esp { spi_out, spi_in } => TunnelIdsKey::Esp(spi_out, spi_in),
         TunnelIds::Pptp { client_call_id, public_call_id, .. } => TunnelIdsKey::Pptp(client_call_id, public_call_id),
@@ -204,7 +206,7 @@ impl EventLog {
                 detail: reason.to_string(),
             },
             Event::TunnelUp { protocol, client, server, ids, .. } => {
-                self.up_since.entry(tunnel_key(*protocol, *client, *server, ids)).or_insert(at_secs);
+                self.up_since.entry(tunnel_key(*protocol, (*client).into(), (*server).into(), ids)).or_insert(at_secs);
                 EventRow {
                     at_secs,
                     what: what::TUNNEL_UP.into(),
@@ -223,7 +225,7 @@ impl EventLog {
                 detail: f.kind.title().into(),
             },
             Event::TunnelDown { protocol, client, server, ids, bytes_out, bytes_in } => {
-                self.up_since.remove(&tunnel_key(*protocol, *client, *server, ids));
+                self.up_since.remove(&tunnel_key(*protocol, (*client).into(), (*server).into(), ids));
                 EventRow {
                     at_secs,
                     what: what::TUNNEL_DOWN.into(),
@@ -276,7 +278,7 @@ pub fn answer(engine: &mut Engine, info: &PlaneInfo, events: &mut EventLog, now:
                         kind: t.kind.into(),
                         client: t.client.to_string(),
                         server: t.server.to_string(),
-                        public: t.public.to_string(),
+                        public: t.public.map_or_else(String::new, |p| p.to_string()),
                         ids: ids_text(&t.ids),
                         bytes_out: t.bytes_out,
                         bytes_in: t.bytes_in,
@@ -318,8 +320,18 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
     let c = engine.config();
     let s = engine.stats();
     let mut by_proto = PerProto::default();
+    let mut ipv6_flows: Vec<(String, u64)> = Vec::new();
     for sess in engine.sessions() {
-        *by_proto.get_mut(sess.proto) += 1;
+        match (sess.is_ipv6(), Proto::from_ip_protocol(sess.protocol)) {
+            (false, Some(p)) => *by_proto.get_mut(p) += 1,
+            _ => {
+                let name = ipv6_flow_label(sess.protocol);
+                match ipv6_flows.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, c)) => *c += 1,
+                    None => ipv6_flows.push((name.to_string(), 1)),
+                }
+            }
+        }
     }
     let mut tunnels = PerVpn::<u64>::default();
     for t in engine.tunnels(now) {
@@ -350,6 +362,7 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
         drops: s.drops_by_reason().filter(|(_, n)| *n > 0).map(|(r, n)| (r.name().to_string(), n)).collect(),
         link: info.link_counters.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
         sessions: by_proto,
+        ipv6_flows,
         sessions_created: created,
         sessions_expired: expired,
         sessions_evicted: evicted,
@@ -360,17 +373,29 @@ fn status(engine: &Engine, info: &PlaneInfo, now: Instant) -> Status {
     }
 }
 
+/// The label of an IPv6 flow's protocol in [`Status::ipv6_flows`] and `/metrics`: one of
+/// [`crate::api::IPV6_FLOW_PROTOCOLS`].
+pub fn ipv6_flow_label(p: IpProtocol) -> &'static str {
+    crate::api::IPV6_FLOW_PROTOCOLS.iter().copied().find(|&n| p.name() == Some(n)).unwrap_or("other")
+}
+
+/// The protocol a session answers to in a query: ICMPv6 echo flows are ICMP's.
+fn query_proto(s: &SessionInfo) -> Option<Proto> {
+    if s.protocol == IpProtocol::ICMPV6 { Some(Proto::Icmp) } else { Proto::from_ip_protocol(s.protocol) }
+}
+
 fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
     let per_page = q.per_page.clamp(1, 1000);
     let page = q.page.max(1);
     let addr = q.addr;
+    let ends = |s: &SessionInfo| [Some(s.lan), s.public, Some(s.remote)].into_iter().flatten();
     let mut rows: Vec<_> = engine
         .sessions()
-        .filter(|s| q.proto.is_none_or(|p| p == s.proto))
-        .filter(|s| addr.is_none_or(|a| s.lan.addr == a || s.ext.addr == a || s.remote.addr == a))
-        .filter(|s| q.port.is_none_or(|p| s.lan.port == p || s.ext.port == p || s.remote.port == p))
+        .filter(|s| q.proto.is_none_or(|p| Some(p) == query_proto(s)))
+        .filter(|s| addr.is_none_or(|a| ends(s).any(|e| e.ip() == a)))
+        .filter(|s| q.port.is_none_or(|p| ends(s).any(|e| e.port() == p)))
         .collect();
-    rows.sort_by_key(|s| (s.proto as u8, s.lan, s.remote));
+    rows.sort_by_key(|s| (s.is_ipv6(), s.protocol.number(), s.lan, s.remote));
     let total = rows.len();
     let start = (page as usize - 1).saturating_mul(per_page as usize);
     let sessions = rows
@@ -378,9 +403,10 @@ fn sessions(engine: &Engine, now: Instant, q: &SessionQuery) -> SessionPage {
         .skip(start)
         .take(per_page as usize)
         .map(|s| SessionRow {
-            proto: s.proto.name().into(),
+            proto: s.protocol.to_string(),
+            family: if s.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
             lan: s.lan.to_string(),
-            public: s.ext.to_string(),
+            public: s.public.map_or_else(String::new, |p| p.to_string()),
             remote: s.remote.to_string(),
             state: if s.established { "established" } else { "opening/closing" }.into(),
             idle_secs: now.since(s.last_seen).as_secs(),
@@ -497,9 +523,9 @@ mod tests {
         natpass_engine::TunnelInfo {
             protocol: Protocol::Ipsec,
             kind: "ESP SA pair",
-            client: Ipv4Addr::from_bits(1),
-            server: Ipv4Addr::from_bits(2),
-            public: Ipv4Addr::from_bits(3),
+            client: Ipv4Addr::from_bits(1).into(),
+            server: Ipv4Addr::from_bits(2).into(),
+            public: Some(Ipv4Addr::from_bits(3).into()),
             ids: TunnelIds::Esp { spi_out: 0x100, spi_in },
             bytes_out: 0,
             bytes_in: 0,

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use natpass_engine::{DropReason, FindingKind, Proto};
 
-use crate::api::{PROTOCOLS, PerProto, PerVpn, Status};
+use crate::api::{IPV6_FLOW_PROTOCOLS, PROTOCOLS, PerProto, PerVpn, Status};
 
 /// The commit natpass was built from (`git rev-parse` at build time), or "unknown".
 pub const COMMIT: &str = env!("NATPASS_COMMIT");
@@ -174,6 +174,18 @@ pub fn render_status(s: &Status) -> String {
     );
     o.family("natpass_interface_sent_frames_total", "counter", "Frames sent on natpass's interfaces.", &frames(false));
     o.family("natpass_sessions", "gauge", "NAT sessions alive, by protocol.", &per_proto(&s.sessions));
+    o.family(
+        "natpass_ipv6_flows",
+        "gauge",
+        "IPv6 flows the simple security table tracks (RFC 6092; routed, not translated), by protocol.",
+        &IPV6_FLOW_PROTOCOLS
+            .iter()
+            .map(|&p| {
+                let n = s.ipv6_flows.iter().find(|(name, _)| name == p).map_or(0, |f| f.1);
+                (format!("protocol=\"{p}\""), n as f64)
+            })
+            .collect::<Vec<_>>(),
+    );
     o.one("natpass_sessions_created_total", "counter", "NAT sessions opened.", s.sessions_created as f64);
     o.one(
         "natpass_sessions_expired_total",
@@ -328,6 +340,7 @@ mod tests {
             drops: vec![("pptp_disabled".into(), 3)],
             link: vec![("arp_requests".into(), 2), ("no_route".into(), 1)],
             sessions: PerProto::default(),
+            ipv6_flows: vec![("esp".into(), 1)],
             sessions_created: 0,
             sessions_expired: 0,
             sessions_evicted: 0,
@@ -362,6 +375,8 @@ mod tests {
         let m = render_status(&status());
         assert!(!m.contains("proto=\""), "{m}");
         assert!(m.contains("natpass_sessions{protocol=\"udp\"} 0\n"), "{m}");
+        assert!(m.contains("natpass_ipv6_flows{protocol=\"esp\"} 1\n"), "{m}");
+        assert!(m.contains("natpass_ipv6_flows{protocol=\"icmpv6\"} 0\n"), "IPv6 protocols there from the start: {m}");
         assert!(m.contains(&format!("natpass_build_info{{version=\"0.1.0\",commit=\"{COMMIT}\"}} 1\n")), "{m}");
         assert!(!COMMIT.is_empty());
     }

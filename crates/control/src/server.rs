@@ -188,7 +188,7 @@ pub fn session_query(req: &Incoming) -> Result<SessionQuery, String> {
     };
     let addr = match req.param("addr") {
         None => None,
-        Some(a) => Some(a.parse().map_err(|_| format!("addr={a:?} is not an IPv4 address"))?),
+        Some(a) => Some(a.parse().map_err(|_| format!("addr={a:?} is not an IPv4 or IPv6 address"))?),
     };
     let num = |name: &str, d: u32, max: u32| -> Result<u32, String> {
         match req.param(name) {
@@ -852,6 +852,14 @@ mod tests {
         };
         let q = session_query(&get(p.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect())).unwrap();
         assert_eq!(q, SessionQuery { proto: Some(Proto::Udp), addr: p.addr, port: Some(500), page: 2, per_page: 50 });
+        let v6 = SessionParams {
+            addr: Some("2001:db8:1::10".parse().unwrap()),
+            page: 1,
+            per_page: 100,
+            ..SessionParams::default()
+        };
+        let q = session_query(&get(v6.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect())).unwrap();
+        assert_eq!(q.addr, v6.addr);
         let bad = SessionParams { proto: Some("gre".into()), page: 1, per_page: 100, ..SessionParams::default() };
         let e = session_query(&get(bad.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
         assert_eq!(e.unwrap_err(), "proto=\"gre\": use tcp, udp or icmp");

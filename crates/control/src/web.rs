@@ -162,11 +162,12 @@ pub fn status_page(s: &Status, session: &Session) -> String {
     );
     let _ = write!(
         b,
-        "<div class=\"card\"><h2>Sessions</h2><div class=\"big\">{}</div><div class=\"muted\">TCP {} · UDP {} · ICMP {}</div></div>",
+        "<div class=\"card\"><h2>Sessions</h2><div class=\"big\">{}</div><div class=\"muted\">TCP {} · UDP {} · ICMP {} · IPv6 flows {}</div></div>",
         s.sessions.tcp + s.sessions.udp + s.sessions.icmp,
         s.sessions.tcp,
         s.sessions.udp,
-        s.sessions.icmp
+        s.sessions.icmp,
+        s.ipv6_flows.iter().map(|f| f.1).sum::<u64>()
     );
     let per_tunnel = PROTOCOLS.map(|p| format!("{} {}", protocol_label(p), s.tunnels.get(p))).join(" · ");
     let _ = write!(
@@ -347,7 +348,7 @@ pub fn tunnels_page(t: &Tunnels, view: Option<&Findings>, session: &Session) -> 
             esc(&r.kind),
             esc(&r.client),
             esc(&r.server),
-            esc(&r.public),
+            routed_if_empty(&r.public),
             esc(&r.ids),
             r.bytes_out,
             r.bytes_in,
@@ -401,10 +402,10 @@ pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> St
     let mut b = format!(
         "<h1>NAT Sessions</h1><div class=\"card\"><form method=\"get\" action=\"/sessions\" class=\"row\">\
          <label>Protocol<select name=\"proto\"><option value=\"\"{}>any</option>{}</select></label>\
-         <label>Address<input type=\"text\" name=\"addr\" value=\"{}\" placeholder=\"any\" size=\"15\"></label>\
+         <label>Address<input type=\"text\" name=\"addr\" value=\"{}\" placeholder=\"any, IPv4 or IPv6\" size=\"39\"></label>\
          <label>Port<input type=\"number\" name=\"port\" value=\"{}\" min=\"0\" max=\"65535\" placeholder=\"any\"></label>\
          <button class=\"primary\" type=\"submit\">Filter</button></form>\
-         <p class=\"muted\">{} sessions match.</p><table><tr><th>Proto</th><th>LAN</th><th>Public</th><th>Remote</th><th>State</th><th class=\"num\">Idle s</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th></tr>",
+         <p class=\"muted\">{} sessions match. IPv6 flows are routed, not translated: they have no public address.</p><table><tr><th>Proto</th><th>LAN</th><th>Public</th><th>Remote</th><th>State</th><th class=\"num\">Idle s</th><th class=\"num\">Bytes out</th><th class=\"num\">Bytes in</th></tr>",
         sel(""),
         natpass_engine::Proto::ALL
             .map(|p| format!("<option value=\"{}\"{}>{}</option>", p.name(), sel(p.name()), p.name().to_uppercase()))
@@ -419,7 +420,7 @@ pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> St
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&s.proto),
             esc(&s.lan),
-            esc(&s.public),
+            routed_if_empty(&s.public),
             esc(&s.remote),
             esc(&s.state),
             s.idle_secs,
@@ -443,6 +444,11 @@ pub fn sessions_page(p: &SessionPage, q: &SessionQuery, session: &Session) -> St
     }
     b.push_str("</div></div>");
     layout("NAT Sessions", "/sessions", session, &b)
+}
+
+/// A public address or endpoint, or for IPv6 (none: not translated) "routed (IPv6)".
+fn routed_if_empty(public: &str) -> String {
+    if public.is_empty() { "<span class=\"muted\">routed (IPv6)</span>".into() } else { esc(public) }
 }
 
 fn sel_value(q: &SessionQuery) -> &'static str {

@@ -51,6 +51,53 @@ fn sessions_filter_and_paginate() {
 }
 
 #[test]
+fn ipv6_flows_are_listed_and_filtered_beside_the_nat_sessions() {
+    let r = rig("sessions6");
+    let v = http(r.addr, "GET", "/api/v1/sessions?addr=2001:db8:1::10", &[BEARER], "").json();
+    assert_eq!(v["total"], 2, "{v}");
+    let rows = v["sessions"].as_array().unwrap();
+    let udp = rows.iter().find(|s| s["proto"] == "udp").unwrap();
+    assert_eq!(udp["family"], "ipv6");
+    assert_eq!(udp["lan"], "[2001:db8:1::10]:5353");
+    assert_eq!(udp["remote"], "[2001:db8:ff::1]:53");
+    assert_eq!(udp["public"], "", "routed, not translated");
+    assert_eq!(udp["state"], "opening/closing", "no answer yet");
+    let esp = rows.iter().find(|s| s["proto"] == "esp").unwrap();
+    assert_eq!((&esp["state"], &esp["bytes_out"], &esp["bytes_in"]), (&"established".into(), &56.into(), &56.into()));
+    // Filters: the server's address, a port, a protocol; IPv4 rows say their family.
+    let v = http(r.addr, "GET", "/api/v1/sessions?addr=2001:db8:ff::1&proto=udp", &[BEARER], "").json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(http(r.addr, "GET", "/api/v1/sessions?port=5353", &[BEARER], "").json()["total"], 1);
+    let all = http(r.addr, "GET", "/api/v1/sessions", &[BEARER], "").json();
+    assert_eq!(all["total"], 6 + 2, "six IPv4 sessions and two IPv6 flows");
+    assert_eq!(all["sessions"][0]["family"], "ipv4");
+    assert_eq!(all["sessions"][7]["family"], "ipv6");
+    let resp = http(r.addr, "GET", "/api/v1/sessions?addr=2001:db8::zz", &[BEARER], "");
+    assert_eq!(resp.status, 400);
+    assert!(resp.json()["error"].as_str().unwrap().contains("IPv4 or IPv6"), "{}", resp.body);
+    // The ESP SA pair is a tunnel, with both SPIs and no public address.
+    let t = http(r.addr, "GET", "/api/v1/tunnels", &[BEARER], "").json();
+    let rows = t["tunnels"].as_array().unwrap();
+    let esp = rows.iter().find(|t| t["client"] == "2001:db8:1::10").unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(esp["protocol"], "IPsec");
+    assert_eq!(esp["kind"], "ESP SA pair (IPv6)");
+    assert_eq!(esp["server"], "2001:db8:ff::1");
+    assert_eq!(esp["public"], "");
+    assert_eq!(esp["ids"], "SPI out 0x0000c001, in 0x0000d00d");
+    assert_eq!(esp["state"], "up");
+    // Counted in the status and in /metrics.
+    let s = http(r.addr, "GET", "/api/v1/status", &[BEARER], "").json();
+    let mut flows: Vec<String> = s["ipv6_flows"].as_array().unwrap().iter().map(ToString::to_string).collect();
+    flows.sort();
+    assert_eq!(flows, ["[\"esp\",1]", "[\"udp\",1]"]);
+    assert_eq!(s["tunnels"]["ipsec"], 1);
+    let m = http(r.addr, "GET", "/metrics", &[], "").body;
+    assert!(m.contains("natpass_ipv6_flows{protocol=\"esp\"} 1\n"), "{m}");
+    assert!(m.contains("natpass_ipv6_flows{protocol=\"udp\"} 1\n"), "{m}");
+    assert!(m.contains("natpass_ipv6_flows{protocol=\"icmpv6\"} 0\n"), "{m}");
+}
+
+#[test]
 fn switches_change_live_and_are_saved() {
     let r = rig("switch");
     let resp = http(r.addr, "PUT", "/api/v1/passthrough", &[BEARER, JSON], r#"{"pptp": false}"#);
@@ -178,6 +225,11 @@ fn the_web_admin_logs_in_and_saves_the_passthrough_page_with_a_csrf_token() {
         assert_eq!(p.status, 200, "{page}");
     }
     assert!(http(r.addr, "GET", "/sessions?proto=udp", &[("Cookie", &cookie)], "").body.contains("192.168.1.10:40000"));
+    // IPv6 flows on the same pages: no public address, "routed".
+    let page = http(r.addr, "GET", "/sessions?addr=2001:db8:1::10", &[("Cookie", &cookie)], "").body;
+    assert!(page.contains("[2001:db8:1::10]:5353") && page.contains("routed (IPv6)"), "{page}");
+    let page = http(r.addr, "GET", "/vpn/tunnels", &[("Cookie", &cookie)], "").body;
+    assert!(page.contains("ESP SA pair (IPv6)") && page.contains("routed (IPv6)"), "{page}");
     // Logging out ends the session.
     assert_eq!(http(r.addr, "POST", "/logout", &form, &format!("csrf={csrf}")).status, 303);
     assert_eq!(

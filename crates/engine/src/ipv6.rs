@@ -19,21 +19,32 @@
 //!   once a LAN host sent them to that peer, and IKE rides UDP flows; PPTP's GRE is tied to
 //!   the TCP 1723 flow of the LAN host with that server; an LNS may answer an L2TP client's
 //!   port 1701 from another port. A switch that is off blocks its protocol, as for IPv4.
+//! - Listing: every flow is a session of [`crate::Engine::sessions`] (no public endpoint),
+//!   and the VPN flows (ESP, AH, IKE on UDP 500/4500, PPTP's GRE, L2TP on UDP 1701) are
+//!   tunnels of [`crate::Engine::tunnels`], with the identifiers each side's last packet
+//!   carried (SPIs, IKE SPIs, Call IDs, Tunnel IDs).
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddr};
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use natpass_wire::IpProtocol;
+use natpass_wire::ah::AhPacket;
+use natpass_wire::esp::EspPacket;
+use natpass_wire::gre::GrePacket;
 use natpass_wire::icmpv6::{self, Icmpv6Packet};
+use natpass_wire::ike::{self, IkePacket, Udp4500Kind};
 use natpass_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use natpass_wire::l2tp::L2tpPacket;
 
 use crate::config::EngineConfig;
 use crate::output::Output;
-use crate::passthrough::Protocol;
+use crate::passthrough::ike::{IKE_PORT, NAT_T_PORT};
+use crate::passthrough::{Protocol, TunnelIds};
 use crate::time::Instant;
 use crate::translate::fragments::Coverage;
 use crate::verdict::{DropReason, Side, Verdict};
+use crate::{SessionInfo, TunnelInfo};
 
 /// The most flows tracked; new ones beyond it are refused.
 const MAX_FLOWS: usize = 65_536;
@@ -108,6 +119,44 @@ struct Flow {
     last_seen: u64,
     /// The remote end answered; for TCP, and no FIN or RST has been seen since.
     established: bool,
+    /// Bytes LAN → WAN and WAN → LAN (IPv6 header included).
+    bytes: [u64; 2],
+    /// The VPN identifiers the LAN's and the remote's last packets carried ([`Ident`]); for
+    /// IKE, the initiator's and responder's SPIs.
+    ids: [u64; 2],
+}
+
+impl Flow {
+    fn new(t: u64) -> Self {
+        Self { last_seen: t, established: false, bytes: [0; 2], ids: [0; 2] }
+    }
+
+    /// Counts a packet of `len` bytes from `side` carrying `ident`.
+    fn seen(&mut self, side: Side, len: usize, ident: Ident) {
+        self.bytes[side as usize] += len as u64;
+        match ident {
+            Ident::None => {}
+            Ident::Tag(x) => self.ids[side as usize] = u64::from(x),
+            Ident::Ike(i, r) => {
+                for (slot, v) in self.ids.iter_mut().zip([i, r]) {
+                    if v != 0 {
+                        *slot = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A VPN identifier a packet carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ident {
+    None,
+    /// ESP's or AH's SPI, enhanced GRE's Call ID (the receiver's), L2TP's Tunnel ID (the
+    /// receiver's).
+    Tag(u32),
+    /// An IKE header's initiator and responder SPIs (0: not known yet).
+    Ike(u64, u64),
 }
 
 impl Flow {
@@ -165,6 +214,8 @@ struct Parsed {
     tcp_flags: u8,
     /// A non-first fragment: no upper-layer header.
     later_fragment: bool,
+    /// The VPN identifier it carries.
+    ident: Ident,
 }
 
 impl Ipv6Guard {
@@ -196,20 +247,19 @@ impl Ipv6Guard {
             Err(_) => return Verdict::Drop(DropReason::Malformed),
         };
         let (src, dst) = (ip.src(), ip.dst());
+        if dst.is_multicast() || src.is_multicast() || is_link_local(dst) || is_link_local(src) {
+            // Link-scoped or multicast (a host's mDNS, MLD, LLMNR from its link-local
+            // address): not the router's to forward, and not spoofing.
+            return Verdict::Drop(DropReason::Martian);
+        }
         let lan_src = v6.lan_prefix.contains(src);
         match side {
             Side::Lan if !lan_src => return Verdict::Drop(DropReason::LanSpoofedSource),
             Side::Wan if lan_src => return Verdict::Drop(DropReason::WanSpoofedSource),
             _ => {}
         }
-        let to_lan = v6.lan_prefix.contains(dst);
-        if (side == Side::Lan) == to_lan
-            || dst.is_multicast()
-            || src.is_multicast()
-            || is_link_local(dst)
-            || is_link_local(src)
-        {
-            // Link-scoped, multicast, or LAN-to-LAN: not the router's to forward.
+        if (side == Side::Lan) == v6.lan_prefix.contains(dst) {
+            // LAN-to-LAN: not the router's to forward.
             return Verdict::Drop(DropReason::Martian);
         }
         let parsed = match parse(&ip) {
@@ -312,6 +362,7 @@ impl Ipv6Guard {
             _ => {}
         }
         let closing = p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+        let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
         match side {
             Side::Lan => {
                 if p.icmp_type == Some(icmpv6::kind::ECHO_REPLY) {
@@ -328,8 +379,9 @@ impl Ipv6Guard {
                 if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
                     return Verdict::Drop(DropReason::SessionTableFull);
                 }
-                let f = self.flows.entry(key).or_insert(Flow { last_seen: t, established: false });
+                let f = self.flows.entry(key).or_insert(Flow::new(t));
                 f.last_seen = t;
+                f.seen(side, len, p.ident);
                 if closing {
                     f.established = false;
                 }
@@ -348,13 +400,16 @@ impl Ipv6Guard {
                 };
                 let key = FlowKey { protocol: p.protocol, lan: p.dst, remote: p.src, lan_port, remote_port };
                 let flow = match self.flows.get_mut(&key) {
-                    Some(f) => Some(f),
-                    None => self.related(config, p),
+                    Some(f) => Some((f, p.ident)),
+                    // A related flow (PPTP's TCP 1723 for its GRE) counts the bytes, not the
+                    // identifiers of another protocol.
+                    None => self.related(config, p).map(|f| (f, Ident::None)),
                 };
-                let Some(f) = flow else {
+                let Some((f, ident)) = flow else {
                     return Verdict::Drop(DropReason::NoMapping);
                 };
                 f.last_seen = t;
+                f.seen(side, len, ident);
                 f.established = !closing;
                 Verdict::Forward(egress)
             }
@@ -438,6 +493,69 @@ impl Ipv6Guard {
         out.transmit(side, pkt);
     }
 
+    /// Every flow, as a session of the listing.
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = SessionInfo> + '_ {
+        self.flows.iter().map(|(k, f)| SessionInfo {
+            protocol: k.protocol,
+            lan: SocketAddr::new(k.lan.into(), k.lan_port),
+            public: None,
+            remote: SocketAddr::new(k.remote.into(), k.remote_port),
+            established: f.established,
+            last_seen: Instant::from_nanos(f.last_seen),
+            bytes_out: f.bytes[Side::Lan as usize],
+            bytes_in: f.bytes[Side::Wan as usize],
+        })
+    }
+
+    /// The VPN flows as tunnels: ESP and AH, IKE (UDP 500 and 4500), PPTP's GRE, L2TP (UDP
+    /// 1701), with the identifiers last seen each way.
+    pub(crate) fn tunnels(&self, now: Instant, out: &mut Vec<TunnelInfo>) {
+        let start = out.len();
+        for (k, f) in &self.flows {
+            let [lan_id, remote_id] = f.ids;
+            let (protocol, kind, ids) = match k.protocol {
+                IpProtocol::ESP | IpProtocol::AH => (
+                    Protocol::Ipsec,
+                    if k.protocol == IpProtocol::ESP { "ESP SA pair (IPv6)" } else { "AH SA pair (IPv6)" },
+                    TunnelIds::Esp { spi_out: lan_id as u32, spi_in: remote_id as u32 },
+                ),
+                IpProtocol::UDP if matches!(k.remote_port, IKE_PORT | NAT_T_PORT) => {
+                    (Protocol::Ipsec, "IKE SA (IPv6)", TunnelIds::Ike { spi_i: lan_id, spi_r: remote_id })
+                }
+                IpProtocol::GRE => (
+                    Protocol::Pptp,
+                    "PPTP call (GRE, IPv6)",
+                    // The server's GRE carries the client's Call ID, and the client's the
+                    // server's; no translation, so the public Call ID is the client's.
+                    TunnelIds::Pptp {
+                        client_call_id: remote_id as u16,
+                        public_call_id: remote_id as u16,
+                        server_call_id: lan_id as u16,
+                    },
+                ),
+                IpProtocol::UDP if k.remote_port == crate::passthrough::l2tp::L2TP_PORT => (
+                    Protocol::L2tp,
+                    "L2TP tunnel (UDP 1701, IPv6)",
+                    TunnelIds::L2tp { client_tunnel_id: remote_id as u16, server_tunnel_id: lan_id as u16 },
+                ),
+                _ => continue,
+            };
+            out.push(TunnelInfo {
+                protocol,
+                kind,
+                client: k.lan.into(),
+                server: k.remote.into(),
+                public: None,
+                ids,
+                bytes_out: f.bytes[Side::Lan as usize],
+                bytes_in: f.bytes[Side::Wan as usize],
+                idle_secs: now.as_nanos().saturating_sub(f.last_seen) / 1_000_000_000,
+                state: if f.established { "up" } else { "waiting for the server" },
+            });
+        }
+        out[start..].sort_by_key(|t| (t.protocol, t.client, t.server));
+    }
+
     /// Ends flows and datagrams past their timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant, config: &EngineConfig) {
         let t = now.as_nanos();
@@ -446,6 +564,13 @@ impl Ipv6Guard {
         let flows = self.flows.iter().map(|(k, f)| f.last_seen.saturating_add(f.timeout(k.protocol, config)));
         let frags = self.datagrams.values().map(|d| d.expires);
         self.wake = flows.chain(frags).min().map(Instant::from_nanos);
+    }
+
+    /// Forgets the flows under `protocol`'s switch (it went off); returns how many went.
+    pub(crate) fn clear(&mut self, protocol: Protocol) -> usize {
+        let before = self.flows.len();
+        self.flows.retain(|k, _| switch_for(k.protocol, [k.lan_port, k.remote_port]) != Some(protocol));
+        before - self.flows.len()
     }
 
     /// When [`Ipv6Guard::handle_timeout`] has work.
@@ -458,16 +583,43 @@ fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80 || a.is_unspecified() || a.is_loopback()
 }
 
-/// The switch a flow falls under, if a VPN protocol's.
+/// The switch a packet falls under, if a VPN protocol's.
 fn switch_of(p: &Parsed) -> Option<Protocol> {
-    let ports = [p.sport, p.dport];
-    match p.protocol {
+    switch_for(p.protocol, [p.sport, p.dport])
+}
+
+/// The switch of a protocol with these ports, if a VPN protocol's.
+fn switch_for(protocol: IpProtocol, ports: [u16; 2]) -> Option<Protocol> {
+    match protocol {
         IpProtocol::ESP | IpProtocol::AH => Some(Protocol::Ipsec),
         IpProtocol::UDP if ports.iter().any(|&x| x == 500 || x == 4500) => Some(Protocol::Ipsec),
         IpProtocol::UDP if ports.contains(&1701) => Some(Protocol::L2tp),
         IpProtocol::GRE => Some(Protocol::Pptp),
         IpProtocol::TCP if ports.contains(&1723) => Some(Protocol::Pptp),
         _ => None,
+    }
+}
+
+/// The VPN identifier of a UDP payload: the IKE SPIs on ports 500 and 4500 (behind the
+/// non-ESP marker there), the receiver's Tunnel ID on L2TP's 1701.
+fn udp_ident(sport: u16, dport: u16, payload: &[u8]) -> Ident {
+    let ike =
+        |b: &[u8]| IkePacket::new_checked(b).map_or(Ident::None, |h| Ident::Ike(h.initiator_spi(), h.responder_spi()));
+    let ports = [sport, dport];
+    if ports.contains(&IKE_PORT) {
+        ike(payload)
+    } else if ports.contains(&NAT_T_PORT) {
+        match (ike::classify_udp_4500(payload), payload.get(4..)) {
+            (Udp4500Kind::Ike, Some(rest)) => ike(rest),
+            _ => Ident::None,
+        }
+    } else if ports.contains(&crate::passthrough::l2tp::L2TP_PORT) {
+        L2tpPacket::new_checked(payload)
+            .ok()
+            .and_then(|l| l.tunnel_id())
+            .map_or(Ident::None, |t| Ident::Tag(u32::from(t)))
+    } else {
+        Ident::None
     }
 }
 
@@ -489,6 +641,7 @@ fn parse(ip: &Ipv6Packet<&[u8]>) -> Result<Parsed, DropReason> {
         icmp_type: None,
         tcp_flags: 0,
         later_fragment,
+        ident: Ident::None,
     };
     if later_fragment {
         return Ok(p);
@@ -500,7 +653,15 @@ fn parse(ip: &Ipv6Packet<&[u8]>) -> Result<Parsed, DropReason> {
             p.dport = u16::from_be_bytes([h[2], h[3]]);
             if up.protocol == IpProtocol::TCP {
                 p.tcp_flags = h[13];
+            } else {
+                p.ident = udp_ident(p.sport, p.dport, l4.get(8..).unwrap_or_default());
             }
+        }
+        IpProtocol::ESP => p.ident = EspPacket::new_checked(l4).map_or(Ident::None, |e| Ident::Tag(e.spi())),
+        IpProtocol::AH => p.ident = AhPacket::new_checked(l4).map_or(Ident::None, |a| Ident::Tag(a.spi())),
+        IpProtocol::GRE => {
+            let call = GrePacket::new_checked(l4).ok().and_then(|g| g.call_id());
+            p.ident = call.map_or(Ident::None, |c| Ident::Tag(u32::from(c)));
         }
         IpProtocol::ICMPV6 => {
             let m = Icmpv6Packet::new_checked(l4).map_err(|_| DropReason::TinyFragment)?;

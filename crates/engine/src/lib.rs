@@ -32,14 +32,15 @@ mod time;
 mod translate;
 mod verdict;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Timeouts};
 use diagnosis::Diagnosis;
 pub use diagnosis::{Finding, FindingKind};
 pub use flow::Proto;
+pub use flow::table::Endpoint;
+use flow::table::NaptSession;
 use flow::table::Table;
-pub use flow::table::{Endpoint, SessionInfo};
 pub use natpass_wire::IpProtocol;
 use output::{Cx, Output};
 use passthrough::Dispatch;
@@ -107,7 +108,54 @@ pub enum Event {
     FindingCleared(Box<Finding>),
 }
 
-/// One VPN tunnel natpass is passing through, for the control plane's tunnel table.
+/// One session of either family, for the session listing: an IPv4 NAPT session, or an IPv6
+/// flow of the simple security table (RFC 6092), which is routed as it is and so has no
+/// public endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The protocol: TCP, UDP, ICMP; for IPv6 also ICMPv6, ESP, AH, GRE.
+    pub protocol: IpProtocol,
+    /// LAN address and port (ICMP and ICMPv6 echo: the identifier; ESP, AH, GRE: 0).
+    pub lan: SocketAddr,
+    /// Public address and port (IPv4); `None` for IPv6, which is not translated.
+    pub public: Option<SocketAddr>,
+    /// Remote address and port (ICMP: 0).
+    pub remote: SocketAddr,
+    /// Established (replied and, for TCP, open), as opposed to opening/closing/unreplied.
+    pub established: bool,
+    /// When the last packet was seen.
+    pub last_seen: Instant,
+    /// Bytes LAN → WAN.
+    pub bytes_out: u64,
+    /// Bytes WAN → LAN.
+    pub bytes_in: u64,
+}
+
+impl From<NaptSession> for SessionInfo {
+    fn from(s: NaptSession) -> Self {
+        let sock = |e: Endpoint| SocketAddr::new(e.addr.into(), e.port);
+        Self {
+            protocol: s.proto.ip_protocol(),
+            lan: sock(s.lan),
+            public: Some(sock(s.ext)),
+            remote: sock(s.remote),
+            established: s.established,
+            last_seen: s.last_seen,
+            bytes_out: s.bytes_out,
+            bytes_in: s.bytes_in,
+        }
+    }
+}
+
+impl SessionInfo {
+    /// True for an IPv6 flow.
+    pub fn is_ipv6(&self) -> bool {
+        self.lan.is_ipv6()
+    }
+}
+
+/// One VPN tunnel natpass is passing through, for the control plane's tunnel table: IPv4
+/// through the passthrough modules, or IPv6 through the simple security table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelInfo {
     /// The protocol (its passthrough switch).
@@ -115,11 +163,11 @@ pub struct TunnelInfo {
     /// What is tracked: an ESP SA pair, an IKE SA, a PPTP call, an L2TP tunnel.
     pub kind: &'static str,
     /// The LAN client.
-    pub client: Ipv4Addr,
+    pub client: IpAddr,
     /// The server.
-    pub server: Ipv4Addr,
-    /// The public address the client uses.
-    pub public: Ipv4Addr,
+    pub server: IpAddr,
+    /// The public address the client uses; `None` for IPv6 (not translated).
+    pub public: Option<IpAddr>,
     /// SPIs, Call IDs or tunnel IDs.
     pub ids: TunnelIds,
     /// Bytes client → server.
@@ -208,9 +256,9 @@ impl Engine {
         self.table.ports_used(ext_idx, proto)
     }
 
-    /// Every live session.
+    /// Every live session: the IPv4 NAPT sessions, then the IPv6 flows.
     pub fn sessions(&self) -> impl Iterator<Item = SessionInfo> + '_ {
-        self.table.iter()
+        self.table.iter().map(SessionInfo::from).chain(self.v6.sessions())
     }
 
     /// The public endpoint of the session from LAN endpoint `lan` to `remote`, if any.
@@ -288,7 +336,7 @@ impl Engine {
         let removed = self.table.remove_where(|proto, lan_port, remote_port| {
             pt.switch_of(proto.ip_protocol(), lan_port, remote_port) == Some(protocol)
         });
-        removed + self.passthrough.clear(protocol)
+        removed + self.passthrough.clear(protocol) + self.v6.clear(protocol)
     }
 
     /// The public Call ID natpass gave the call that LAN `client` numbered `client_call_id`
@@ -297,9 +345,12 @@ impl Engine {
         self.passthrough.pptp.public_call_id(client, server, client_call_id)
     }
 
-    /// Every tunnel tracked by the passthrough modules at `now`.
+    /// Every tunnel tracked at `now`: the passthrough modules' (IPv4), then the VPN flows of
+    /// the IPv6 table.
     pub fn tunnels(&self, now: Instant) -> Vec<TunnelInfo> {
-        self.passthrough.tunnels(now)
+        let mut t = self.passthrough.tunnels(now);
+        self.v6.tunnels(now, &mut t);
+        t
     }
 
     /// What natpass found wrong with the tunnels through it (see [`diagnosis`]): every finding

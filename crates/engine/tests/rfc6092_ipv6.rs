@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 use common::t;
 use etherparse::PacketBuilder;
 use natpass_engine::ipv6::{Ipv6Config, Ipv6Net};
-use natpass_engine::{DropReason, Engine, EngineConfig, Instant, Side, Verdict};
+use natpass_engine::{DropReason, Engine, EngineConfig, Instant, Protocol, Side, TunnelIds, Verdict};
 
 const HOST: &str = "2001:db8:1::10";
 const SERVER: &str = "2001:db8:ff::1";
@@ -162,6 +162,78 @@ fn rfc6092_3_2_4_ipsec_passes_when_on_and_tied_to_the_lan_host() {
     e.set_passthrough(natpass_engine::Protocol::Ipsec, false);
     assert_eq!(run(&mut e, Side::Lan, esp(HOST, SERVER)).0, Verdict::Drop(DropReason::IpsecDisabled));
     assert_eq!(run(&mut e, Side::Lan, udp6(HOST, 500, SERVER, 500, 28)).0, Verdict::Drop(DropReason::IpsecDisabled));
+}
+
+#[test]
+fn ipv6_flows_are_listed_as_sessions_without_a_public_endpoint() {
+    let mut e = engine6(|_| {});
+    assert_eq!(run(&mut e, Side::Lan, udp6(HOST, 5000, SERVER, 53, 8)).0, Verdict::Forward(Side::Wan));
+    assert_eq!(run(&mut e, Side::Wan, udp6(SERVER, 53, HOST, 5000, 20)).0, Verdict::Forward(Side::Lan));
+    assert_eq!(run(&mut e, Side::Lan, syn6(HOST, 40000, SERVER, 443)).0, Verdict::Forward(Side::Wan));
+    let mut v: Vec<_> = e.sessions().collect();
+    v.sort_by_key(|s| s.protocol.number());
+    assert_eq!(v.len(), 2, "{v:#?}");
+    let (tcp, udp) = (&v[0], &v[1]);
+    assert!(udp.is_ipv6());
+    assert_eq!(udp.protocol, natpass_engine::IpProtocol::UDP);
+    assert_eq!(udp.lan, format!("[{HOST}]:5000").parse().unwrap());
+    assert_eq!(udp.remote, format!("[{SERVER}]:53").parse().unwrap());
+    assert_eq!(udp.public, None, "routed, not translated");
+    assert!(udp.established, "the server answered");
+    assert_eq!((udp.bytes_out, udp.bytes_in), (40 + 8 + 8, 40 + 8 + 20));
+    assert_eq!(udp.last_seen, t(1));
+    assert_eq!(tcp.protocol, natpass_engine::IpProtocol::TCP);
+    assert!(!tcp.established, "a SYN alone");
+    // IPv4 sessions and IPv6 flows in one listing.
+    let mut v4 = Vec::new();
+    etherparse::PacketBuilder::ipv4([192, 168, 1, 10], [198, 51, 100, 7], 64)
+        .udp(5000, 53)
+        .write(&mut v4, &[0; 8])
+        .unwrap();
+    let mut c = engine6(|c| c.lan_networks = vec![natpass_engine::Ipv4Net::new([192, 168, 1, 0].into(), 24)]);
+    assert_eq!(run(&mut c, Side::Lan, v4).0, Verdict::Forward(Side::Wan));
+    assert_eq!(run(&mut c, Side::Lan, udp6(HOST, 5000, SERVER, 53, 8)).0, Verdict::Forward(Side::Wan));
+    let families: Vec<(bool, bool)> = c.sessions().map(|s| (s.is_ipv6(), s.public.is_some())).collect();
+    assert_eq!(families, vec![(false, true), (true, false)], "IPv4 with its public endpoint, then IPv6");
+}
+
+#[test]
+fn ipv6_vpn_flows_are_listed_as_tunnels_with_their_identifiers() {
+    let mut e = engine6(|_| {});
+    let esp = |src: &str, dst: &str, spi: u32| {
+        let mut b = spi.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9]);
+        raw6(src, dst, 50, &b)
+    };
+    // IKE_SA_INIT request and response: the initiator's SPI, then the responder's.
+    let ike = |src: &str, dst: &str, spi_r: u64| {
+        let mut h = 0x1111_2222_3333_4444u64.to_be_bytes().to_vec();
+        h.extend_from_slice(&spi_r.to_be_bytes());
+        h.extend_from_slice(&[33, 0x20, 34, 0x08, 0, 0, 0, 0, 0, 0, 0, 28]);
+        let mut v = Vec::new();
+        PacketBuilder::ipv6(a(src), a(dst), 64).udp(500, 500).write(&mut v, &h).unwrap();
+        v
+    };
+    assert_eq!(run(&mut e, Side::Lan, ike(HOST, SERVER, 0)).0, Verdict::Forward(Side::Wan));
+    assert_eq!(run(&mut e, Side::Wan, ike(SERVER, HOST, 0x5555)).0, Verdict::Forward(Side::Lan));
+    assert_eq!(run(&mut e, Side::Lan, esp(HOST, SERVER, 0xc001)).0, Verdict::Forward(Side::Wan));
+    assert_eq!(run(&mut e, Side::Wan, esp(SERVER, HOST, 0xd00d)).0, Verdict::Forward(Side::Lan));
+    assert_eq!(run(&mut e, Side::Lan, udp6(HOST, 5000, SERVER, 53, 8)).0, Verdict::Forward(Side::Wan));
+    let tunnels = e.tunnels(t(3));
+    assert_eq!(tunnels.len(), 2, "ESP and IKE, not DNS: {tunnels:#?}");
+    let host: std::net::IpAddr = HOST.parse().unwrap();
+    let server: std::net::IpAddr = SERVER.parse().unwrap();
+    let esp_t = tunnels.iter().find(|t| t.kind.starts_with("ESP")).unwrap();
+    assert_eq!((esp_t.protocol, esp_t.client, esp_t.server, esp_t.public), (Protocol::Ipsec, host, server, None));
+    assert_eq!(esp_t.ids, TunnelIds::Esp { spi_out: 0xc001, spi_in: 0xd00d });
+    assert_eq!((esp_t.state, esp_t.idle_secs), ("up", 2));
+    assert_eq!(esp_t.bytes_out, 40 + 16);
+    let ike_t = tunnels.iter().find(|t| t.kind.starts_with("IKE")).unwrap();
+    assert_eq!(ike_t.ids, TunnelIds::Ike { spi_i: 0x1111_2222_3333_4444, spi_r: 0x5555 });
+    // The switch off: its tunnels go, and the DNS flow stays.
+    assert_eq!(e.set_passthrough(Protocol::Ipsec, false), 2);
+    assert!(e.tunnels(t(3)).is_empty());
+    assert_eq!(e.sessions().count(), 1);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -112,9 +112,9 @@ enum Command {
         /// Only this protocol.
         #[arg(long, value_enum)]
         proto: Option<Proto>,
-        /// Only sessions with this address on any side.
+        /// Only sessions with this address, IPv4 or IPv6, on any side.
         #[arg(long)]
-        addr: Option<Ipv4Addr>,
+        addr: Option<IpAddr>,
         /// Only sessions with this port on any side.
         #[arg(long)]
         port: Option<u16>,
@@ -211,10 +211,12 @@ enum Command {
     Replay {
         /// The capture (pcap or pcapng; Ethernet, loopback/NULL, raw IP or Linux SLL).
         capture: PathBuf,
-        /// A LAN host (repeat for several). Default: private hosts that talk to public ones,
-        /// and of two private hosts, the one that speaks first.
-        #[arg(long = "lan", value_name = "IPV4")]
-        lan: Vec<Ipv4Addr>,
+        /// A LAN host, IPv4 or IPv6 (repeat for several). Default: private hosts (IPv6: unique
+        /// local) that talk to public ones, and of two private or two public hosts, the one
+        /// that speaks first. IPv6 LAN hosts give the LAN prefix (their /64, narrowed until no
+        /// other host of the capture is in it).
+        #[arg(long = "lan", value_name = "IP")]
+        lan: Vec<IpAddr>,
         /// The public address natpass translates to.
         #[arg(long, default_value = "203.0.113.1")]
         public: Ipv4Addr,

@@ -1,8 +1,13 @@
 //! `natpass replay`: runs a capture through the engine with the capture's clock.
 //!
 //! The capture is read twice. The first pass decides which hosts are the LAN: the ones named,
-//! or else private (RFC 1918) hosts that talk to public ones, and for two private hosts talking
-//! to each other, the one that spoke first (the client). The second pass feeds every packet to
+//! or else private hosts (RFC 1918; for IPv6, unique local addresses, RFC 4193) that talk to
+//! public ones, and for two private (or two public) hosts talking to each other, the one that
+//! spoke first (the client). IPv6 is routed, not translated: its LAN is a prefix, the /64 of
+//! the first IPv6 LAN host, lengthened until no host of the other side is inside it (two
+//! hosts of one /64 in a capture), and the engine runs with that prefix (RFC 6092 simple
+//! security). IPv6 link-local and multicast packets are fed from the LAN, where the router
+//! would hear them, and stay there. The second pass feeds every packet to
 //! the engine: LAN packets as they were; WAN packets as their sender would have sent them after
 //! seeing natpass's translation (to the public address, port and identifier natpass chose), so
 //! a capture recorded without a NAT replays both ways. Packets forwarded to the LAN are
@@ -14,15 +19,17 @@
 //! looked wrong without enough evidence for a cause.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use natpass_engine::diagnosis::Status;
+use natpass_engine::ipv6::{Ipv6Config, Ipv6Net};
 use natpass_engine::{DropReason, Endpoint, Engine, EngineConfig, Finding, Instant, Ipv4Net, Proto, Side, Verdict};
 use natpass_io::pcap::{L3, PcapReader, PcapWriter};
 use natpass_wire::icmp::{IcmpPacket, QuotedDatagram};
 use natpass_wire::ipv4::Ipv4Packet;
+use natpass_wire::ipv6::{self, Ipv6Packet};
 use natpass_wire::tcp::TcpPacket;
 use natpass_wire::udp::UdpPacket;
 use natpass_wire::{AddrChange, IpProtocol};
@@ -32,8 +39,8 @@ use natpass_wire::{AddrChange, IpProtocol};
 pub struct Options {
     /// The capture.
     pub input: PathBuf,
-    /// The LAN hosts; empty means "decide from the capture".
-    pub lan: Vec<Ipv4Addr>,
+    /// The LAN hosts, IPv4 or IPv6; empty means "decide from the capture".
+    pub lan: Vec<IpAddr>,
     /// The public address natpass uses.
     pub public: Ipv4Addr,
     /// Where `lan.pcap` and `wan.pcap` go; none means no output files.
@@ -85,23 +92,19 @@ pub struct Summary {
     pub not_ip: u64,
     /// IP packets between two hosts neither of which is on the LAN: not through the NAT.
     pub unrelated: u64,
-    /// Packets fed to the engine, by ingress side `[lan, wan]`.
-    pub fed: [u64; 2],
-    /// Packets the engine forwarded, by egress side `[lan, wan]` (generated ones included).
-    pub forwarded: [u64; 2],
-    /// Packets held (out-of-order fragments) or split for the egress MTU, by ingress side.
-    pub consumed: [u64; 2],
-    /// Drops by reason, nonzero only.
-    pub drops: Vec<(DropReason, u64)>,
-    /// WAN → LAN packets that came out byte-identical to the capture (TTL and IP checksum aside).
-    pub restored: u64,
-    /// WAN → LAN packets that came out different from the capture.
-    pub restored_differs: u64,
+    /// What happened to the capture's IPv4 packets (translated).
+    pub ipv4: Counts,
+    /// What happened to the capture's IPv6 packets (routed with simple security, RFC 6092).
+    pub ipv6: Counts,
+    /// The engine's IPv6 settings, when the capture holds IPv6.
+    pub ipv6_config: Option<Ipv6Config>,
+    /// Most IPv6 flows tracked at once.
+    pub peak_ipv6_flows: usize,
     /// Packets captured on their sender before checksum offload (IPv4 checksum 0 that does
     /// not verify): the replay fills in their checksums as the NIC would have.
     pub offload_fixed: u64,
-    /// The LAN hosts used.
-    pub lan_hosts: Vec<Ipv4Addr>,
+    /// The LAN hosts used, IPv4 and IPv6.
+    pub lan_hosts: Vec<IpAddr>,
     /// Sessions opened, expired, evicted.
     pub sessions: (u64, u64, u64),
     /// Most sessions alive at once.
@@ -116,52 +119,99 @@ pub struct Summary {
     pub end: Instant,
 }
 
-impl Summary {
+/// What happened to one family's packets.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Packets fed to the engine, by ingress side `[lan, wan]`.
+    pub fed: [u64; 2],
+    /// Packets the engine forwarded, by egress side `[lan, wan]` (its own included: ICMP
+    /// errors, fragments).
+    pub forwarded: [u64; 2],
+    /// Packets held (out-of-order fragments) or split for the egress MTU, by ingress side.
+    pub consumed: [u64; 2],
+    /// Drops by reason, nonzero only.
+    pub drops: Vec<(DropReason, u64)>,
+    /// WAN → LAN packets that came out byte-identical to the capture (TTL or hop limit, and
+    /// the IPv4 checksum, aside).
+    pub restored: u64,
+    /// WAN → LAN packets that came out different from the capture.
+    pub restored_differs: u64,
+}
+
+impl Counts {
     /// The count of one drop reason.
     pub fn dropped(&self, r: DropReason) -> u64 {
         self.drops.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1)
     }
 
+    fn add_drop(&mut self, r: DropReason) {
+        match self.drops.iter_mut().find(|x| x.0 == r) {
+            Some(x) => x.1 += 1,
+            None => self.drops.push((r, 1)),
+        }
+    }
+}
+
+impl Summary {
     /// The findings still found at the end (not cleared).
     pub fn found(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.status == Status::Found)
     }
 }
 
-fn is_private(ip: Ipv4Addr) -> bool {
-    ip.is_private()
+/// Private: RFC 1918, or an IPv6 unique local address (RFC 4193).
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_private(),
+        IpAddr::V6(a) => a.is_unique_local(),
+    }
 }
 
-fn is_group(ip: Ipv4Addr) -> bool {
-    ip.is_multicast() || ip.is_broadcast() || ip.octets()[3] == 0xff
+/// Traffic that says nothing about which side a host is on: to a group (multicast,
+/// broadcast), from nobody, or IPv6 link-local (it never crosses a router).
+fn is_link_scoped(s: IpAddr, d: IpAddr) -> bool {
+    match (s, d) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            d.is_multicast() || d.is_broadcast() || d.octets()[3] == 0xff || s.is_unspecified()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            d.is_multicast() || s.is_unspecified() || s.is_unicast_link_local() || d.is_unicast_link_local()
+        }
+        _ => true,
+    }
 }
 
-/// The IPv4 packet of a captured frame, if it has one.
-fn ipv4_of(p: &natpass_io::pcap::CapturedPacket) -> Option<&[u8]> {
+/// The source and destination of a captured frame's IP packet, if it has one.
+fn addrs_of(p: &natpass_io::pcap::CapturedPacket) -> Option<(IpAddr, IpAddr)> {
     match p.l3 {
-        L3::Ipv4 { offset } => p.data.get(offset..),
+        L3::Ipv4 { offset } => {
+            Ipv4Packet::new_checked(p.data.get(offset..)?).ok().map(|ip| (ip.src().into(), ip.dst().into()))
+        }
+        L3::Ipv6 { offset } => {
+            Ipv6Packet::new_checked(p.data.get(offset..)?).ok().map(|ip| (ip.src().into(), ip.dst().into()))
+        }
         _ => None,
     }
 }
 
-/// The first pass: which hosts are the LAN (see the module documentation).
-fn find_lan(path: &Path) -> Result<(Vec<Ipv4Addr>, HashSet<Ipv4Addr>)> {
-    let mut lan: Vec<Ipv4Addr> = Vec::new();
-    let mut wan: HashSet<Ipv4Addr> = HashSet::new();
-    let mut seen: HashSet<Ipv4Addr> = HashSet::new();
+/// The first pass: which hosts are the LAN (see the module documentation), and every address
+/// seen.
+fn find_lan(path: &Path) -> Result<(Vec<IpAddr>, HashSet<IpAddr>)> {
+    let mut lan: Vec<IpAddr> = Vec::new();
+    let mut wan: HashSet<IpAddr> = HashSet::new();
+    let mut seen: HashSet<IpAddr> = HashSet::new();
     let mut reader = PcapReader::open(path).with_context(|| format!("opening {}", path.display()))?;
     while let Some(pkt) = reader.next_packet() {
         let pkt = pkt?;
-        let Some(ip) = ipv4_of(&pkt).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
+        let Some((s, d)) = addrs_of(&pkt) else {
             continue;
         };
-        let (s, d) = (ip.src(), ip.dst());
         seen.insert(s);
         seen.insert(d);
-        if is_group(d) || s.is_unspecified() {
+        if is_link_scoped(s, d) {
             continue;
         }
-        let known = |x: Ipv4Addr| lan.contains(&x) || wan.contains(&x);
+        let known = |x: IpAddr| lan.contains(&x) || wan.contains(&x);
         if is_private(s) && !is_private(d) {
             // A private host talking to a public one is behind the NAT.
             if !wan.contains(&s) && !lan.contains(&s) {
@@ -177,6 +227,76 @@ fn find_lan(path: &Path) -> Result<(Vec<Ipv4Addr>, HashSet<Ipv4Addr>)> {
     }
     lan.retain(|x| !wan.contains(x));
     Ok((lan, seen))
+}
+
+/// Bits two addresses share from the left.
+fn shared_bits(a: Ipv6Addr, b: Ipv6Addr) -> u8 {
+    (a.to_bits() ^ b.to_bits()).leading_zeros() as u8
+}
+
+/// The engine's IPv6 settings for a capture with IPv6 in it: the LAN prefix (see the module
+/// documentation) and router addresses no host of the capture uses. Without an IPv6 LAN
+/// host, the documentation prefix 2001:db8::/64 stands in (every routed packet is then
+/// unrelated, and link-local ones stay on the LAN).
+fn ipv6_settings(lan: &[IpAddr], seen: &HashSet<IpAddr>) -> Option<Ipv6Config> {
+    let v6 = |a: &IpAddr| match a {
+        IpAddr::V6(x) => Some(*x),
+        IpAddr::V4(_) => None,
+    };
+    if !seen.iter().any(|a| a.is_ipv6()) {
+        return None;
+    }
+    let hosts: Vec<Ipv6Addr> = lan.iter().filter_map(v6).collect();
+    let lan_prefix = match hosts.first() {
+        Some(&first) => {
+            let shared = hosts.iter().map(|&h| shared_bits(first, h)).min().unwrap_or(128).min(64);
+            let others = seen.iter().filter_map(v6).filter(|o| !hosts.contains(o) && !o.is_multicast());
+            let apart = others.map(|o| shared_bits(first, o).saturating_add(1)).max().unwrap_or(0);
+            Ipv6Net::new(first, shared.max(apart).min(128))
+        }
+        None => Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 64),
+    };
+    let unused = |a: &Ipv6Addr| !seen.contains(&IpAddr::V6(*a));
+    // The router's LAN address: a free one at the top of the prefix; its WAN address: a free
+    // one of 2001:db8:ffff::/64 outside the prefix.
+    let top = lan_prefix.addr().to_bits() | (u128::MAX.checked_shr(u32::from(lan_prefix.len())).unwrap_or(0));
+    let lan_addr = (0..256u128)
+        .filter_map(|i| top.checked_sub(i).map(Ipv6Addr::from_bits))
+        .find(|a| lan_prefix.contains(*a) && unused(a))
+        .unwrap_or(lan_prefix.addr());
+    let wan_addr = (1..=255u16)
+        .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, i))
+        .find(|a| !lan_prefix.contains(*a) && unused(a))
+        .unwrap_or(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0));
+    Some(Ipv6Config { lan_prefix, lan_addr, wan_addr })
+}
+
+/// The IPv6 packet's side as the capture shows it: from the LAN prefix, to it, or link-scoped
+/// (heard on the LAN, never routed); `None` when it does not cross the router.
+fn ipv6_side(config: &Ipv6Config, ip: &Ipv6Packet<&[u8]>) -> Option<Side> {
+    let (src, dst) = (ip.src(), ip.dst());
+    if config.lan_prefix.contains(src) || is_link_scoped(src.into(), dst.into()) {
+        Some(Side::Lan)
+    } else if config.lan_prefix.contains(dst) {
+        Some(Side::Wan)
+    } else {
+        None
+    }
+}
+
+/// True when `out` is `orig` with only the hop limit changed.
+fn same_but_hop_limit(out: &[u8], orig: &[u8]) -> bool {
+    out.len() == orig.len() && out.len() >= ipv6::HEADER_LEN && out[..7] == orig[..7] && out[8..] == orig[8..]
+}
+
+/// The length an IP packet's header gives it (IPv4's total length, IPv6's payload length and
+/// header), at most the buffer's.
+fn ip_len(packet: &[u8]) -> usize {
+    let n = match packet.first().map(|b| b >> 4) {
+        Some(6) => packet.get(4..6).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])) + ipv6::HEADER_LEN),
+        _ => packet.get(2..4).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
+    };
+    n.min(packet.len())
 }
 
 /// Rewrites a WAN packet's destination (and the embedded source of an ICMP error) to what the
@@ -323,19 +443,30 @@ fn same_but_ttl(out: &[u8], orig: &[u8]) -> bool {
 /// Replays a capture and returns the summary.
 pub fn run(opts: &Options) -> Result<Summary> {
     let (found, seen) = find_lan(&opts.input)?;
-    let lan: Vec<Ipv4Addr> = if opts.lan.is_empty() { found } else { opts.lan.clone() };
+    let lan: Vec<IpAddr> = if opts.lan.is_empty() { found } else { opts.lan.clone() };
+    let lan4: Vec<Ipv4Addr> = lan
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(x) => Some(*x),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
     let public = opts.public;
     let mut config = opts.base.clone();
     config.public_addrs = vec![opts.public];
-    config.lan_networks = lan.iter().map(|&a| Ipv4Net::new(a, 32)).collect();
-    if let Some(&first) = lan.first() {
+    config.lan_networks = lan4.iter().map(|&a| Ipv4Net::new(a, 32)).collect();
+    if let Some(&first) = lan4.first() {
         // The router's LAN address (the source of its ICMP errors): a free address of the
         // first host's /24, counting down from .254.
         let [a, b, c, _] = first.octets();
-        if let Some(router) = (1..=254u8).rev().map(|h| Ipv4Addr::new(a, b, c, h)).find(|x| !seen.contains(x)) {
+        if let Some(router) =
+            (1..=254u8).rev().map(|h| Ipv4Addr::new(a, b, c, h)).find(|x| !seen.contains(&IpAddr::V4(*x)))
+        {
             config.lan_addr = router;
         }
     }
+    config.ipv6 = ipv6_settings(&lan, &seen);
+    let v6config = config.ipv6.clone();
     let mut engine = Engine::new(config, Instant::ZERO).context("engine settings")?;
     let mut reader = PcapReader::open(&opts.input).with_context(|| format!("opening {}", opts.input.display()))?;
     let mut writers = match &opts.out_dir {
@@ -355,7 +486,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut s = Summary { lan_hosts: lan.clone(), ..Default::default() };
+    let mut s = Summary { lan_hosts: lan.clone(), ipv6_config: v6config.clone(), ..Default::default() };
     let mut epoch: Option<u64> = None;
     let mut last = 0u64;
     while let Some(pkt) = reader.next_packet() {
@@ -372,7 +503,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
         }
-        let (mut buf, orig_side) = match pkt.l3 {
+        let (mut buf, orig_side, v6) = match pkt.l3 {
             L3::Ipv4 { offset } => {
                 let Some(b) = pkt.data.get(offset..) else {
                     continue;
@@ -380,72 +511,76 @@ pub fn run(opts: &Options) -> Result<Summary> {
                 let Ok(ip) = Ipv4Packet::new_checked(b) else {
                     // Malformed IPv4: let the engine count it, from whichever side.
                     let mut v = b.to_vec();
-                    s.fed[0] += 1;
+                    s.ipv4.fed[0] += 1;
                     let _ = engine.process(now, Side::Lan, &mut v);
                     continue;
                 };
                 let n = usize::from(ip.total_len());
                 let (src, dst) = (ip.src(), ip.dst());
-                let side = if lan.contains(&src) {
+                let side = if lan4.contains(&src) {
                     Side::Lan
-                } else if lan.contains(&dst) {
+                } else if lan4.contains(&dst) {
                     Side::Wan
                 } else {
                     s.unrelated += 1;
                     continue;
                 };
-                (b[..n].to_vec(), side)
+                (b[..n].to_vec(), side, false)
             }
             L3::Ipv6 { offset } => {
-                // natpass is a NAT44: the engine counts these as not IPv4.
-                let mut v = pkt.data.get(offset..).unwrap_or_default().to_vec();
-                s.fed[0] += 1;
-                let _ = engine.process(now, Side::Lan, &mut v);
-                continue;
+                let b = pkt.data.get(offset..).unwrap_or_default();
+                let side = match (&v6config, Ipv6Packet::new_checked(b)) {
+                    (Some(c), Ok(ip)) => ipv6_side(c, &ip),
+                    // Malformed: the engine counts it, from the LAN.
+                    _ => Some(Side::Lan),
+                };
+                let Some(side) = side else {
+                    s.unrelated += 1;
+                    continue;
+                };
+                (b[..ip_len(b)].to_vec(), side, true)
             }
             _ => {
                 s.not_ip += 1;
                 continue;
             }
         };
-        if fill_offloaded_checksums(&mut buf) {
+        if !v6 && fill_offloaded_checksums(&mut buf) {
             s.offload_fixed += 1;
         }
         let orig = buf.clone();
-        if orig_side == Side::Wan {
+        if !v6 && orig_side == Side::Wan {
+            // IPv6 is routed as it is; IPv4 goes to what natpass told the remote side.
             as_sent_to_nat(&engine, &mut buf, public);
         }
-        s.fed[orig_side as usize] += 1;
+        let counts = if v6 { &mut s.ipv6 } else { &mut s.ipv4 };
+        counts.fed[orig_side as usize] += 1;
         match engine.process(now, orig_side, &mut buf) {
             Verdict::Forward(out) => {
-                s.forwarded[out as usize] += 1;
+                counts.forwarded[out as usize] += 1;
                 if out == Side::Lan && orig_side == Side::Wan {
-                    if same_but_ttl(&buf, &orig) {
-                        s.restored += 1;
+                    let same = if v6 { same_but_hop_limit(&buf, &orig) } else { same_but_ttl(&buf, &orig) };
+                    if same {
+                        counts.restored += 1;
                     } else {
-                        s.restored_differs += 1;
+                        counts.restored_differs += 1;
                     }
                 }
                 if let Some((l, w)) = writers.as_mut() {
-                    let n = usize::from(Ipv4Packet::new_unchecked(&buf[..]).total_len()).min(buf.len());
+                    let n = ip_len(&buf);
                     match out {
                         Side::Lan => l.write_packet(pkt.ts_ns, &buf[..n])?,
                         Side::Wan => w.write_packet(pkt.ts_ns, &buf[..n])?,
                     }
                 }
             }
-            Verdict::Consumed => s.consumed[orig_side as usize] += 1,
+            Verdict::Consumed => counts.consumed[orig_side as usize] += 1,
+            // IPv4's drops are the engine's counters (expired fragments too), less IPv6's.
+            Verdict::Drop(r) if v6 => counts.add_drop(r),
             Verdict::Drop(_) => {}
         }
-        while let Some(tx) = engine.poll_transmit() {
-            s.forwarded[tx.side as usize] += 1;
-            if let Some((l, w)) = writers.as_mut() {
-                match tx.side {
-                    Side::Lan => l.write_packet(pkt.ts_ns, &tx.packet)?,
-                    Side::Wan => w.write_packet(pkt.ts_ns, &tx.packet)?,
-                }
-            }
-        }
+        drain_transmit(&mut engine, &mut s, &mut writers, pkt.ts_ns)?;
+        s.peak_ipv6_flows = s.peak_ipv6_flows.max(engine.ipv6_flows());
         s.peak_sessions = s.peak_sessions.max(engine.session_count());
     }
     bar.finish_and_clear();
@@ -453,17 +588,38 @@ pub fn run(opts: &Options) -> Result<Summary> {
         l.finish()?;
         w.finish()?;
     }
-    s.drops = engine.stats().drops_by_reason().filter(|&(_, n)| n > 0).collect();
+    // The engine counts both families; the IPv6 drops are the verdicts counted above.
+    s.ipv4.drops =
+        engine.stats().drops_by_reason().map(|(r, n)| (r, n - s.ipv6.dropped(r))).filter(|&(_, n)| n > 0).collect();
     s.sessions = engine.session_totals();
     s.ports_used = [Proto::Tcp, Proto::Udp, Proto::Icmp].map(|p| engine.ports_used(0, p));
     s.end = Instant::from_nanos(last);
     s.findings = engine.findings(s.end);
-    s.not_enough_evidence = lan
+    s.not_enough_evidence = lan4
         .iter()
         .flat_map(|&h| engine.findings_for(s.end, h))
         .filter(|f| f.status == Status::NotEnoughEvidence)
         .collect();
     Ok(s)
+}
+
+/// The output files, one per egress side.
+type Writers = Option<(PcapWriter, PcapWriter)>;
+
+/// Counts (and writes) the packets the router made itself, by family and side.
+fn drain_transmit(engine: &mut Engine, s: &mut Summary, writers: &mut Writers, ts_ns: u64) -> Result<()> {
+    while let Some(tx) = engine.poll_transmit() {
+        let counts =
+            if tx.packet.first().is_some_and(|b| b >> 4 == 6) { &mut s.ipv6.forwarded } else { &mut s.ipv4.forwarded };
+        counts[tx.side as usize] += 1;
+        if let Some((l, w)) = writers.as_mut() {
+            match tx.side {
+                Side::Lan => l.write_packet(ts_ns, &tx.packet)?,
+                Side::Wan => w.write_packet(ts_ns, &tx.packet)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The summary as a table for people.
@@ -480,18 +636,7 @@ pub fn render(opts: &Options, s: &Summary) -> String {
     if s.offload_fixed > 0 {
         let _ = writeln!(o, "  {:<34} {:>10}", "  checksums filled (offload)", s.offload_fixed);
     }
-    let _ = writeln!(o, "  {:<34} {:>10}", "fed from LAN", s.fed[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "fed from WAN", s.fed[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to WAN", s.forwarded[1]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "forwarded to LAN", s.forwarded[0]);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  identical to the capture", s.restored);
-    let _ = writeln!(o, "  {:<34} {:>10}", "  different from the capture", s.restored_differs);
-    let _ = writeln!(o, "  {:<34} {:>10}", "held or split (fragments)", s.consumed[0] + s.consumed[1]);
-    let dropped: u64 = s.drops.iter().map(|d| d.1).sum();
-    let _ = writeln!(o, "  {:<34} {:>10}", "dropped", dropped);
-    for (r, n) in &s.drops {
-        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
-    }
+    render_counts(&mut o, "", &s.ipv4);
     let _ = writeln!(o, "  {:<34} {:>10}", "sessions opened", s.sessions.0);
     let _ = writeln!(o, "  {:<34} {:>10}", "sessions expired", s.sessions.1);
     let _ = writeln!(o, "  {:<34} {:>10}", "peak sessions", s.peak_sessions);
@@ -501,9 +646,45 @@ pub fn render(opts: &Options, s: &Summary) -> String {
         "public ports in use tcp/udp/icmp",
         format!("{}/{}/{}", s.ports_used[0], s.ports_used[1], s.ports_used[2])
     );
+    render_ipv6(&mut o, s);
     let _ = writeln!(o);
     render_findings(&mut o, s);
     o
+}
+
+/// One family's counts, each line's name after `family` (and after its indent).
+fn render_counts(o: &mut String, family: &str, c: &Counts) {
+    use std::fmt::Write;
+    let mut line = |name: &str, n: u64| {
+        let label = match name.strip_prefix("  ") {
+            Some(sub) => format!("  {family}{sub}"),
+            None => format!("{family}{name}"),
+        };
+        let _ = writeln!(o, "  {label:<34} {n:>10}");
+    };
+    line("fed from LAN", c.fed[0]);
+    line("fed from WAN", c.fed[1]);
+    line("forwarded to WAN", c.forwarded[1]);
+    line("forwarded to LAN", c.forwarded[0]);
+    line("  identical to the capture", c.restored);
+    line("  different from the capture", c.restored_differs);
+    line("held or split (fragments)", c.consumed[0] + c.consumed[1]);
+    line("dropped", c.drops.iter().map(|d| d.1).sum());
+    for (r, n) in &c.drops {
+        let _ = writeln!(o, "    {:<32} {:>10}", r.name(), n);
+    }
+}
+
+/// The IPv6 part of the summary, when the capture holds IPv6.
+fn render_ipv6(o: &mut String, s: &Summary) {
+    use std::fmt::Write;
+    let Some(c) = &s.ipv6_config else {
+        return;
+    };
+    let _ = writeln!(o);
+    let _ = writeln!(o, "  IPv6 (routed, simple security): LAN prefix {}/{}", c.lan_prefix.addr(), c.lan_prefix.len());
+    render_counts(o, "IPv6 ", &s.ipv6);
+    let _ = writeln!(o, "  {:<34} {:>10}", "IPv6 peak flows", s.peak_ipv6_flows);
 }
 
 /// The diagnosis part of the summary: each finding with what showed it and what to do.

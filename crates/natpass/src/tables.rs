@@ -61,6 +61,10 @@ pub fn status(s: &Status) -> String {
     let _ = writeln!(o, "\nVPN passthrough: {}", switches.join(", "));
     let sessions: Vec<String> = Proto::ALL.iter().map(|&p| format!("{} {}", p.name(), s.sessions.get(p))).collect();
     let _ = writeln!(o, "sessions: {}", sessions.join(" "));
+    if !s.ipv6_flows.is_empty() {
+        let flows: Vec<String> = s.ipv6_flows.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let _ = writeln!(o, "ipv6 flows: {}", flows.join(" "));
+    }
     let tunnels: Vec<String> = PROTOCOLS.iter().map(|&p| format!("{} {}", p.name(), s.tunnels.get(p))).collect();
     let _ = writeln!(o, "tunnels: {}", tunnels.join(" "));
     let (r, f) = (&s.packets_received, &s.packets_forwarded);
@@ -74,6 +78,11 @@ pub fn status(s: &Status) -> String {
     o
 }
 
+/// A public address or endpoint; IPv6 has none (routed, not translated).
+fn routed_if_empty(public: &str) -> String {
+    if public.is_empty() { "routed (IPv6)".into() } else { public.into() }
+}
+
 /// `natpass sessions`, like `conntrack -L`.
 pub fn sessions(p: &SessionPage) -> String {
     let rows: Vec<Vec<String>> = p
@@ -83,7 +92,7 @@ pub fn sessions(p: &SessionPage) -> String {
             vec![
                 s.proto.clone(),
                 s.lan.clone(),
-                s.public.clone(),
+                routed_if_empty(&s.public),
                 s.remote.clone(),
                 s.state.clone(),
                 s.idle_secs.to_string(),
@@ -108,7 +117,7 @@ pub fn tunnels(t: &Tunnels) -> String {
                 x.kind.clone(),
                 x.client.clone(),
                 x.server.clone(),
-                x.public.clone(),
+                routed_if_empty(&x.public),
                 x.ids.clone(),
                 x.bytes_out.to_string(),
                 x.bytes_in.to_string(),
@@ -199,19 +208,34 @@ mod tests {
             total: 1,
             page: 1,
             per_page: 100,
-            sessions: vec![SessionRow {
-                proto: "udp".into(),
-                lan: "192.168.1.10:500".into(),
-                public: "203.0.113.1:500".into(),
-                remote: "203.0.113.10:500".into(),
-                state: "established".into(),
-                idle_secs: 3,
-                bytes_out: 10,
-                bytes_in: 20,
-            }],
+            sessions: vec![
+                SessionRow {
+                    proto: "udp".into(),
+                    family: "ipv4".into(),
+                    lan: "192.168.1.10:500".into(),
+                    public: "203.0.113.1:500".into(),
+                    remote: "203.0.113.10:500".into(),
+                    state: "established".into(),
+                    idle_secs: 3,
+                    bytes_out: 10,
+                    bytes_in: 20,
+                },
+                SessionRow {
+                    proto: "esp".into(),
+                    family: "ipv6".into(),
+                    lan: "[2001:db8:1::10]:0".into(),
+                    public: String::new(),
+                    remote: "[2001:db8:ff::1]:0".into(),
+                    state: "established".into(),
+                    idle_secs: 1,
+                    bytes_out: 56,
+                    bytes_in: 56,
+                },
+            ],
         };
         let t = sessions(&p);
-        assert!(t.contains("udp    192.168.1.10:500  203.0.113.1:500"), "{t}");
+        assert!(t.contains("udp    192.168.1.10:500    203.0.113.1:500"), "{t}");
+        assert!(t.contains("esp    [2001:db8:1::10]:0  routed (IPv6)    [2001:db8:ff::1]:0"), "{t}");
         assert!(t.ends_with("1 sessions match (page 1, 100 per page)\n"), "{t}");
     }
 

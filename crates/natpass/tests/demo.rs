@@ -33,12 +33,12 @@ fn demo_replays_as_documented() {
     let s = replay::run(&opts).unwrap();
     assert_eq!(s.lan_hosts.len(), 3);
     // Every answer from a server reaches its client exactly as in the capture.
-    assert_eq!(s.restored, 18);
-    assert_eq!(s.restored_differs, 0);
+    assert_eq!(s.ipv4.restored, 18);
+    assert_eq!(s.ipv4.restored_differs, 0);
     // The traceroute probe expires at the router (answered), the stray probe finds no mapping.
-    assert_eq!(s.dropped(DropReason::TtlExceeded), 1);
-    assert_eq!(s.dropped(DropReason::NoMapping), 1);
-    assert_eq!(s.drops.len(), 2);
+    assert_eq!(s.ipv4.dropped(DropReason::TtlExceeded), 1);
+    assert_eq!(s.ipv4.dropped(DropReason::NoMapping), 1);
+    assert_eq!(s.ipv4.drops.len(), 2);
     // Two clients with the same source port to the same server got different public ports.
     assert_eq!(s.ports_used[1], 3);
 }

@@ -15,6 +15,7 @@ use natpass_control::http::Options;
 use natpass_control::interface::{self, EventLog, PlaneInfo};
 use natpass_control::server::{self, Control};
 use natpass_control::store::ConfigStore;
+use natpass_engine::ipv6::{Ipv6Config, Ipv6Net};
 use natpass_engine::{Engine, Instant, Side};
 use serde_json::Value;
 
@@ -77,6 +78,48 @@ pub fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
     p
 }
 
+/// The rig's IPv6 LAN host and the server it talks to.
+pub const HOST6: &str = "2001:db8:1::10";
+pub const SERVER6: &str = "2001:db8:ff::1";
+
+/// An IPv6 packet with next header `next` and `payload` (its checksum, if any, filled).
+pub fn ipv6(src: &str, dst: &str, next: u8, payload: &[u8]) -> Vec<u8> {
+    let (s, d): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A UDP/IPv6 packet with its checksum (RFC 8200 §8.1).
+pub fn udp6(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let mut u = Vec::new();
+    for x in [sport, dport, 12, 0] {
+        u.extend_from_slice(&x.to_be_bytes());
+    }
+    u.extend_from_slice(&[1, 2, 3, 4]);
+    let mut p = ipv6(src, dst, 17, &u);
+    let mut sum: u32 = 17 + 12;
+    for c in p[8..].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[46..48].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p
+}
+
+/// An ESP/IPv6 packet with SPI `spi`.
+pub fn esp6(src: &str, dst: &str, spi: u32) -> Vec<u8> {
+    let mut b = spi.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9]);
+    ipv6(src, dst, 50, &b)
+}
+
 pub fn rig(name: &str) -> Rig {
     rig_with(name, Options::default())
 }
@@ -88,8 +131,15 @@ pub fn rig_with(name: &str, options: Options) -> Rig {
     let path = dir.join("natpass.toml");
     let text = "# test router\n[nat]\nlan_networks = [\"192.168.1.0/24\"]\n\n[timeouts]\nudp = 300\n";
     std::fs::write(&path, text).unwrap();
-    let config = natpass_config::parse_config(text).unwrap();
-    let mut engine = Engine::new(config.engine, Instant::ZERO).unwrap();
+    let mut config = natpass_config::parse_config(text).unwrap().engine;
+    // IPv6 beside it (routed with simple security): the config file has no IPv6 section yet.
+    let router6: std::net::Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+    config.ipv6 = Some(Ipv6Config {
+        lan_prefix: Ipv6Net::new(router6, 64),
+        lan_addr: router6,
+        wan_addr: "2001:db8:ffff::2".parse().unwrap(),
+    });
+    let mut engine = Engine::new(config, Instant::ZERO).unwrap();
     // Five UDP sessions and one from another client.
     for port in 40000..40005u16 {
         let mut p = udp([192, 168, 1, 10], port, [198, 51, 100, 7], 53);
@@ -100,6 +150,14 @@ pub fn rig_with(name: &str, options: Options) -> Rig {
     }
     let mut p = udp([192, 168, 1, 11], 5000, [198, 51, 100, 8], 123);
     assert!(matches!(engine.process(Instant::from_secs(1), Side::Lan, &mut p), natpass_engine::Verdict::Forward(_)));
+    // An IPv6 host's DNS flow and its ESP SA pair with the server.
+    for (side, mut p) in [
+        (Side::Lan, udp6(HOST6, 5353, SERVER6, 53)),
+        (Side::Lan, esp6(HOST6, SERVER6, 0xc001)),
+        (Side::Wan, esp6(SERVER6, HOST6, 0xd00d)),
+    ] {
+        assert!(matches!(engine.process(Instant::from_secs(1), side, &mut p), natpass_engine::Verdict::Forward(_)));
+    }
     let (handle, mailbox) = interface::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let plane = Arc::new(PlaneStats::default());

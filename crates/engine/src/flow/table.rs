@@ -70,7 +70,7 @@ impl core::fmt::Display for Endpoint {
 
 /// A read-only summary of one session, for listings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionInfo {
+pub struct NaptSession {
     /// The protocol.
     pub proto: Proto,
     /// LAN address and port (ICMP: identifier).
@@ -681,9 +681,9 @@ impl Table {
     }
 
     /// A summary of session `idx`.
-    pub(crate) fn info(&self, idx: u32) -> SessionInfo {
+    pub(crate) fn info(&self, idx: u32) -> NaptSession {
         let s = &self.sessions[idx as usize];
-        SessionInfo {
+        NaptSession {
             proto: s.proto(),
             lan: self.lan_of(idx),
             ext: self.ext_of(idx),
@@ -696,7 +696,7 @@ impl Table {
     }
 
     /// Every live session.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = SessionInfo> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = NaptSession> + '_ {
         let mut dead = vec![false; self.sessions.len()];
         for &f in &self.free {
             dead[f as usize] = true;

@@ -416,9 +416,9 @@ impl VpnProtocol for Esp {
             out.push(TunnelInfo {
                 protocol: Protocol::Ipsec,
                 kind: "ESP SA pair",
-                client: k.client,
-                server: k.server,
-                public: sa.public,
+                client: k.client.into(),
+                server: k.server.into(),
+                public: Some(sa.public.into()),
                 ids: TunnelIds::Esp { spi_out: k.spi, spi_in: sa.spi_in.unwrap_or(0) },
                 bytes_out: sa.bytes,
                 bytes_in: back.map_or(0, |b| b.bytes),

@@ -571,9 +571,9 @@ impl VpnProtocol for Ike {
             out.push(TunnelInfo {
                 protocol: Protocol::Ipsec,
                 kind: "IKE SA (UDP 500)",
-                client: sa.client,
-                server: k.at.server,
-                public: k.at.public,
+                client: sa.client.into(),
+                server: k.at.server.into(),
+                public: Some(k.at.public.into()),
                 ids: TunnelIds::Ike { spi_i: k.spi, spi_r: sa.spi_r },
                 bytes_out: sa.bytes_out,
                 bytes_in: sa.bytes_in,

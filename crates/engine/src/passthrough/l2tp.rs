@@ -262,9 +262,9 @@ impl VpnProtocol for L2tp {
             out.push(TunnelInfo {
                 protocol: Protocol::L2tp,
                 kind: "L2TP tunnel (UDP 1701)",
-                client: k.client,
-                server: k.server,
-                public: t.public,
+                client: k.client.into(),
+                server: k.server.into(),
+                public: Some(t.public.into()),
                 ids: TunnelIds::L2tp {
                     client_tunnel_id: k.client_tunnel_id,
                     server_tunnel_id: t.server_tunnel_id.unwrap_or(0),
@@ -336,7 +336,7 @@ mod tests {
         let mut listed = Vec::new();
         l.tunnels(Instant::ZERO, &mut listed);
         assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].public, listed[0].state), (PEERS.public, "up"));
+        assert_eq!((listed[0].public, listed[0].state), (Some(PEERS.public.into()), "up"));
         let (down, _) = l.message(&seen(PEERS, true), &control(message::STOPCCN, 3, Some(7)));
         assert!(matches!(down, Some(Event::TunnelDown { bytes_out: 200, bytes_in: 100, .. })));
         assert_eq!(l.len(), 0);

@@ -728,9 +728,9 @@ impl VpnProtocol for Pptp {
                 out.push(TunnelInfo {
                     protocol: Protocol::Pptp,
                     kind: "PPTP call (GRE)",
-                    client: k.client,
-                    server: k.server,
-                    public: conn.public,
+                    client: k.client.into(),
+                    server: k.server.into(),
+                    public: Some(conn.public.into()),
                     ids: TunnelIds::Pptp {
                         client_call_id: call.client_cid,
                         public_call_id: call.public_cid,
