@@ -20,6 +20,9 @@
 //!   and none returns → `esp_one_way`, and the clients natpass holds back while the first waits
 //!   → `esp_server_busy`;
 //! - PPTP's passthrough switched off (with the CLI) → `passthrough_disabled`;
+//! - a PPTP server that ends each call with a Call-Disconnect-Notify, result code 3 (RFC 2637
+//!   §2.13; the lab's `pptp_peer.py`, since pptpd closes the control connection instead) →
+//!   `pptp_call_failed`, the code decoded;
 //! - NAT-T keepalives off (RFC 3948 §4) and the tunnels quiet past natpass's UDP timer (at
 //!   RFC 4787 REQ-5's floor, 120 s): the server's ESP in UDP then arrives for public ports
 //!   that are gone → `nat_t_mapping_lost`;
@@ -42,6 +45,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::ipsec::EspServer;
+use super::pptp::PptpServer;
 use super::topology::{LAN_NET, PUBLIC, SERVER, Topology};
 use super::{Check, Diagnosis, FindingSeen, Lab, Outcome};
 
@@ -125,6 +129,7 @@ impl Expect {
             Check::WhyGre => Expect::Each("gre_one_way"),
             Check::WhyEsp => Expect::EachOneOf("esp_one_way", "esp_server_busy"),
             Check::WhySwitchOff => Expect::Each("passthrough_disabled"),
+            Check::WhyPptpCallEnded => Expect::Each("pptp_call_failed"),
             Check::WhyNatTLost => Expect::Each("nat_t_mapping_lost"),
             Check::WhyPathMtu => Expect::Each("path_mtu"),
             Check::WhyL2tpOneAddress => Expect::OneConnects("l2tp_one_client_per_address"),
@@ -406,6 +411,8 @@ impl Lab<'_> {
                 self.switch_pptp("disable")?;
                 self.pptp(o)
             }
+            // Result code 3, Admin Shutdown.
+            Check::WhyPptpCallEnded => self.pptp_to(o, PptpServer::EndsCalls(3)),
             Check::WhyNatTLost => {
                 self.ipsec(o, 2, ClientAuth::PskWithoutKeepalives)?;
                 // Quiet past natpass's UDP timer, and a little for its sweep.

@@ -39,8 +39,9 @@ use anyhow::{Context, bail};
 use topology::{PUBLIC, ROUTER_LAN, SERVER, Topology};
 
 /// The lab's own peers, files in [`Options::peers_dir`]: the user-space PPP that stands in for
-/// pppd, the raw ESP peer, and the STUN server with its RFC 5780 behaviour-discovery client.
-pub const PEERS: [&str; 3] = ["ppp.py", "esp_peer.py", "stun_peer.py"];
+/// pppd, the raw ESP peer, the STUN server with its RFC 5780 behaviour-discovery client, and
+/// a PPTP server that ends its calls.
+pub const PEERS: [&str; 4] = ["ppp.py", "esp_peer.py", "stun_peer.py", "pptp_peer.py"];
 
 /// Where the peers are unless an option says otherwise: this crate's `peers/` directory.
 pub fn default_peers_dir() -> PathBuf {
@@ -123,6 +124,9 @@ pub enum Check {
     WhyEsp,
     /// Diagnosis: PPTP refused because its passthrough is switched off (natpass only).
     WhySwitchOff,
+    /// Diagnosis: the PPTP server ends the calls with a Call-Disconnect-Notify (natpass
+    /// only).
+    WhyPptpCallEnded,
     /// Diagnosis: NAT-T keepalives off, the mappings expire, the server's packets arrive for
     /// them (natpass only; takes over two minutes).
     WhyNatTLost,
@@ -139,7 +143,7 @@ pub enum Check {
 impl Check {
     /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
     /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
-    pub const ALL: [Check; 17] = [
+    pub const ALL: [Check; 18] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -153,6 +157,7 @@ impl Check {
         Check::WhyGre,
         Check::WhyEsp,
         Check::WhySwitchOff,
+        Check::WhyPptpCallEnded,
         Check::WhyNatTLost,
         Check::WhyPathMtu,
         Check::WhyL2tpOneAddress,
@@ -172,12 +177,13 @@ impl Check {
     ];
 
     /// The scripted failures natpass must diagnose (docs/diagnostics.md), natpass only.
-    pub const FAILURES: [Check; 9] = [
+    pub const FAILURES: [Check; 10] = [
         Check::WhyIke500,
         Check::WhyFragments,
         Check::WhyGre,
         Check::WhyEsp,
         Check::WhySwitchOff,
+        Check::WhyPptpCallEnded,
         Check::WhyNatTLost,
         Check::WhyPathMtu,
         Check::WhyL2tpOneAddress,
@@ -205,6 +211,7 @@ impl Check {
             Check::WhyGre => "why: GRE dropped upstream",
             Check::WhyEsp => "why: ESP dropped on the way back",
             Check::WhySwitchOff => "why: PPTP passthrough off",
+            Check::WhyPptpCallEnded => "why: PPTP server ends the calls",
             Check::WhyNatTLost => "why: NAT-T keepalives off",
             Check::WhyPathMtu => "why: 1280-byte link upstream",
             Check::WhyL2tpOneAddress => "why: L2TP/IPsec-style, 1 address",

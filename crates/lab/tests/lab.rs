@@ -135,16 +135,17 @@ fn every_scripted_failure_is_diagnosed_on_the_api_the_cli_and_the_page() {
             "--iperf-secs",
             "0",
             "--check",
-            "why-ike500,why-fragments,why-gre,why-esp,why-switch-off,why-nat-t-lost,why-path-mtu,why-l2tp-one-address,why-l2tp-pool",
+            "why-ike500,why-fragments,why-gre,why-esp,why-switch-off,why-pptp-call-ended,why-nat-t-lost,why-path-mtu,why-l2tp-one-address,why-l2tp-pool",
         ],
     );
     println!("{text}");
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 9] = [
         ("why: UDP 500", &["ike_never_answered"]),
         ("why: IP fragments", &["ike_large_message_lost"]),
         ("why: GRE", &["gre_one_way"]),
         ("why: ESP", &["esp_one_way", "esp_server_busy"]),
         ("why: PPTP passthrough off", &["passthrough_disabled"]),
+        ("why: PPTP server ends the calls", &["pptp_call_failed"]),
         ("why: NAT-T keepalives off", &["nat_t_mapping_lost"]),
         ("why: 1280-byte link upstream", &["path_mtu"]),
         ("why: L2TP/IPsec-style, 1 address", &["l2tp_one_client_per_address"]),
