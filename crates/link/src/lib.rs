@@ -17,11 +17,12 @@
 #![forbid(unsafe_code)]
 
 pub mod echo;
+pub mod nd;
 pub mod neighbours;
 pub mod offload;
 mod plane;
 mod sink;
 
 pub use offload::{RxMeta, Segmentation, TxOffload};
-pub use plane::{LinkConfig, LinkStats, Plane, PortConfig};
+pub use plane::{Advertising, LinkConfig, LinkStats, Plane, PortConfig, PortV6};
 pub use sink::{FrameQueue, FrameSink, QueuedFrame};
