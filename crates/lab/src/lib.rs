@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod ipsec;
+mod ipv6;
 mod l2tp;
 mod plain;
 mod pptp;
@@ -112,6 +113,9 @@ pub enum Check {
     Pptp,
     /// PPTP with Linux's pptp conntrack helper removed (Linux NAT only).
     PptpNoHelper,
+    /// IPv6 routed and guarded (RFC 6092): SLAAC, ping, curl, traceroute, inbound refused.
+    /// Not in [`Check::ALL`]: asked for by name.
+    Ipv6,
 }
 
 impl Check {
@@ -138,6 +142,7 @@ impl Check {
             Check::L2tp => "L2TP (xl2tpd LAC/LNS) + PPP",
             Check::Pptp => "PPTP (pptp/pptpd) GRE + PPP",
             Check::PptpNoHelper => "PPTP, no ct helper (Linux only)",
+            Check::Ipv6 => "IPv6: SLAAC, ping, curl, trace, inbound",
         }
     }
 }
@@ -223,6 +228,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("pptp", "pptp-linux"),
     ("/usr/sbin/pppd", "ppp"),
     ("/usr/bin/python3", "python3"),
+    ("/usr/sbin/radvd", "radvd"),
 ];
 
 /// The Debian packages of the tools that are missing; empty when all are there.
@@ -502,6 +508,7 @@ impl<'a> Lab<'a> {
             Check::Ikev1 => self.ipsec(&mut o, 1)?,
             Check::Esp => self.raw_esp(&mut o)?,
             Check::L2tp => self.l2tp(&mut o)?,
+            Check::Ipv6 => self.ipv6(&mut o)?,
             Check::Pptp => self.pptp(&mut o)?,
             Check::PptpNoHelper => {
                 self.linux_ruleset(false)?;

@@ -558,6 +558,15 @@ impl Router {
             l.arp_requests,
             l.pings_answered,
         );
+        if engine.config().ipv6.is_some() {
+            out.push_str(&format!(
+                " | ipv6 flows {} | nd answered {} asked {} | router advertisements {}",
+                engine.ipv6_flows(),
+                l.nd_answered,
+                l.nd_requests,
+                l.ra_sent
+            ));
+        }
         for (r, n) in s.drops_by_reason() {
             if n > 0 {
                 out.push_str(&format!("\n  dropped {n}: {r}"));
