@@ -101,3 +101,22 @@ fn linux_nat_loses_the_second_raw_esp_client_and_pptp_without_helper() {
     let pptp = outcome(&results, "PPTP, no ct helper");
     assert_eq!(clients_ok(pptp), 0, "PPTP without the helper carried data through Linux NAT?\n{pptp}");
 }
+
+#[test]
+fn ipv6_is_routed_and_guarded_by_natpass_with_two_clients() {
+    natpass_testkit::require!(natpass_lab::preflight());
+    assert_natpass_built();
+    let (ok, results, text) = lab("npt-v6", &["--nat", "natpass", "--clients", "2", "--check", "ipv6"]);
+    println!("{text}");
+    let o = outcome(&results, "IPv6");
+    assert_eq!(clients_ok(o), 2, "both clients: SLAAC, ping, curl, traceroute, inbound refused: {o}");
+    for c in o["clients"].as_array().unwrap() {
+        let d = c["detail"].as_str().unwrap();
+        assert!(d.contains("traceroute hops 2001:db8:1::1 > 2001:db8:ff::10"), "hop 1 is the router: {d}");
+        assert!(d.contains("inbound from WAN refused"), "{d}");
+    }
+    let note = o["note"].as_str().unwrap();
+    let counted: u64 = note.rsplit(": ").next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(counted >= 2, "natpass counted the unsolicited inbound connections: {note}");
+    assert!(ok, "natpass-lab exited with failure:\n{text}");
+}
