@@ -157,17 +157,7 @@ impl Lab<'_> {
         let cfg6 = self.t.dir.join("natpass-ipv6.toml");
         std::fs::write(&cfg6, text)?;
         self.t.stop("natpass@rtr");
-        let rtr = self.t.ns("rtr");
-        self.t.spawn(
-            "natpass@rtr",
-            &rtr,
-            &format!("exec {} run --config {}", self.opts.natpass_bin.display(), cfg6.display()),
-        )?;
-        let t = &mut self.t;
-        if !Topology::wait_for(Duration::from_secs(10), || t.log("natpass@rtr").contains("running on")) {
-            bail!("natpass did not start with IPv6: {}", self.t.log("natpass@rtr"));
-        }
-        Ok(())
+        self.spawn_natpass(&cfg6)
     }
 
     /// The Linux router: IPv6 on, forwarding, the RFC 6092 ruleset, radvd.

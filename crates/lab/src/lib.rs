@@ -433,16 +433,24 @@ impl<'a> Lab<'a> {
                         }
                     ),
                 )?;
-                self.t.spawn(
-                    "natpass@rtr",
-                    &rtr,
-                    &format!("exec {} run --config {}", self.opts.natpass_bin.display(), cfg.display()),
-                )?;
-                let t = &mut self.t;
-                if !Topology::wait_for(Duration::from_secs(10), || t.log("natpass@rtr").contains("running on")) {
-                    bail!("natpass did not start: {}", self.t.log("natpass@rtr"));
-                }
+                self.spawn_natpass(&cfg)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Starts natpass in the router namespace with the config file `cfg`, and waits until it
+    /// runs.
+    fn spawn_natpass(&mut self, cfg: &Path) -> anyhow::Result<()> {
+        let rtr = self.t.ns("rtr");
+        self.t.spawn(
+            "natpass@rtr",
+            &rtr,
+            &format!("exec {} run --config {}", self.opts.natpass_bin.display(), cfg.display()),
+        )?;
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(10), || t.log("natpass@rtr").contains("running on")) {
+            bail!("natpass did not start with {}: {}", cfg.display(), self.t.log("natpass@rtr"));
         }
         Ok(())
     }
