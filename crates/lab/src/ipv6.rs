@@ -48,6 +48,19 @@ fn ipv6_off(dev: &str) -> String {
     )
 }
 
+/// The shell lines that turn IPv6 on in a client and wait for SLAAC: a global address on the
+/// LAN prefix, out of Duplicate Address Detection, and a default route through the router's
+/// link-local address; they print `addr ADDRESS`, or fail.
+fn slaac_script() -> String {
+    format!(
+        "{} && for i in $(seq 1 100); do \
+           a=$(ip -6 -o addr show dev eth0 scope global | grep -v tentative | grep -o '{LAN6_ADDRS}[0-9a-f:]*' | head -1); \
+           [ -n \"$a\" ] && ip -6 route show default | grep -q 'via fe80' && break; sleep 0.2; done; \
+         [ -n \"$a\" ] || exit 1; echo \"addr $a\"",
+        ipv6_on("eth0")
+    )
+}
+
 /// A listener on `addr` that answers every connection with an empty HTTP 200 (Python's
 /// http.server looks its address up in the DNS before it listens, which takes seconds in a
 /// namespace without one).
@@ -74,6 +87,40 @@ fn rfc6092_ruleset() -> String {
 
 impl Lab<'_> {
     pub(super) fn ipv6(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        let refused = self.with_ipv6(o, Self::ipv6_clients)?.unwrap_or(0);
+        let counted = refused > 0;
+        for c in &mut o.clients {
+            c.data &= counted;
+        }
+        o.note = format!(
+            "{}; unsolicited inbound IPv6 dropped and counted by the router: {refused}",
+            match self.nat {
+                Nat::Linux => "kernel routing, nftables RFC 6092 forward chain, radvd",
+                _ => "natpass's own Router Advertisements and Neighbor Discovery",
+            }
+        );
+        Ok(())
+    }
+
+    /// IPsec over IPv6 (RFC 6092 §3.2.4): strongSwan IKEv2 from every client at once to the
+    /// server (UDP 500, then 4500 with ESP in UDP: kernel-libipsec here carries ESP in UDP
+    /// only), and the raw ESP peer (IP protocol 50) from every client at once.
+    pub(super) fn ipv6_ipsec(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        self.with_ipv6(o, Self::ipv6_vpn)?;
+        o.note = "IKEv2 PSK to the server's IPv6 address (ESP in UDP 4500), then 5 raw ESP packets per client, \
+                  AES-CBC + HMAC-SHA-256, inner IPv4"
+            .to_string();
+        Ok(())
+    }
+
+    /// Sets IPv6 up on the server, the router (natpass with IPv6, or Linux) and the clients,
+    /// runs `body`, counts the unsolicited inbound packets the router dropped, and goes back
+    /// to IPv4 only whatever happened.
+    fn with_ipv6(
+        &mut self,
+        o: &mut Outcome,
+        body: fn(&mut Self, &mut Outcome) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<u64>> {
         let (rtr, wan) = (self.t.ns("rtr"), self.t.ns("wan"));
         self.t.sh(
             &wan,
@@ -91,13 +138,12 @@ impl Lab<'_> {
                 www.display()
             ),
         )?;
-        match self.nat {
-            Nat::Linux => self.linux_ipv6_router(&rtr)?,
-            _ => self.restart_natpass_with_ipv6()?,
-        }
-        let result = self.ipv6_clients(o);
+        let up = match self.nat {
+            Nat::Linux => self.linux_ipv6_router(&rtr),
+            _ => self.restart_natpass_with_ipv6(),
+        };
+        let result = up.and_then(|()| body(self, o));
         let refused = self.ipv6_refused_count(&rtr);
-        // Back to IPv4 only, whatever happened.
         self.t.stop("http6@wan");
         let _ = self
             .t
@@ -124,19 +170,60 @@ impl Lab<'_> {
                 self.start_router(true)?;
             }
         }
-        result?;
-        let refused = refused.unwrap_or(0);
-        let counted = refused > 0;
-        for c in &mut o.clients {
-            c.data &= counted;
-        }
-        o.note = format!(
-            "{}; unsolicited inbound IPv6 dropped and counted by the router: {refused}",
-            match self.nat {
-                Nat::Linux => "kernel routing, nftables RFC 6092 forward chain, radvd",
-                _ => "natpass's own Router Advertisements and Neighbor Discovery",
-            }
+        result.map(|()| refused)
+    }
+
+    /// IKEv2 and raw ESP over IPv6, every client at once.
+    fn ipv6_vpn(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
+        let slaac = self.in_all_clients(|_, _| slaac_script());
+        let wan = self.t.ns("wan");
+        let server = format!(
+            "connections {{\n rw {{\n  version = 2\n  local_addrs = {SERVER6}\n  pools = rwpool\n  encap = yes\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
         );
+        self.charon(&wan, "charon@wan", &server)?;
+        let peer = self.t.dir.join("esp_peer.py");
+        self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server6", peer.display()))?;
+        let mut uris = Vec::new();
+        for (i, c) in self.t.clients.clone().iter().enumerate() {
+            let conf = format!(
+                "connections {{\n lab {{\n  version = 2\n  remote_addrs = {SERVER6}\n  vips = 0.0.0.0\n  encap = yes\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+                i + 1
+            );
+            uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
+        }
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
+            bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
+        }
+        // All clients at once: IKEv2, a ping through the tunnel, then raw ESP.
+        let results = self.in_all_clients(|i, _| {
+            format!(
+                "swanctl --initiate --child lab --timeout 20 --uri {} >/dev/null 2>&1 && echo ike-up; \
+                 ping -c 3 -i 0.2 -W 2 10.20.0.1 >/dev/null && echo tunnel-ping; \
+                 /usr/bin/python3 -u {} client {SERVER6} {:#x} 5",
+                uris[i],
+                peer.display(),
+                0x2000_0000 + (i as u32) * 16
+            )
+        });
+        for ((c, _, out), (_, got_addr, addr)) in results.into_iter().zip(slaac) {
+            let ike = out.lines().any(|l| l == "ike-up");
+            let ping = out.lines().any(|l| l == "tunnel-ping");
+            let v: serde_json::Value =
+                out.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+            let answered = v["answered"].as_u64().unwrap_or(0);
+            o.clients.push(ClientResult {
+                client: c,
+                connected: got_addr && ike,
+                data: ping && answered == 5,
+                detail: format!(
+                    "SLAAC {}, IKEv2 {}, ping 10.20.0.1 through it {}, raw ESP {answered}/5 answered",
+                    addr.lines().find_map(|l| l.strip_prefix("addr ")).unwrap_or("no address"),
+                    if ike { "up" } else { "down" },
+                    if ping { "ok" } else { "lost" },
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -194,14 +281,10 @@ impl Lab<'_> {
     /// Every client at once: SLAAC, then ping, curl, traceroute; then the inbound connection
     /// from the WAN to each client.
     fn ipv6_clients(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
-        let on = ipv6_on("eth0");
-        // SLAAC: a global address on the LAN prefix, out of its Duplicate Address Detection.
+        let slaac = slaac_script();
         let results = self.in_all_clients(|_, _| {
             format!(
-                "{on} && for i in $(seq 1 100); do \
-                   a=$(ip -6 -o addr show dev eth0 scope global | grep -v tentative | grep -o '{LAN6_ADDRS}[0-9a-f:]*' | head -1); \
-                   [ -n \"$a\" ] && ip -6 route show default | grep -q 'via fe80' && break; sleep 0.2; done; \
-                 [ -n \"$a\" ] || exit 1; echo \"addr $a\"; \
+                "{slaac}; \
                  ping -6 -c 3 -i 0.2 -W 2 {ROUTER_LAN6} >/dev/null && echo router-ping; \
                  ping -6 -c 3 -i 0.2 -W 2 {SERVER6} >/dev/null && echo server-ping; \
                  echo \"curl $(curl -6 -s -m 10 -o /dev/null -w '%{{size_download}}' http://[{SERVER6}]:{HTTP6_PORT}/4mb.bin)\"; \

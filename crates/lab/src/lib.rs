@@ -116,6 +116,8 @@ pub enum Check {
     /// IPv6 routed and guarded (RFC 6092): SLAAC, ping, curl, traceroute, inbound refused.
     /// Not in [`Check::ALL`]: asked for by name.
     Ipv6,
+    /// strongSwan IKEv2 and raw ESP over IPv6 (RFC 6092 §3.2.4). Not in [`Check::ALL`].
+    Ipv6Ipsec,
 }
 
 impl Check {
@@ -143,6 +145,7 @@ impl Check {
             Check::Pptp => "PPTP (pptp/pptpd) GRE + PPP",
             Check::PptpNoHelper => "PPTP, no ct helper (Linux only)",
             Check::Ipv6 => "IPv6: SLAAC, ping, curl, trace, inbound",
+            Check::Ipv6Ipsec => "IPv6: IKEv2 and raw ESP",
         }
     }
 }
@@ -517,6 +520,7 @@ impl<'a> Lab<'a> {
             Check::Esp => self.raw_esp(&mut o)?,
             Check::L2tp => self.l2tp(&mut o)?,
             Check::Ipv6 => self.ipv6(&mut o)?,
+            Check::Ipv6Ipsec => self.ipv6_ipsec(&mut o)?,
             Check::Pptp => self.pptp(&mut o)?,
             Check::PptpNoHelper => {
                 self.linux_ruleset(false)?;

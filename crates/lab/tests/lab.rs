@@ -103,10 +103,10 @@ fn linux_nat_loses_the_second_raw_esp_client_and_pptp_without_helper() {
 }
 
 #[test]
-fn ipv6_is_routed_and_guarded_by_natpass_with_two_clients() {
+fn ipv6_is_routed_and_guarded_by_natpass_and_lets_ipsec_through_with_two_clients() {
     natpass_testkit::require!(natpass_lab::preflight());
     assert_natpass_built();
-    let (ok, results, text) = lab("npt-v6", &["--nat", "natpass", "--clients", "2", "--check", "ipv6"]);
+    let (ok, results, text) = lab("npt-v6", &["--nat", "natpass", "--clients", "2", "--check", "ipv6,ipv6-ipsec"]);
     println!("{text}");
     let o = outcome(&results, "IPv6");
     assert_eq!(clients_ok(o), 2, "both clients: SLAAC, ping, curl, traceroute, inbound refused: {o}");
@@ -118,5 +118,7 @@ fn ipv6_is_routed_and_guarded_by_natpass_with_two_clients() {
     let note = o["note"].as_str().unwrap();
     let counted: u64 = note.rsplit(": ").next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(counted >= 2, "natpass counted the unsolicited inbound connections: {note}");
+    let ipsec = outcome(&results, "IPv6: IKEv2");
+    assert_eq!(clients_ok(ipsec), 2, "IKEv2 and raw ESP over IPv6, both clients at once: {ipsec}");
     assert!(ok, "natpass-lab exited with failure:\n{text}");
 }
