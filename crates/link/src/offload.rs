@@ -287,4 +287,47 @@ mod tests {
         p[at..at + 2].copy_from_slice(&c.to_be_bytes());
         assert!(l4_checksum_ok(&p));
     }
+
+    /// The same TCP segment over IPv6 (RFC 8200 §8.1 pseudo-header), behind a Destination
+    /// Options header: the transport header is found past it.
+    fn tcp6_packet(payload: usize) -> Vec<u8> {
+        let v4 = tcp_packet(payload);
+        let tcp = &v4[20..];
+        let mut p = vec![0u8; 48];
+        let len = u16::try_from(8 + tcp.len()).unwrap();
+        ipv6::Ipv6Repr {
+            src: "2001:db8:1::10".parse().unwrap(),
+            dst: "2001:db8:99::1".parse().unwrap(),
+            next_header: ipv6::ext::DESTINATION,
+            payload_len: len,
+            hop_limit: 64,
+        }
+        .emit(&mut p);
+        p[40] = IpProtocol::TCP.number(); // next header; length 0 (8 bytes); PadN after
+        p[42] = 1;
+        p[43] = 4;
+        p.extend_from_slice(tcp);
+        p
+    }
+
+    fn l4_checksum6_ok(p: &[u8]) -> bool {
+        let ip = Ipv6Packet::new_checked(p).unwrap();
+        let len = u32::try_from(p.len() - 48).unwrap();
+        checksum::fold(checksum::sum(ip.pseudo_header_sum(IpProtocol::TCP, len), &p[48..])) == 0xffff
+    }
+
+    #[test]
+    fn ipv6_super_packets_are_measured_and_finished_past_the_extension_headers() {
+        let mut p = tcp6_packet(3000);
+        complete_l4_checksum(&mut p);
+        assert!(l4_checksum6_ok(&p));
+        assert_eq!(segment_len(&p, 1432), Some(40 + 8 + 20 + 1432));
+        let seg = Segmentation { size: 1432, kind: 4 };
+        let o = offload_request(&p, seg).unwrap();
+        assert_eq!((o.csum_start, o.header_len), (14 + 48, 14 + 48 + 20));
+        partial_l4_checksum(&mut p);
+        assert!(!l4_checksum6_ok(&p) && checksum_left_partial(&p));
+        complete_l4_checksum(&mut p);
+        assert!(l4_checksum6_ok(&p));
+    }
 }

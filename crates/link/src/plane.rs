@@ -1180,6 +1180,35 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_super_frame_goes_through_whole_with_its_offload_request() {
+        let mut p = plane_from(V6);
+        let (client, server, gw) = (v6("2001:db8:1::10"), v6("2001:db8:99::7"), v6("fe80::1"));
+        let na = nd::neighbor_advertisement(gw, p.link_local(Side::Wan), gw, GW_MAC);
+        p.handle_frame(at_secs(0), Side::Wan, &mut frame6(WAN_MAC, GW_MAC, &na), RxMeta::default());
+        // Unsolicited: learned only once asked for. Ask, then answer.
+        let mut first = frame6(LAN_MAC, CLIENT_MAC, &udp6(client, server));
+        p.handle_frame(at_secs(0), Side::Lan, &mut first, RxMeta::default());
+        p.handle_frame(at_secs(0), Side::Wan, &mut frame6(WAN_MAC, GW_MAC, &na), RxMeta::default());
+        let before = p.tx(Side::Wan).len();
+        // A UDP super-packet of 3000 bytes, cut into 1432-byte segments by the kernel.
+        let mut big = udp6(client, server);
+        big.extend_from_slice(&[7u8; 3000]);
+        let len = (big.len() - 40) as u16;
+        big[4..6].copy_from_slice(&len.to_be_bytes());
+        big[44..46].copy_from_slice(&len.to_be_bytes());
+        let mut f = frame6(LAN_MAC, CLIENT_MAC, &big);
+        let seg = Segmentation { size: 1432, kind: 5 };
+        let meta = RxMeta { checksum_partial: true, segmentation: Some(seg), ..RxMeta::default() };
+        p.handle_frame(at_secs(0), Side::Lan, &mut f, meta);
+        let out = &p.tx(Side::Wan).frames()[before..];
+        assert_eq!(out.len(), 1, "{:?}", p.engine().stats().drops_by_reason().filter(|d| d.1 > 0).collect::<Vec<_>>());
+        assert_eq!(out[0].bytes.len(), 14 + big.len());
+        let o = out[0].offload.unwrap();
+        assert_eq!((o.segmentation, o.csum_start), (seg, 14 + 40));
+        assert_eq!(p.stats().gso_frames, 1);
+    }
+
+    #[test]
     fn ipv6_frames_without_ipv6_settings_are_ignored_as_before() {
         let mut p = plane();
         let mut f = ns_frame(v6("2001:db8:1::10"), v6("2001:db8:1::1"));
