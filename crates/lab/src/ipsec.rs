@@ -9,6 +9,23 @@ use anyhow::bail;
 use super::topology::{SERVER, Topology};
 use super::{ClientResult, Lab, Outcome};
 
+/// The server's swanctl.conf: a road-warrior connection with a PSK on `addr`, virtual IPs
+/// from 10.10.10.0/24 into 10.20.0.0/24; `encap` forces ESP into UDP (RFC 3948) without a NAT.
+pub(super) fn swanctl_server(version: u8, addr: &str, encap: bool) -> String {
+    format!(
+        "connections {{\n rw {{\n  version = {version}\n  local_addrs = {addr}\n  pools = rwpool\n  encap = {}\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+        if encap { "yes" } else { "no" }
+    )
+}
+
+/// Client `n`'s swanctl.conf for the server at `addr`.
+pub(super) fn swanctl_client(version: u8, addr: &str, encap: bool, n: usize) -> String {
+    format!(
+        "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {addr}\n  vips = 0.0.0.0\n  encap = {}\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{n}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+        if encap { "yes" } else { "no" }
+    )
+}
+
 impl Lab<'_> {
     pub(super) fn charon(&mut self, ns: &str, role: &str, swanctl: &str) -> anyhow::Result<String> {
         let d = self.t.dir.join(format!("sw-{ns}"));
@@ -57,17 +74,10 @@ impl Lab<'_> {
 
     pub(super) fn ipsec(&mut self, o: &mut Outcome, version: u8) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
-        let server = format!(
-            "connections {{\n rw {{\n  version = {version}\n  local_addrs = {SERVER}\n  pools = rwpool\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
-        );
-        let server_uri = self.charon(&wan, "charon@wan", &server)?;
+        let server_uri = self.charon(&wan, "charon@wan", &swanctl_server(version, SERVER, false))?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
-            let conf = format!(
-                "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
-                i + 1
-            );
-            uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
+            uris.push(self.charon(c, &format!("{c}:charon"), &swanctl_client(version, SERVER, false, i + 1))?);
         }
         // All clients start at once: several IKE SAs to one server through one address.
         let initiated =

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::ipsec::{swanctl_client, swanctl_server};
 use super::topology::Topology;
 use super::{ClientResult, Lab, Nat, Outcome};
 
@@ -177,19 +178,12 @@ impl Lab<'_> {
     fn ipv6_vpn(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
         let slaac = self.in_all_clients(|_, _| slaac_script());
         let wan = self.t.ns("wan");
-        let server = format!(
-            "connections {{\n rw {{\n  version = 2\n  local_addrs = {SERVER6}\n  pools = rwpool\n  encap = yes\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
-        );
-        self.charon(&wan, "charon@wan", &server)?;
+        self.charon(&wan, "charon@wan", &swanctl_server(2, SERVER6, true))?;
         let peer = self.t.dir.join("esp_peer.py");
         self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server6", peer.display()))?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
-            let conf = format!(
-                "connections {{\n lab {{\n  version = 2\n  remote_addrs = {SERVER6}\n  vips = 0.0.0.0\n  encap = yes\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  local {{ auth = psk\n id = client{}@lab }}\n  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
-                i + 1
-            );
-            uris.push(self.charon(c, &format!("{c}:charon"), &conf)?);
+            uris.push(self.charon(c, &format!("{c}:charon"), &swanctl_client(2, SERVER6, true, i + 1))?);
         }
         let t = &mut self.t;
         if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
