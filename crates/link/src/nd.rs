@@ -95,6 +95,23 @@ pub enum NdInvalid {
 }
 
 impl NdInvalid {
+    /// Every reason, in counter order ([`NdInvalid::index`]).
+    pub const ALL: [NdInvalid; 8] = [
+        Self::Truncated,
+        Self::HopLimit,
+        Self::Code,
+        Self::Checksum,
+        Self::Options,
+        Self::MulticastTarget,
+        Self::Unspecified,
+        Self::SolicitedToMulticast,
+    ];
+
+    /// The reason's place in [`NdInvalid::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The reason's name in counters.
     pub fn name(self) -> &'static str {
         match self {
@@ -228,6 +245,13 @@ mod tests {
     use super::*;
 
     const MAC: MacAddr = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+
+    #[test]
+    fn every_discard_reason_has_its_own_counter() {
+        for (i, why) in NdInvalid::ALL.iter().enumerate() {
+            assert_eq!(why.index(), i, "{}", why.name());
+        }
+    }
 
     #[test]
     fn rfc4291_link_local_from_the_mac_and_solicited_node_groups() {

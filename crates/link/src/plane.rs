@@ -129,9 +129,10 @@ pub struct LinkStats {
     pub nd_requests: u64,
     /// Router Advertisements sent.
     pub ra_sent: u64,
-    /// Neighbor Discovery messages that failed RFC 4861's validation, by reason
-    /// ([`nd::NdInvalid`]), dropped.
+    /// Neighbor Discovery messages that failed RFC 4861's validation, dropped.
     pub nd_invalid: u64,
+    /// The same by reason, in the order of [`nd::NdInvalid::ALL`].
+    pub nd_invalid_by: [u64; 8],
     /// IPv6 packets for the router's own addresses or groups that it does not serve (not
     /// Neighbor Discovery nor an echo request), dropped.
     pub ipv6_to_router: u64,
@@ -486,7 +487,10 @@ impl<T: FrameSink> Plane<T> {
     /// Discovery, echo requests; the rest is counted and dropped.
     fn handle_own6(&mut self, now: Instant, side: Side, src_mac: MacAddr, ip: &[u8], dst: Ipv6Addr) {
         match nd::parse(ip) {
-            Err(_) => self.stats.nd_invalid += 1,
+            Err(why) => {
+                self.stats.nd_invalid += 1;
+                self.stats.nd_invalid_by[why.index()] += 1;
+            }
             Ok(Some(m)) => self.handle_nd(now, side, src_mac, m),
             Ok(None) => match echo::echo6_reply(ip).filter(|_| !dst.is_multicast()) {
                 Some(reply) => {
@@ -1064,6 +1068,7 @@ mod tests {
         p.handle_frame(at_secs(0), Side::Lan, &mut f, RxMeta::default());
         assert!(sent(&p, Side::Lan).is_empty());
         assert_eq!(p.stats().nd_invalid, 1);
+        assert_eq!(p.stats().nd_invalid_by[nd::NdInvalid::HopLimit.index()], 1);
         // Frames to a group the router did not join are not for it.
         let mut other = ns_frame(v6("2001:db8:1::10"), v6("2001:db8:1::99"));
         p.handle_frame(at_secs(0), Side::Lan, &mut other, RxMeta::default());

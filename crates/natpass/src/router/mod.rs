@@ -567,6 +567,11 @@ impl Router {
                 l.ra_sent
             ));
         }
+        for (why, n) in natpass_link::nd::NdInvalid::ALL.iter().zip(l.nd_invalid_by) {
+            if n > 0 {
+                out.push_str(&format!("\n  neighbor discovery discarded {n}: {}", why.name()));
+            }
+        }
         for (r, n) in s.drops_by_reason() {
             if n > 0 {
                 out.push_str(&format!("\n  dropped {n}: {r}"));
