@@ -13,13 +13,30 @@
 //! [timeouts]   # seconds; RFC floors are enforced
 //! udp = 300
 //! tcp_established = 7440
+//!
+//! [interfaces.lan]
+//! name = "eth1"
+//! address = "192.168.1.1/24"
+//! address6 = "2001:db8:1::1/64"     # IPv6: routed, guarded (RFC 6092); a /64 for SLAAC
+//! router_advertisements = true      # default with address6 (RFC 4861 §6.2)
+//! ra_interval = 200                 # seconds between unsolicited RAs, 4 to 1800
+//! ra_lifetime = 1800                # router lifetime, seconds: 0 or interval to 9000
+//! dns6 = ["2001:db8:1::53"]         # RDNSS (RFC 8106), optional
+//!
+//! [interfaces.wan]
+//! name = "eth0"
+//! address = "203.0.113.1/24"
+//! gateway = "203.0.113.254"
+//! address6 = "2001:db8:ff::2/64"    # set with the LAN's, or neither
+//! gateway6 = "fe80::1"              # on the WAN prefix, or link-local
 //! ```
 
 #![forbid(unsafe_code)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use natpass_engine::ipv6::{Ipv6Config, Ipv6Net};
 use natpass_engine::{ConfigError, EngineConfig, Filtering, Ipv4Net, Protocol};
 use serde::{Deserialize, Serialize};
 
@@ -238,7 +255,41 @@ struct LinkFile {
     name: String,
     address: String,
     gateway: Option<String>,
+    address6: Option<String>,
+    gateway6: Option<String>,
+    router_advertisements: Option<bool>,
+    ra_interval: Option<u32>,
+    ra_lifetime: Option<u32>,
+    dns6: Option<Vec<String>>,
 }
+
+/// A link's IPv6 side: natpass's address there and the on-link prefix, and (WAN) the next
+/// hop for everything off the link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link6 {
+    /// The global address natpass answers Neighbor Solicitations for and sends from.
+    pub addr: Ipv6Addr,
+    /// The on-link prefix (the LAN's is announced for SLAAC).
+    pub prefix: Ipv6Net,
+    /// The default gateway (WAN only): on the prefix or link-local.
+    pub gateway: Option<Ipv6Addr>,
+}
+
+/// Router Advertisements on the LAN (RFC 4861 §6.2.1; RDNSS RFC 8106).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterAdvertising {
+    /// Time between unsolicited advertisements (MaxRtrAdvInterval).
+    pub interval: Duration,
+    /// The router lifetime announced (AdvDefaultLifetime); zero: not a default router.
+    pub lifetime: Duration,
+    /// DNS servers announced (RDNSS), none when empty.
+    pub dns: Vec<Ipv6Addr>,
+}
+
+/// Default `ra_interval`, seconds (about radvd's average between its 198 and 600).
+pub const RA_INTERVAL_SECS: u32 = 200;
+/// Default `ra_lifetime`, seconds (RFC 4861 §6.2.1's default for AdvDefaultLifetime).
+pub const RA_LIFETIME_SECS: u32 = 1800;
 
 /// One interface natpass runs on: its name, the address natpass owns there and the link's
 /// network, and (WAN) the next hop for everything off the link.
@@ -252,6 +303,8 @@ pub struct Link {
     pub net: Ipv4Net,
     /// The default gateway (WAN only); `None` means every destination must be on-link.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 (`address6`, `gateway6`), when configured.
+    pub v6: Option<Link6>,
 }
 
 /// A whole natpass configuration: the engine's settings and, for `natpass run`, the links.
@@ -271,6 +324,9 @@ pub struct Config {
     pub busy_poll: bool,
     /// The control plane.
     pub admin: Admin,
+    /// Router Advertisements on the LAN (`[interfaces.lan] router_advertisements`); on by
+    /// default when the LAN has an IPv6 address.
+    pub ra: Option<RouterAdvertising>,
 }
 
 fn parse_admin(text: &str, a: &AdminFile) -> Result<Admin, Error> {
@@ -521,7 +577,173 @@ fn parse_link(text: &str, side: &str, l: &LinkFile) -> Result<Link, Error> {
             Some(ip)
         }
     };
-    Ok(Link { name: l.name.clone(), addr, net, gateway })
+    let v6 = parse_link6(text, &table, l)?;
+    Ok(Link { name: l.name.clone(), addr, net, gateway, v6 })
+}
+
+fn parse_link6(text: &str, table: &str, l: &LinkFile) -> Result<Option<Link6>, Error> {
+    let lan = table.ends_with("lan");
+    let example = if lan { "2001:db8:1::1/64" } else { "2001:db8:ff::2/64" };
+    let Some(a6) = &l.address6 else {
+        if l.gateway6.is_some() {
+            return Err(value_error(
+                text,
+                table,
+                "gateway6",
+                "set address6 first: the gateway must be on its link".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let (a, len) = a6.split_once('/').ok_or_else(|| {
+        value_error(
+            text,
+            table,
+            "address6",
+            format!("{a6:?} has no prefix length; write the address with its prefix, like \"{example}\""),
+        )
+    })?;
+    let addr: Ipv6Addr = a.parse().map_err(|_| {
+        value_error(text, table, "address6", format!("{a:?} is not an IPv6 address; write it like \"{example}\""))
+    })?;
+    if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() || addr.is_unicast_link_local() {
+        return Err(value_error(
+            text,
+            table,
+            "address6",
+            format!("{addr} is not a global unicast address; natpass makes its link-local address from the MAC"),
+        ));
+    }
+    let len: u8 = match len.parse::<u8>() {
+        Ok(64) => 64,
+        Ok(n) if !lan && (1..=127).contains(&n) => n,
+        _ if lan => {
+            return Err(value_error(
+                text,
+                table,
+                "address6",
+                format!("/{len} is not the LAN's prefix length; hosts configure themselves (SLAAC) from a /64"),
+            ));
+        }
+        _ => {
+            return Err(value_error(
+                text,
+                table,
+                "address6",
+                format!("/{len} is not a usable prefix length; use 1 to 127, like /64"),
+            ));
+        }
+    };
+    let prefix = Ipv6Net::new(addr, len);
+    let gateway = match &l.gateway6 {
+        None => None,
+        Some(_) if lan => {
+            return Err(value_error(
+                text,
+                table,
+                "gateway6",
+                "only the WAN has a gateway; move it to [interfaces.wan]".into(),
+            ));
+        }
+        Some(g) => {
+            let ip: Ipv6Addr = g.parse().map_err(|_| {
+                value_error(text, table, "gateway6", format!("{g:?} is not an IPv6 address; write it like \"fe80::1\""))
+            })?;
+            if !(ip.is_unicast_link_local() || prefix.contains(ip)) || ip == addr {
+                return Err(value_error(
+                    text,
+                    table,
+                    "gateway6",
+                    format!(
+                        "{ip} is not a neighbour on {}/{len}; use another address on the link, or the gateway's link-local (fe80::...) address",
+                        prefix.addr()
+                    ),
+                ));
+            }
+            Some(ip)
+        }
+    };
+    Ok(Some(Link6 { addr, prefix, gateway }))
+}
+
+/// The LAN's Router Advertisement settings: on by default with an IPv6 address.
+fn parse_ra(text: &str, l: &LinkFile, wan: &LinkFile) -> Result<Option<RouterAdvertising>, Error> {
+    let table = "interfaces.lan";
+    for (key, set) in [
+        ("router_advertisements", wan.router_advertisements.is_some()),
+        ("ra_interval", wan.ra_interval.is_some()),
+        ("ra_lifetime", wan.ra_lifetime.is_some()),
+        ("dns6", wan.dns6.is_some()),
+    ] {
+        if set {
+            return Err(value_error(
+                text,
+                "interfaces.wan",
+                key,
+                "natpass advertises itself on the LAN only; move the key to [interfaces.lan]".into(),
+            ));
+        }
+    }
+    if l.address6.is_none() {
+        if l.router_advertisements == Some(true) {
+            return Err(value_error(
+                text,
+                table,
+                "router_advertisements",
+                "needs the LAN's IPv6 address: set address6, like \"2001:db8:1::1/64\"".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if l.router_advertisements == Some(false) {
+        return Ok(None);
+    }
+    let interval = l.ra_interval.unwrap_or(RA_INTERVAL_SECS);
+    if !(4..=1800).contains(&interval) {
+        return Err(value_error(
+            text,
+            table,
+            "ra_interval",
+            format!("{interval} is out of range; use 4 to 1800 seconds (RFC 4861 §6.2.1), like {RA_INTERVAL_SECS}"),
+        ));
+    }
+    let lifetime = l.ra_lifetime.unwrap_or(RA_LIFETIME_SECS.max(3 * interval).min(9000));
+    if lifetime != 0 && !(interval..=9000).contains(&lifetime) {
+        return Err(value_error(
+            text,
+            table,
+            "ra_lifetime",
+            format!(
+                "{lifetime} is out of range; use 0 (not a default router) or {interval} (ra_interval) to 9000 seconds (RFC 4861 §6.2.1)"
+            ),
+        ));
+    }
+    let mut dns = Vec::new();
+    for s in l.dns6.iter().flatten() {
+        let ip: Ipv6Addr =
+            s.parse().ok().filter(|ip: &Ipv6Addr| !ip.is_multicast() && !ip.is_unspecified()).ok_or_else(|| {
+                value_error(
+                    text,
+                    table,
+                    "dns6",
+                    format!("{s:?} is not a DNS server's IPv6 address; write it like \"2001:db8:1::53\""),
+                )
+            })?;
+        dns.push(ip);
+    }
+    if dns.len() > 8 {
+        return Err(value_error(
+            text,
+            table,
+            "dns6",
+            "at most 8 servers fit the option natpass sends; list fewer".into(),
+        ));
+    }
+    Ok(Some(RouterAdvertising {
+        interval: Duration::from_secs(interval.into()),
+        lifetime: Duration::from_secs(lifetime.into()),
+        dns,
+    }))
 }
 
 /// Parses and validates a configuration file's text, links included.
@@ -542,6 +764,32 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
                     "interfaces.wan",
                     "name",
                     "the LAN and WAN must be two different interfaces".to_string(),
+                ));
+            }
+            match (&lan.v6, &wan.v6) {
+                (Some(l6), Some(w6)) => {
+                    c.ipv6 = Some(Ipv6Config { lan_prefix: l6.prefix, lan_addr: l6.addr, wan_addr: w6.addr });
+                }
+                (None, None) => {}
+                (l6, _) => {
+                    let (table, other) =
+                        if l6.is_some() { ("interfaces.wan", "LAN") } else { ("interfaces.lan", "WAN") };
+                    return Err(value_error(
+                        text,
+                        table,
+                        "address6",
+                        format!("the {other} has an IPv6 address: set address6 on both interfaces, or on neither"),
+                    ));
+                }
+            }
+            if let (Some(l6), Some(w6)) = (&lan.v6, &wan.v6)
+                && (l6.prefix.contains(w6.addr) || w6.prefix.contains(l6.addr))
+            {
+                return Err(value_error(
+                    text,
+                    "interfaces.wan",
+                    "address6",
+                    format!("{} and the LAN's {} overlap; the WAN needs a prefix of its own", w6.addr, l6.addr),
                 ));
             }
             // The links give the defaults; [nat] keys still win.
@@ -686,7 +934,11 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         }
     };
     let busy_poll = file.interfaces.as_ref().and_then(|l| l.busy_poll).unwrap_or(false);
-    Ok(Config { engine: c, links, admin, rx_ring, backend, busy_poll })
+    let ra = match &file.interfaces {
+        Some(l) => parse_ra(text, &l.lan, &l.wan)?,
+        None => None,
+    };
+    Ok(Config { engine: c, links, admin, rx_ring, backend, busy_poll, ra })
 }
 
 #[cfg(test)]
@@ -793,6 +1045,65 @@ udp = 600
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("nat.public_addrs"), "{e}");
+    }
+
+    const LINKS6: &str = "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\naddress6 = \"2001:db8:1::1/64\"\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\naddress6 = \"2001:db8:ff::2/64\"\ngateway6 = \"2001:db8:ff::1\"\n";
+
+    #[test]
+    fn ipv6_addresses_fill_the_engine_and_turn_advertisements_on() {
+        let c = parse_config(LINKS6).unwrap();
+        let v6 = c.engine.ipv6.unwrap();
+        assert_eq!(v6.lan_prefix, Ipv6Net::new("2001:db8:1::".parse().unwrap(), 64));
+        assert_eq!((v6.lan_addr, v6.wan_addr), ("2001:db8:1::1".parse().unwrap(), "2001:db8:ff::2".parse().unwrap()));
+        let (_, wan) = c.links.unwrap();
+        assert_eq!(wan.v6.unwrap().gateway, Some("2001:db8:ff::1".parse().unwrap()));
+        let ra = c.ra.unwrap();
+        assert_eq!((ra.interval, ra.lifetime), (Duration::from_secs(200), Duration::from_secs(1800)));
+        assert!(ra.dns.is_empty());
+        // With DNS servers, another interval, and switched off.
+        let text = LINKS6
+            .replace("2001:db8:1::1/64\"\n", "2001:db8:1::1/64\"\ndns6 = [\"2001:db8:1::53\"]\nra_interval = 30\n");
+        let ra = parse_config(&text).unwrap().ra.unwrap();
+        assert_eq!((ra.interval, ra.lifetime, ra.dns.len()), (Duration::from_secs(30), Duration::from_secs(1800), 1));
+        let off = LINKS6.replace("2001:db8:1::1/64\"\n", "2001:db8:1::1/64\"\nrouter_advertisements = false\n");
+        assert_eq!(parse_config(&off).unwrap().ra, None);
+        // A link-local gateway is the usual thing on a WAN.
+        let ll = LINKS6.replace("gateway6 = \"2001:db8:ff::1\"", "gateway6 = \"fe80::1\"");
+        assert!(parse_config(&ll).is_ok());
+    }
+
+    #[test]
+    fn ipv4_only_files_have_no_ipv6() {
+        let c = parse_config("[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n").unwrap();
+        assert_eq!((c.engine.ipv6, c.ra), (None, None));
+        assert!(c.links.unwrap().0.v6.is_none());
+    }
+
+    #[test]
+    fn bad_ipv6_values_name_the_key_line_and_fix() {
+        let bad = |from: &str, to: &str| parse_config(&LINKS6.replace(from, to)).unwrap_err().to_string();
+        let e = bad("2001:db8:1::1/64", "2001:db8:1::1/48");
+        assert!(e.starts_with("line 4: interfaces.lan.address6") && e.contains("SLAAC"), "{e}");
+        let e = bad("2001:db8:1::1/64", "2001:db8:1::1");
+        assert!(e.starts_with("line 4: interfaces.lan.address6") && e.contains("prefix length"), "{e}");
+        let e = bad("2001:db8:1::1/64", "fe80::1/64");
+        assert!(e.contains("interfaces.lan.address6") && e.contains("link-local"), "{e}");
+        let e = bad("2001:db8:1::1/64", "192.168.1.1/64");
+        assert!(e.contains("not an IPv6 address"), "{e}");
+        let e = bad("gateway6 = \"2001:db8:ff::1\"", "gateway6 = \"2001:db8:1::9\"");
+        assert!(e.starts_with("line 9: interfaces.wan.gateway6") && e.contains("not a neighbour"), "{e}");
+        let e = bad("address6 = \"2001:db8:ff::2/64\"\ngateway6 = \"2001:db8:ff::1\"\n", "");
+        assert!(e.contains("interfaces.wan.address6") && e.contains("both interfaces"), "{e}");
+        let e = bad("2001:db8:ff::2/64\"\ngateway6 = \"2001:db8:ff::1\"", "2001:db8:1::2/64\"");
+        assert!(e.contains("overlap"), "{e}");
+        let e = bad("2001:db8:1::1/64\"\n", "2001:db8:1::1/64\"\nra_interval = 3\n");
+        assert!(e.starts_with("line 5: interfaces.lan.ra_interval") && e.contains("4 to 1800"), "{e}");
+        let e = bad("2001:db8:1::1/64\"\n", "2001:db8:1::1/64\"\nra_lifetime = 100\n");
+        assert!(e.starts_with("line 5: interfaces.lan.ra_lifetime"), "{e}");
+        let e = bad("2001:db8:1::1/64\"\n", "2001:db8:1::1/64\"\ndns6 = [\"ff02::1\"]\n");
+        assert!(e.starts_with("line 5: interfaces.lan.dns6"), "{e}");
+        let e = bad("gateway6", "dns6 = []\ngateway6");
+        assert!(e.contains("interfaces.wan.dns6") && e.contains("[interfaces.lan]"), "{e}");
     }
 
     #[test]

@@ -17,19 +17,39 @@ pub const COMMIT: &str = env!("NATPASS_COMMIT");
 
 /// Link-layer counters ([`Status::link`], named by `natpass_link::Plane::counters`) that are
 /// frames or packets dropped: `natpass_link_drops_total{reason}`.
-pub const LINK_DROPS: [(&str, &str); 5] = [
+pub const LINK_DROPS: [(&str, &str); 9] = [
     ("arp_unresolved", "arp_unresolved"),
     ("arp_queue_full", "arp_queue_full"),
     ("oversize_frames", "oversize_frame"),
     ("tx_queue_full", "transmit_queue_full"),
     ("no_route", "no_route"),
+    ("nd_unresolved", "nd_unresolved"),
+    ("nd_queue_full", "nd_queue_full"),
+    ("nd_invalid", "nd_invalid"),
+    ("ipv6_to_router", "ipv6_to_router"),
 ];
 
 /// Link-layer counters of frames ignored (not for the NAT): `natpass_frames_ignored_total{reason}`.
 pub const FRAMES_IGNORED: [(&str, &str); 2] = [("not_ipv4", "not_ipv4"), ("vlan_tagged", "vlan_tagged")];
 
 /// Link-layer counters with a metric of their own: (counter, metric, help).
-pub const LINK_OWN: [(&str, &str, &str); 4] = [
+pub const LINK_OWN: [(&str, &str, &str); 8] = [
+    (
+        "nd_requests",
+        "neighbor_solicitations_total",
+        "IPv6 Neighbor Solicitations natpass sent to resolve and probe next hops.",
+    ),
+    (
+        "nd_answered",
+        "neighbor_advertisements_total",
+        "IPv6 Neighbor Solicitations for natpass's own addresses that it answered.",
+    ),
+    ("ra_sent", "router_advertisements_total", "IPv6 Router Advertisements natpass sent on the LAN."),
+    (
+        "neighbours_unreachable",
+        "neighbours_unreachable_total",
+        "Known neighbours (ARP or IPv6) that stopped answering probes and were forgotten.",
+    ),
     ("arp_requests", "arp_requests_total", "ARP requests natpass sent to resolve next hops."),
     ("arp_answered", "arp_replies_total", "ARP requests for natpass's own addresses that it answered."),
     ("pings_answered", "pings_answered_total", "ICMP echo requests to natpass's own addresses that it answered."),
@@ -149,7 +169,7 @@ pub fn render_status(s: &Status) -> String {
     o.family(
         "natpass_frames_ignored_total",
         "counter",
-        "Frames received that are not for the NAT (neither ARP nor untagged IPv4), by reason.",
+        "Frames received that are not for the NAT (neither ARP nor untagged IPv4, nor IPv6 when it is configured), by reason.",
         &by(&FRAMES_IGNORED),
     );
     for (counter, name, help) in LINK_OWN {

@@ -90,12 +90,17 @@ fn restart_keys(out: &mut Vec<String>, started: &Config, new: &Config) {
             |(lan, wan)| {
                 let l = if side == 0 { lan } else { wan };
                 let gw = l.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
-                format!("{} {}/{}{gw}", l.name, l.addr, l.net.len())
+                let v6 = l.v6.as_ref().map_or_else(String::new, |v6| {
+                    let gw = v6.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+                    format!(", {}/{}{gw}", v6.addr, v6.prefix.len())
+                });
+                format!("{} {}/{}{gw}{v6}", l.name, l.addr, l.net.len())
             },
         )
     };
     key("interfaces.lan", link(started, 0), link(new, 0));
     key("interfaces.wan", link(started, 1), link(new, 1));
+    key("interfaces.lan.router_advertisements", format!("{:?}", started.ra), format!("{:?}", new.ra));
     key("interfaces.backend", format!("{:?}", started.backend), format!("{:?}", new.backend));
     key("interfaces.rx_ring", format!("{:?}", started.rx_ring), format!("{:?}", new.rx_ring));
     key("interfaces.busy_poll", started.busy_poll.to_string(), new.busy_poll.to_string());

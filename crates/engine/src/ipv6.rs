@@ -232,7 +232,8 @@ impl Ipv6Guard {
         self.flows.len()
     }
 
-    /// Forwards (or refuses) one IPv6 packet that arrived on `side`.
+    /// Forwards (or refuses) one IPv6 packet that arrived on `side`; `segment_len` for a
+    /// segmentation-offload super-packet, whose segments (not itself) must fit the MTU.
     pub(crate) fn process(
         &mut self,
         now: Instant,
@@ -240,6 +241,7 @@ impl Ipv6Guard {
         out: &mut Output,
         side: Side,
         packet: &mut [u8],
+        segment_len: Option<u16>,
     ) -> Verdict {
         let Some(v6) = &config.ipv6 else { return Verdict::Drop(DropReason::NotIpv4) };
         let ip = match Ipv6Packet::new_checked(&*packet) {
@@ -274,7 +276,7 @@ impl Ipv6Guard {
             Side::Lan => config.wan_mtu,
             Side::Wan => config.lan_mtu,
         };
-        let total = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+        let total = segment_len.map_or(ipv6::HEADER_LEN + usize::from(ip.payload_len()), usize::from);
         if total > usize::from(mtu) {
             Self::error(now, config, out, side, packet, ErrorKind::PacketTooBig(mtu));
             return Verdict::Drop(DropReason::FragmentationNeeded);

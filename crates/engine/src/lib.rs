@@ -286,7 +286,7 @@ impl Engine {
         self.out.stats.received[side as usize] += 1;
         let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
         let verdict = match (v6, side) {
-            (true, _) => self.v6.process(now, &self.config, &mut self.out, side, packet),
+            (true, _) => self.v6.process(now, &self.config, &mut self.out, side, packet, self.gso_len),
             (false, Side::Lan) => translate::from_lan(self, now, packet),
             (false, Side::Wan) => translate::from_wan(self, now, packet),
         };

@@ -8,13 +8,18 @@ lab secret, so both ends know them without a key exchange.
 
   esp_peer.py server                     answer every valid ESP packet from its sender,
                                          on SPI+1, with the decrypted payload echoed back
+  esp_peer.py server6                    the same over IPv6
   esp_peer.py client SERVER SPI COUNT    send COUNT packets on SPI, wait for each answer;
                                          prints one JSON line: sent, answered, bytes
   esp_peer.py client SERVER SPI COUNT FIRST_SIZE
                                          the same, but the first packet is FIRST_SIZE
                                          bytes of IP with DF set (path MTU discovery,
                                          RFC 1191): once the path says it is too big, the
-                                         client goes on with the others
+                                         client goes on with the others (IPv4 only)
+                                         (over IPv6 when SERVER is an IPv6 address)
+
+The inner packets are IPv4 either way (tunnel mode). An IPv4 raw socket hands over the IP
+header with the packet, an IPv6 one does not (RFC 3542 §3).
 """
 import hashlib
 import hmac
@@ -75,18 +80,23 @@ def open_esp(packet):
     return spi, seq, plain[: -(pad + 2)]
 
 
-def esp_socket():
-    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ESP)
+def esp_socket(family):
+    return socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_ESP)
 
 
-def server():
-    s = esp_socket()
+def esp_of(family, data):
+    """The ESP bytes of what a raw socket of `family` received."""
+    return data[(data[0] & 0x0F) * 4:] if family == socket.AF_INET else data
+
+
+def server(family):
+    s = esp_socket(family)
     print("ready", flush=True)
     seqs = {}
     while True:
-        data, (src, _) = s.recvfrom(65535)
-        hl = (data[0] & 0x0F) * 4
-        got = open_esp(data[hl:])
+        data, addr = s.recvfrom(65535)
+        src = addr[0]
+        got = open_esp(esp_of(family, data))
         if got is None:
             print("bad packet from %s" % src, flush=True)
             continue
@@ -100,9 +110,11 @@ def server():
 
 
 def client(server_ip, spi, count, first_size=0):
-    s = esp_socket()
-    # DF on every packet, and a send larger than the path MTU the kernel learnt fails.
-    s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
+    family = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
+    s = esp_socket(family)
+    if family == socket.AF_INET:
+        # DF on every packet, and a send larger than the path MTU the kernel learnt fails.
+        s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
     answered, nbytes, too_big = 0, 0, 0
     for seq in range(1, count + 1):
         text = b"natpass lab spi %#x seq %d" % (spi, seq)
@@ -125,9 +137,8 @@ def client(server_ip, spi, count, first_size=0):
             r, _, _ = select.select([s], [], [], 0.1)
             if not r:
                 continue
-            data, (src, _) = s.recvfrom(65535)
-            hl = (data[0] & 0x0F) * 4
-            got = open_esp(data[hl:])
+            data, _ = s.recvfrom(65535)
+            got = open_esp(esp_of(family, data))
             if got and got[0] == spi + 1 and got[2][28:] == b"echo " + text:
                 ok = True
                 answered += 1
@@ -138,7 +149,9 @@ def client(server_ip, spi, count, first_size=0):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["server"]:
-        server()
+        server(socket.AF_INET)
+    elif sys.argv[1:2] == ["server6"]:
+        server(socket.AF_INET6)
     elif sys.argv[1:2] == ["client"] and len(sys.argv) in (5, 6):
         first = int(sys.argv[5]) if len(sys.argv) == 6 else 0
         sys.exit(client(sys.argv[2], int(sys.argv[3], 0), int(sys.argv[4]), first))

@@ -21,6 +21,29 @@ pub(super) struct EspServer<'a> {
     pub first_size: Option<u32>,
 }
 
+/// The server's swanctl.conf: a road-warrior connection with a PSK on `addr`, virtual IPs
+/// from 10.10.10.0/24 into 10.20.0.0/24; `encap` forces ESP into UDP (RFC 3948) without a NAT.
+pub(super) fn swanctl_server(version: u8, addr: &str, encap: bool) -> String {
+    format!(
+        "connections {{\n rw {{\n  version = {version}\n  local_addrs = {addr}\n  pools = rwpool\n  encap = {}\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+        if encap { "yes" } else { "no" }
+    )
+}
+
+/// The `local` section (and options beside it) of client `n` authenticating with the lab's PSK.
+pub(super) fn psk_local(n: usize) -> String {
+    format!("local {{ auth = psk\n id = client{n}@lab }}\n")
+}
+
+/// A client's swanctl.conf for the server at `addr`, with its `local` section (see
+/// [`psk_local`]).
+pub(super) fn swanctl_client(version: u8, addr: &str, encap: bool, local: &str) -> String {
+    format!(
+        "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {addr}\n  vips = 0.0.0.0\n  encap = {}\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  {local}  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n",
+        if encap { "yes" } else { "no" }
+    )
+}
+
 impl Lab<'_> {
     /// Starts a charon in `ns` with `swanctl` loaded; `keepalives` false turns its NAT-T
     /// keepalives (RFC 3948 §4) off.
@@ -95,26 +118,21 @@ impl Lab<'_> {
 
     pub(super) fn ipsec(&mut self, o: &mut Outcome, version: u8, auth: ClientAuth) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
-        let server = format!(
-            "connections {{\n rw {{\n  version = {version}\n  local_addrs = {SERVER}\n  pools = rwpool\n  proposals = aes128-sha256-modp2048,default\n  rekey_time = 0\n  local {{ auth = psk\n id = server@lab }}\n  remote {{ auth = psk }}\n  children {{ rw {{ local_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048,aes128-sha256\n rekey_time = 0 }} }}\n }}\n}}\npools {{ rwpool {{ addrs = 10.10.10.0/24 }} }}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
-        );
-        let server_uri = self.charon(&wan, "charon@wan", &server, true)?;
+        let server_uri = self.charon(&wan, "charon@wan", &swanctl_server(version, SERVER, false), true)?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
-            let id = format!("client{}@lab", i + 1);
             let local = match auth {
-                ClientAuth::Psk | ClientAuth::PskWithoutKeepalives => format!("local {{ auth = psk\n id = {id} }}\n"),
+                ClientAuth::Psk | ClientAuth::PskWithoutKeepalives => psk_local(i + 1),
                 // IKEv2 fragmentation (RFC 7383) off: the big IKE_AUTH leaves as IP fragments.
                 ClientAuth::LargeCertificate => {
+                    let id = format!("client{}@lab", i + 1);
                     self.large_certificate(c, &id)?;
                     format!(
                         "fragmentation = no\n  send_cert = always\n  local {{ auth = pubkey\n certs = client.pem\n id = {id} }}\n"
                     )
                 }
             };
-            let conf = format!(
-                "connections {{\n lab {{\n  version = {version}\n  remote_addrs = {SERVER}\n  vips = 0.0.0.0\n  proposals = aes128-sha256-modp2048\n  rekey_time = 0\n  {local}  remote {{ auth = psk\n id = server@lab }}\n  children {{ lab {{ remote_ts = 10.20.0.0/24\n esp_proposals = aes128-sha256-modp2048\n rekey_time = 0 }} }}\n }}\n}}\nsecrets {{ ike-any {{ secret = \"natpass-lab-psk\" }} }}\n"
-            );
+            let conf = swanctl_client(version, SERVER, false, &local);
             uris.push(self.charon(c, &format!("{c}:charon"), &conf, auth != ClientAuth::PskWithoutKeepalives)?);
         }
         // All clients start at once: several IKE SAs to one server through one address.

@@ -23,6 +23,7 @@
 
 mod diagnose;
 mod ipsec;
+mod ipv6;
 mod l2tp;
 mod plain;
 mod pptp;
@@ -114,6 +115,10 @@ pub enum Check {
     Pptp,
     /// PPTP with Linux's pptp conntrack helper removed (Linux NAT only).
     PptpNoHelper,
+    /// IPv6 routed and guarded (RFC 6092): SLAAC, ping, curl, traceroute, inbound refused.
+    Ipv6,
+    /// strongSwan IKEv2 and raw ESP over IPv6 (RFC 6092 §3.2.4).
+    Ipv6Ipsec,
     /// Diagnosis: UDP 500 dropped upstream, strongSwan IKEv2 never answered (natpass only).
     WhyIke500,
     /// Diagnosis: IP fragments dropped upstream, a certificate IKE_AUTH lost (natpass only).
@@ -143,7 +148,7 @@ pub enum Check {
 impl Check {
     /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
     /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
-    pub const ALL: [Check; 18] = [
+    pub const ALL: [Check; 20] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -152,6 +157,8 @@ impl Check {
         Check::L2tp,
         Check::Pptp,
         Check::PptpNoHelper,
+        Check::Ipv6,
+        Check::Ipv6Ipsec,
         Check::WhyIke500,
         Check::WhyFragments,
         Check::WhyGre,
@@ -165,7 +172,7 @@ impl Check {
     ];
 
     /// The checks where every VPN should work (and natpass should find no problem).
-    pub const WORKING: [Check; 8] = [
+    pub const WORKING: [Check; 10] = [
         Check::Nat,
         Check::Stun,
         Check::Ikev2,
@@ -174,6 +181,8 @@ impl Check {
         Check::L2tp,
         Check::Pptp,
         Check::PptpNoHelper,
+        Check::Ipv6,
+        Check::Ipv6Ipsec,
     ];
 
     /// The scripted failures natpass must diagnose (docs/diagnostics.md), natpass only.
@@ -206,6 +215,8 @@ impl Check {
             Check::L2tp => "L2TP (xl2tpd LAC/LNS) + PPP",
             Check::Pptp => "PPTP (pptp/pptpd) GRE + PPP",
             Check::PptpNoHelper => "PPTP, no ct helper (Linux only)",
+            Check::Ipv6 => "IPv6: SLAAC, ping, curl, trace, inbound",
+            Check::Ipv6Ipsec => "IPv6: IKEv2 and raw ESP",
             Check::WhyIke500 => "why: UDP 500 dropped upstream",
             Check::WhyFragments => "why: IP fragments dropped upstream",
             Check::WhyGre => "why: GRE dropped upstream",
@@ -356,6 +367,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("pptp", "pptp-linux"),
     ("/usr/sbin/pppd", "ppp"),
     ("/usr/bin/python3", "python3"),
+    ("/usr/sbin/radvd", "radvd"),
 ];
 
 /// The Debian packages of the tools that are missing; empty when all are there.
@@ -570,16 +582,24 @@ impl<'a> Lab<'a> {
                         }
                     ),
                 )?;
-                self.t.spawn(
-                    "natpass@rtr",
-                    &rtr,
-                    &format!("exec {} run --config {}", self.opts.natpass_bin.display(), cfg.display()),
-                )?;
-                let t = &mut self.t;
-                if !Topology::wait_for(Duration::from_secs(10), || t.log("natpass@rtr").contains("running on")) {
-                    bail!("natpass did not start: {}", self.t.log("natpass@rtr"));
-                }
+                self.spawn_natpass(&cfg)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Starts natpass in the router namespace with the config file `cfg`, and waits until it
+    /// runs.
+    fn spawn_natpass(&mut self, cfg: &Path) -> anyhow::Result<()> {
+        let rtr = self.t.ns("rtr");
+        self.t.spawn(
+            "natpass@rtr",
+            &rtr,
+            &format!("exec {} run --config {}", self.opts.natpass_bin.display(), cfg.display()),
+        )?;
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(10), || t.log("natpass@rtr").contains("running on")) {
+            bail!("natpass did not start with {}: {}", cfg.display(), self.t.log("natpass@rtr"));
         }
         Ok(())
     }
@@ -644,6 +664,8 @@ impl<'a> Lab<'a> {
             Check::Ikev1 => self.ipsec(&mut o, 1, diagnose::ClientAuth::Psk)?,
             Check::Esp => self.raw_esp(&mut o, 5)?,
             Check::L2tp => self.l2tp(&mut o)?,
+            Check::Ipv6 => self.ipv6(&mut o)?,
+            Check::Ipv6Ipsec => self.ipv6_ipsec(&mut o)?,
             Check::Pptp => self.pptp(&mut o)?,
             Check::PptpNoHelper => {
                 self.linux_ruleset(false)?;

@@ -176,3 +176,24 @@ fn every_scripted_failure_is_diagnosed_on_the_api_the_cli_and_the_page() {
     assert!(pool["note"].as_str().unwrap().contains("203.0.113.2"), "{pool}");
     assert!(ok, "natpass-lab exited with failure:\n{text}");
 }
+
+#[test]
+fn ipv6_is_routed_and_guarded_by_natpass_and_lets_ipsec_through_with_two_clients() {
+    natpass_testkit::require!(natpass_lab::preflight());
+    assert_natpass_built();
+    let (ok, results, text) = lab("npt-v6", &["--nat", "natpass", "--clients", "2", "--check", "ipv6,ipv6-ipsec"]);
+    println!("{text}");
+    let o = outcome(&results, "IPv6");
+    assert_eq!(clients_ok(o), 2, "both clients: SLAAC, ping, curl, traceroute, inbound refused: {o}");
+    for c in o["clients"].as_array().unwrap() {
+        let d = c["detail"].as_str().unwrap();
+        assert!(d.contains("traceroute hops 2001:db8:1::1 > 2001:db8:ff::10"), "hop 1 is the router: {d}");
+        assert!(d.contains("inbound from WAN refused"), "{d}");
+    }
+    let note = o["note"].as_str().unwrap();
+    let counted: u64 = note.rsplit(": ").next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(counted >= 2, "natpass counted the unsolicited inbound connections: {note}");
+    let ipsec = outcome(&results, "IPv6: IKEv2");
+    assert_eq!(clients_ok(ipsec), 2, "IKEv2 and raw ESP over IPv6, both clients at once: {ipsec}");
+    assert!(ok, "natpass-lab exited with failure:\n{text}");
+}

@@ -3,9 +3,15 @@
 //!
 //! - ARP (RFC 826): natpass answers for its own addresses and resolves its next hops itself,
 //!   with its own neighbour cache ([`neighbours`]): reachability in the manner of RFC 1122
-//!   §2.3.2.1 and RFC 4861 §7.3 (an answer is trusted for a minute; three requests a second
-//!   apart; a bounded queue of packets waiting for an answer).
-//! - Pings to the router are answered (RFC 792 Echo, RFC 1122 §3.2.2.6) ([`echo`]).
+//!   §2.3.2.1 and RFC 4861 §7.3 (an answer is trusted for a minute, then probed by unicast
+//!   while still used; three requests a second apart; a bounded queue of packets waiting
+//!   for an answer).
+//! - IPv6 Neighbor Discovery (RFC 4861) ([`nd`]): natpass answers Neighbor Solicitations for
+//!   its addresses and its link-local address, resolves and probes its IPv6 next hops in
+//!   the same neighbour table design, and sends Router Advertisements on the LAN (prefix
+//!   for SLAAC, MTU, RDNSS per RFC 8106).
+//! - Pings to the router are answered (RFC 792 Echo, RFC 1122 §3.2.2.6; ICMPv6 Echo, RFC
+//!   4443 §4.2) ([`echo`]).
 //! - Checksum and segmentation offloads: unfinished TCP/UDP checksums are completed, and
 //!   super-frames go through the engine whole and leave with the same request ([`offload`]).
 //!
@@ -17,11 +23,12 @@
 #![forbid(unsafe_code)]
 
 pub mod echo;
+pub mod nd;
 pub mod neighbours;
 pub mod offload;
 mod plane;
 mod sink;
 
 pub use offload::{RxMeta, Segmentation, TxOffload};
-pub use plane::{LinkConfig, LinkStats, Plane, PortConfig};
+pub use plane::{Advertising, LinkConfig, LinkStats, Plane, PortConfig, PortV6};
 pub use sink::{FrameQueue, FrameSink, QueuedFrame};

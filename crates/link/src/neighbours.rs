@@ -1,28 +1,36 @@
-//! The router's own ARP cache (RFC 826, with the timers of RFC 1122 §2.3.2.1): next hops are
-//! resolved by natpass, not by the kernel, and packets wait in a bounded queue while their
-//! next hop is being resolved (RFC 1122 §2.3.2.2: "SHOULD save at least one packet").
+//! The router's own neighbour cache, one design for both families: ARP (RFC 826, with the
+//! timers of RFC 1122 §2.3.2.1) for IPv4 and Neighbor Discovery (RFC 4861 §7.2, §7.3) for
+//! IPv6. Next hops are resolved by natpass, not by the kernel, and packets wait in a bounded
+//! queue while their next hop is being resolved (RFC 1122 §2.3.2.2: "SHOULD save at least one
+//! packet"; RFC 4861 §7.2.2).
 //!
-//! Reachability follows RFC 4861 §7.3 in a reduced form: an answered address is REACHABLE for
-//! [`REACHABLE`] and then forgotten (asked again on the next packet); an unresolved one gets
-//! [`MAX_TRIES`] requests [`RETRY`] apart (RFC 4861's MAX_MULTICAST_SOLICIT and
-//! RETRANS_TIMER) before its packets are dropped.
+//! Neighbour Unreachability Detection (RFC 4861 §7.3.2) in a reduced form: an answered
+//! address is REACHABLE for [`REACHABLE`]; then it is STALE and still used, and the first
+//! packet for it sends a unicast probe (PROBE, without the DELAY wait); [`MAX_TRIES`] probes
+//! [`RETRY`] apart without an answer forget it. An unresolved address (INCOMPLETE) gets
+//! [`MAX_TRIES`] requests [`RETRY`] apart (MAX_MULTICAST_SOLICIT and RETRANS_TIMER) before
+//! its packets are dropped. A stale address unused for [`STALE_KEEP`] is forgotten.
 //!
 //! Sans-IO: the caller passes `now`, sends the requests [`Neighbours::poll`] asks for and the
 //! packets [`Neighbours::learn`] releases.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use natpass_engine::Instant;
 use natpass_wire::ethernet::MacAddr;
 
-/// How long a learned address is used before it is asked again.
+/// How long a learned address is used before it is probed.
 pub const REACHABLE: Duration = Duration::from_secs(60);
 /// Time between requests for an address that has not answered.
 pub const RETRY: Duration = Duration::from_secs(1);
-/// Requests sent before the waiting packets are dropped.
+/// Requests (or probes) sent before the address is given up.
 pub const MAX_TRIES: u32 = 3;
+/// How long a stale address is kept unused.
+pub const STALE_KEEP: Duration = Duration::from_secs(600);
 /// Packets held per unresolved address.
 pub const QUEUE_PER_ADDR: usize = 16;
 /// Packets held in all.
@@ -30,9 +38,18 @@ pub const QUEUE_TOTAL: usize = 1024;
 /// Addresses held at once (learned and unresolved).
 pub const MAX_ENTRIES: usize = 4096;
 
+/// A network address a neighbour cache resolves: IPv4 (ARP) or IPv6 (Neighbor Discovery).
+pub trait NeighbourAddr: Copy + Eq + Hash + Ord + Debug {}
+impl NeighbourAddr for Ipv4Addr {}
+impl NeighbourAddr for Ipv6Addr {}
+
 #[derive(Debug)]
 enum State {
-    Reachable { mac: MacAddr, until: Instant },
+    /// REACHABLE until `until`, STALE after.
+    Known { mac: MacAddr, until: Instant },
+    /// PROBE: still used, asked by unicast.
+    Probe { mac: MacAddr, tries: u32, next_try: Instant },
+    /// INCOMPLETE: asked by broadcast or multicast, packets waiting.
     Resolving { tries: u32, next_try: Instant, queue: VecDeque<Vec<u8>> },
 }
 
@@ -41,6 +58,8 @@ enum State {
 pub enum Lookup {
     /// Send it to this MAC address.
     Known(MacAddr),
+    /// Send it to this MAC address, and probe the address there now (it was stale).
+    Probe(MacAddr),
     /// It was queued until the address answers.
     Queued {
         /// True when a request should go out now (the first packet for this address).
@@ -50,28 +69,42 @@ pub enum Lookup {
     Dropped,
 }
 
-/// One interface's ARP cache.
-#[derive(Debug, Default)]
-pub struct Neighbours {
-    entries: HashMap<Ipv4Addr, State>,
+/// One interface's neighbour cache for one address family.
+#[derive(Debug)]
+pub struct Neighbours<A: NeighbourAddr = Ipv4Addr> {
+    entries: HashMap<A, State>,
     queued: usize,
     /// Packets dropped because their queue was full.
     pub queue_full: u64,
     /// Packets dropped because their next hop never answered.
     pub unresolved: u64,
+    /// Known neighbours that stopped answering probes and were forgotten.
+    pub unreachable: u64,
 }
 
-impl Neighbours {
+impl<A: NeighbourAddr> Default for Neighbours<A> {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), queued: 0, queue_full: 0, unresolved: 0, unreachable: 0 }
+    }
+}
+
+impl<A: NeighbourAddr> Neighbours<A> {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Where to send a packet for next hop `ip`; when unknown, `packet` (an IPv4 packet) is
-    /// queued until [`Neighbours::learn`] releases it.
-    pub fn lookup(&mut self, now: Instant, ip: Ipv4Addr, packet: &[u8]) -> Lookup {
+    /// Where to send a packet for next hop `ip`; when unknown, `packet` is queued until
+    /// [`Neighbours::learn`] releases it.
+    pub fn lookup(&mut self, now: Instant, ip: A, packet: &[u8]) -> Lookup {
         match self.entries.get_mut(&ip) {
-            Some(State::Reachable { mac, until }) if *until > now => return Lookup::Known(*mac),
+            Some(State::Known { mac, until }) if *until > now => return Lookup::Known(*mac),
+            Some(st @ State::Known { .. }) => {
+                let State::Known { mac, .. } = *st else { return Lookup::Dropped };
+                *st = State::Probe { mac, tries: 1, next_try: now + RETRY };
+                return Lookup::Probe(mac);
+            }
+            Some(State::Probe { mac, .. }) => return Lookup::Known(*mac),
             Some(State::Resolving { queue, .. }) => {
                 if queue.len() >= QUEUE_PER_ADDR || self.queued >= QUEUE_TOTAL {
                     self.queue_full += 1;
@@ -81,9 +114,9 @@ impl Neighbours {
                 self.queued += 1;
                 return Lookup::Queued { request: false };
             }
-            _ => {}
+            None => {}
         }
-        if self.queued >= QUEUE_TOTAL || (self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip)) {
+        if self.queued >= QUEUE_TOTAL || self.entries.len() >= MAX_ENTRIES {
             self.queue_full += 1;
             return Lookup::Dropped;
         }
@@ -93,13 +126,13 @@ impl Neighbours {
         Lookup::Queued { request: true }
     }
 
-    /// Records that `ip` is at `mac` (from a reply, or a request that names us), and returns
-    /// the packets that were waiting for it.
-    pub fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: MacAddr) -> Vec<Vec<u8>> {
+    /// Records that `ip` is at `mac` and reachable (from a reply, or a request that names
+    /// us), and returns the packets that were waiting for it.
+    pub fn learn(&mut self, now: Instant, ip: A, mac: MacAddr) -> Vec<Vec<u8>> {
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
             return Vec::new();
         }
-        let old = self.entries.insert(ip, State::Reachable { mac, until: now + REACHABLE });
+        let old = self.entries.insert(ip, State::Known { mac, until: now + REACHABLE });
         match old {
             Some(State::Resolving { queue, .. }) => {
                 self.queued -= queue.len();
@@ -111,18 +144,38 @@ impl Neighbours {
 
     /// Refreshes `ip` only if it is already known or being resolved (RFC 826's "merge" rule
     /// for requests that are not for us).
-    pub fn refresh(&mut self, now: Instant, ip: Ipv4Addr, mac: MacAddr) -> Vec<Vec<u8>> {
+    pub fn refresh(&mut self, now: Instant, ip: A, mac: MacAddr) -> Vec<Vec<u8>> {
         if self.entries.contains_key(&ip) { self.learn(now, ip, mac) } else { Vec::new() }
     }
 
-    /// Retries and expiries due by `now`: returns the addresses to ask for again. Addresses
-    /// that did not answer [`MAX_TRIES`] requests lose their queued packets; learned ones
-    /// past their time are forgotten.
-    pub fn poll(&mut self, now: Instant) -> Vec<Ipv4Addr> {
+    /// True when `ip` is being resolved (an answer for it is expected).
+    pub fn is_resolving(&self, ip: A) -> bool {
+        matches!(self.entries.get(&ip), Some(State::Resolving { .. } | State::Probe { .. }))
+    }
+
+    /// Retries and expiries due by `now`: returns the addresses to ask for again, with the
+    /// MAC address to ask by unicast (a probe) or `None` (broadcast or multicast).
+    /// Addresses that did not answer [`MAX_TRIES`] requests lose their queued packets;
+    /// probed ones that did not answer are forgotten, and so are stale ones unused for
+    /// [`STALE_KEEP`].
+    pub fn poll(&mut self, now: Instant) -> Vec<(A, Option<MacAddr>)> {
         let mut ask = Vec::new();
-        let mut dropped = 0;
+        let (mut dropped, mut lost) = (0, 0);
         self.entries.retain(|&ip, st| match st {
-            State::Reachable { until, .. } => *until > now,
+            State::Known { until, .. } => *until + STALE_KEEP > now,
+            State::Probe { mac, tries, next_try } => {
+                if *next_try > now {
+                    return true;
+                }
+                if *tries >= MAX_TRIES {
+                    lost += 1;
+                    return false;
+                }
+                *tries += 1;
+                *next_try = now + RETRY;
+                ask.push((ip, Some(*mac)));
+                true
+            }
             State::Resolving { tries, next_try, queue } => {
                 if *next_try > now {
                     return true;
@@ -133,12 +186,13 @@ impl Neighbours {
                 }
                 *tries += 1;
                 *next_try = now + RETRY;
-                ask.push(ip);
+                ask.push((ip, None));
                 true
             }
         });
         self.queued -= dropped;
         self.unresolved += dropped as u64;
+        self.unreachable += lost;
         ask
     }
 
@@ -147,14 +201,14 @@ impl Neighbours {
         self.queued
     }
 
-    /// Addresses learned and still valid at `now`, for display.
-    pub fn known(&self, now: Instant) -> Vec<(Ipv4Addr, MacAddr)> {
+    /// Addresses with a MAC address (reachable, stale or being probed), for display.
+    pub fn known(&self) -> Vec<(A, MacAddr)> {
         let mut v: Vec<_> = self
             .entries
             .iter()
             .filter_map(|(&ip, s)| match s {
-                State::Reachable { mac, until } if *until > now => Some((ip, *mac)),
-                _ => None,
+                State::Known { mac, .. } | State::Probe { mac, .. } => Some((ip, *mac)),
+                State::Resolving { .. } => None,
             })
             .collect();
         v.sort_unstable();
@@ -204,8 +258,8 @@ mod tests {
         let mut n = Neighbours::new();
         n.lookup(Instant::ZERO, GW, b"p");
         assert!(n.poll(Instant::ZERO + RETRY / 2).is_empty());
-        assert_eq!(n.poll(retries(1)), vec![GW]);
-        assert_eq!(n.poll(retries(2)), vec![GW]);
+        assert_eq!(n.poll(retries(1)), vec![(GW, None)]);
+        assert_eq!(n.poll(retries(2)), vec![(GW, None)]);
         assert!(n.poll(retries(3)).is_empty());
         assert_eq!(n.unresolved, 1);
         assert_eq!(n.queued(), 0);
@@ -213,21 +267,49 @@ mod tests {
         assert_eq!(n.lookup(retries(4), GW, b"q"), Lookup::Queued { request: true });
     }
 
+    /// RFC 4861 §7.3.3: a STALE entry is still used, and its use starts probing by unicast.
     #[test]
-    fn learned_entries_expire() {
+    fn a_stale_neighbour_is_used_and_probed_by_unicast() {
         let mut n = Neighbours::new();
         n.learn(Instant::ZERO, GW, MAC);
-        assert_eq!(n.known(at(1)), vec![(GW, MAC)]);
-        assert_eq!(
-            n.lookup(Instant::ZERO + REACHABLE + Duration::from_nanos(1), GW, b"p"),
-            Lookup::Queued { request: true }
-        );
+        assert_eq!(n.known(), vec![(GW, MAC)]);
+        let stale = Instant::ZERO + REACHABLE + Duration::from_nanos(1);
+        assert_eq!(n.lookup(stale, GW, b"p"), Lookup::Probe(MAC));
+        assert_eq!(n.lookup(stale, GW, b"q"), Lookup::Known(MAC), "one probe at a time");
+        // An answer makes it reachable again.
+        n.learn(stale + RETRY / 2, GW, MAC);
+        assert!(n.poll(stale + RETRY).is_empty());
+        assert_eq!(n.lookup(stale + RETRY, GW, b"r"), Lookup::Known(MAC));
+    }
+
+    /// RFC 4861 §7.3.3: a neighbour that answers none of MAX_UNICAST_SOLICIT probes is
+    /// deleted; the next packet resolves it afresh.
+    #[test]
+    fn an_unanswered_probe_forgets_the_neighbour() {
+        let mut n = Neighbours::<Ipv6Addr>::new();
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        n.learn(Instant::ZERO, gw, MAC);
+        let stale = Instant::ZERO + REACHABLE;
+        assert_eq!(n.lookup(stale, gw, b"p"), Lookup::Probe(MAC));
+        assert_eq!(n.poll(stale + RETRY), vec![(gw, Some(MAC))]);
+        assert_eq!(n.poll(stale + RETRY * 2), vec![(gw, Some(MAC))]);
+        assert!(n.poll(stale + RETRY * 3).is_empty());
+        assert_eq!(n.unreachable, 1);
+        assert_eq!(n.lookup(stale + RETRY * 3, gw, b"q"), Lookup::Queued { request: true });
+    }
+
+    #[test]
+    fn unused_stale_neighbours_are_forgotten() {
+        let mut n = Neighbours::new();
+        n.learn(Instant::ZERO, GW, MAC);
+        n.poll(Instant::ZERO + REACHABLE + STALE_KEEP);
+        assert!(n.known().is_empty());
     }
 
     #[test]
     fn refresh_does_not_add_strangers() {
         let mut n = Neighbours::new();
         assert!(n.refresh(Instant::ZERO, GW, MAC).is_empty());
-        assert!(n.known(at(1)).is_empty());
+        assert!(n.known().is_empty());
     }
 }

@@ -6,11 +6,13 @@
 //! completes unfinished checksums before the engine reads them ([`complete_l4_checksum`]),
 //! translates a super-packet whole with the MTU checked against its segments
 //! ([`segment_len`]), and hands it back with the same request ([`offload_request`],
-//! [`partial_l4_checksum`]) so that it is cut up on the way out.
+//! [`partial_l4_checksum`]) so that it is cut up on the way out. IPv4 and IPv6 alike (the
+//! IPv6 transport header found past the extension headers, RFC 8200 §4, §8.1).
 
 use natpass_wire::IpProtocol;
 use natpass_wire::ethernet;
 use natpass_wire::ipv4::Ipv4Packet;
+use natpass_wire::ipv6::{self, Ipv6Packet};
 use natpass_wire::{checksum, tcp::TcpPacket, udp, udp::UdpPacket};
 
 /// Where the checksum sits in a TCP header (RFC 9293 §3.1).
@@ -56,61 +58,122 @@ pub struct TxOffload {
     pub csum_offset: u16,
 }
 
-/// The TCP or UDP header length of `p`, or `None` for other protocols and short packets.
-fn l4_header_len(p: &Ipv4Packet<&[u8]>) -> Option<usize> {
-    match p.protocol() {
-        IpProtocol::TCP => TcpPacket::new_checked(p.payload()).ok().map(|t| t.header_len()),
-        IpProtocol::UDP => UdpPacket::new_checked(p.payload()).ok().map(|_| udp::HEADER_LEN),
+/// Where a packet's TCP or UDP header is, for IPv4 and IPv6 alike.
+struct L4 {
+    protocol: IpProtocol,
+    /// The transport header's offset in the IP packet.
+    start: usize,
+    /// The end of the IP packet (link padding after it).
+    end: usize,
+    /// The upper-layer pseudo-header sum (RFC 9293 §3.1, RFC 8200 §8.1).
+    pseudo: u64,
+    /// A fragment (not a whole datagram).
+    fragment: bool,
+    /// A fragment other than the first (no transport header).
+    later_fragment: bool,
+}
+
+/// The transport layer of an IPv4 or IPv6 packet.
+fn l4_of(ip: &[u8]) -> Option<L4> {
+    match ip.first()? >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            Some(L4 {
+                protocol: p.protocol(),
+                start: p.header_len(),
+                end: usize::from(p.total_len()),
+                pseudo: p.pseudo_header_sum(),
+                fragment: p.is_fragment(),
+                later_fragment: p.frag_offset() != 0,
+            })
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(ip).ok()?;
+            let up = p.upper_layer().ok()?;
+            let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
+            let len = u32::try_from(end.checked_sub(up.offset)?).ok()?;
+            let frag = up.fragment.filter(|f| !f.is_atomic());
+            Some(L4 {
+                protocol: up.protocol,
+                start: up.offset,
+                end,
+                pseudo: p.pseudo_header_sum(up.protocol, len),
+                fragment: frag.is_some(),
+                later_fragment: frag.is_some_and(|f| f.offset != 0),
+            })
+        }
         _ => None,
     }
 }
 
-/// The IP length of the segments a TCP or UDP super-packet is cut into (`size` bytes of
-/// payload each), or `None` for anything else.
+/// The TCP or UDP header length, or `None` for other protocols and short packets.
+fn l4_header_len(ip: &[u8], l4: &L4) -> Option<usize> {
+    let t = ip.get(l4.start..l4.end)?;
+    match l4.protocol {
+        IpProtocol::TCP => TcpPacket::new_checked(t).ok().map(|t| t.header_len()),
+        IpProtocol::UDP => UdpPacket::new_checked(t).ok().map(|_| udp::HEADER_LEN),
+        _ => None,
+    }
+}
+
+/// The IP length of the segments a TCP or UDP super-packet (IPv4 or IPv6) is cut into
+/// (`size` bytes of payload each), or `None` for anything else.
 pub fn segment_len(ip: &[u8], size: u16) -> Option<u16> {
-    let p = Ipv4Packet::new_checked(ip).ok()?;
-    if size == 0 || p.is_fragment() {
+    let l4 = l4_of(ip)?;
+    if size == 0 || l4.fragment {
         return None;
     }
-    u16::try_from(p.header_len() + l4_header_len(&p)? + usize::from(size)).ok()
+    u16::try_from(l4.start + l4_header_len(ip, &l4)? + usize::from(size)).ok()
 }
 
 /// The offload request for sending the super-packet `ip` (after translation) in an Ethernet
 /// frame: the backend finishes the checksum and cuts it as `segmentation` says.
 pub fn offload_request(ip: &[u8], segmentation: Segmentation) -> Option<TxOffload> {
-    let p = Ipv4Packet::new_checked(ip).ok()?;
-    let csum_offset = match p.protocol() {
+    let l4 = l4_of(ip)?;
+    let csum_offset = match l4.protocol {
         IpProtocol::TCP => TCP_CHECKSUM_AT,
         IpProtocol::UDP => UDP_CHECKSUM_AT,
         _ => return None,
     };
-    let l3 = ethernet::HEADER_LEN + p.header_len();
+    let l3 = ethernet::HEADER_LEN + l4.start;
     Some(TxOffload {
         segmentation,
-        header_len: u16::try_from(l3 + l4_header_len(&p)?).ok()?,
+        header_len: u16::try_from(l3 + l4_header_len(ip, &l4)?).ok()?,
         csum_start: u16::try_from(l3).ok()?,
         csum_offset,
     })
 }
 
+/// Writes `check(pseudo)` into the TCP or UDP checksum field of `ip`.
+fn set_l4_checksum(ip: &mut [u8], later_fragments_too: bool, check: impl Fn(&mut [u8], IpProtocol, u64)) {
+    let Some(l4) = l4_of(ip) else { return };
+    if l4.later_fragment && !later_fragments_too {
+        return;
+    }
+    if let Some(t) = ip.get_mut(l4.start..l4.end) {
+        check(t, l4.protocol, l4.pseudo);
+    }
+}
+
 /// Leaves in the TCP/UDP checksum field what a backend finishing the checksum expects: the
 /// folded pseudo-header sum, not complemented (the backend adds the rest and complements).
 pub fn partial_l4_checksum(ip: &mut [u8]) {
-    let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
-    let partial = checksum::fold(p.pseudo_header_sum());
-    match p.protocol() {
-        IpProtocol::TCP => {
-            if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
-                t.set_checksum(partial);
+    set_l4_checksum(ip, true, |t, protocol, pseudo| {
+        let partial = checksum::fold(pseudo);
+        match protocol {
+            IpProtocol::TCP => {
+                if let Ok(mut t) = TcpPacket::new_checked(t) {
+                    t.set_checksum(partial);
+                }
             }
-        }
-        IpProtocol::UDP => {
-            if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
-                u.set_checksum(partial);
+            IpProtocol::UDP => {
+                if let Ok(mut u) = UdpPacket::new_checked(t) {
+                    u.set_checksum(partial);
+                }
             }
+            _ => {}
         }
-        _ => {}
-    }
+    });
 }
 
 /// True when the TCP or UDP checksum field of `ip` holds what a sender leaves there for
@@ -119,38 +182,34 @@ pub fn partial_l4_checksum(ip: &mut [u8]) {
 /// gets its checksum completed. A complete checksum equal to that value (1 in 65,536 frames)
 /// is recomputed to the same value, so a good frame is never spoiled.
 pub fn checksum_left_partial(ip: &[u8]) -> bool {
-    let Ok(p) = Ipv4Packet::new_checked(ip) else { return false };
-    if p.is_fragment() {
+    let Some(l4) = l4_of(ip) else { return false };
+    let Some(t) = ip.get(l4.start..l4.end) else { return false };
+    if l4.fragment {
         return false;
     }
-    let field = match p.protocol() {
-        IpProtocol::TCP => TcpPacket::new_checked(p.payload()).map(|t| t.checksum()),
-        IpProtocol::UDP => UdpPacket::new_checked(p.payload()).map(|u| u.checksum()),
+    let field = match l4.protocol {
+        IpProtocol::TCP => TcpPacket::new_checked(t).map(|t| t.checksum()),
+        IpProtocol::UDP => UdpPacket::new_checked(t).map(|u| u.checksum()),
         _ => return false,
     };
-    field.is_ok_and(|c| c == checksum::fold(p.pseudo_header_sum()))
+    field.is_ok_and(|c| c == checksum::fold(l4.pseudo))
 }
 
 /// Writes the TCP or UDP checksum a sender left to offload.
 pub fn complete_l4_checksum(ip: &mut [u8]) {
-    let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) else { return };
-    if p.frag_offset() != 0 {
-        return;
-    }
-    let pseudo = p.pseudo_header_sum();
-    match p.protocol() {
+    set_l4_checksum(ip, false, |t, protocol, pseudo| match protocol {
         IpProtocol::TCP => {
-            if let Ok(mut t) = TcpPacket::new_checked(p.payload_mut()) {
+            if let Ok(mut t) = TcpPacket::new_checked(t) {
                 t.fill_checksum(pseudo);
             }
         }
         IpProtocol::UDP => {
-            if let Ok(mut u) = UdpPacket::new_checked(p.payload_mut()) {
+            if let Ok(mut u) = UdpPacket::new_checked(t) {
                 u.fill_checksum(pseudo);
             }
         }
         _ => {}
-    }
+    });
 }
 
 #[cfg(test)]
@@ -227,5 +286,48 @@ mod tests {
         let at = start + usize::from(o.csum_offset);
         p[at..at + 2].copy_from_slice(&c.to_be_bytes());
         assert!(l4_checksum_ok(&p));
+    }
+
+    /// The same TCP segment over IPv6 (RFC 8200 §8.1 pseudo-header), behind a Destination
+    /// Options header: the transport header is found past it.
+    fn tcp6_packet(payload: usize) -> Vec<u8> {
+        let v4 = tcp_packet(payload);
+        let tcp = &v4[20..];
+        let mut p = vec![0u8; 48];
+        let len = u16::try_from(8 + tcp.len()).unwrap();
+        ipv6::Ipv6Repr {
+            src: "2001:db8:1::10".parse().unwrap(),
+            dst: "2001:db8:99::1".parse().unwrap(),
+            next_header: ipv6::ext::DESTINATION,
+            payload_len: len,
+            hop_limit: 64,
+        }
+        .emit(&mut p);
+        p[40] = IpProtocol::TCP.number(); // next header; length 0 (8 bytes); PadN after
+        p[42] = 1;
+        p[43] = 4;
+        p.extend_from_slice(tcp);
+        p
+    }
+
+    fn l4_checksum6_ok(p: &[u8]) -> bool {
+        let ip = Ipv6Packet::new_checked(p).unwrap();
+        let len = u32::try_from(p.len() - 48).unwrap();
+        checksum::fold(checksum::sum(ip.pseudo_header_sum(IpProtocol::TCP, len), &p[48..])) == 0xffff
+    }
+
+    #[test]
+    fn ipv6_super_packets_are_measured_and_finished_past_the_extension_headers() {
+        let mut p = tcp6_packet(3000);
+        complete_l4_checksum(&mut p);
+        assert!(l4_checksum6_ok(&p));
+        assert_eq!(segment_len(&p, 1432), Some(40 + 8 + 20 + 1432));
+        let seg = Segmentation { size: 1432, kind: 4 };
+        let o = offload_request(&p, seg).unwrap();
+        assert_eq!((o.csum_start, o.header_len), (14 + 48, 14 + 48 + 20));
+        partial_l4_checksum(&mut p);
+        assert!(!l4_checksum6_ok(&p) && checksum_left_partial(&p));
+        complete_l4_checksum(&mut p);
+        assert!(l4_checksum6_ok(&p));
     }
 }

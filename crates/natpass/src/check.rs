@@ -16,6 +16,22 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
             let gw = wan.gateway.map(|g| format!(", gateway {g}")).unwrap_or_default();
             let _ = writeln!(o, "  LAN {} {}/{}", lan.name, lan.addr, lan.net.len());
             let _ = writeln!(o, "  WAN {} {}/{}{gw}", wan.name, wan.addr, wan.net.len());
+            for (side, l) in [("LAN", lan), ("WAN", wan)] {
+                if let Some(v6) = &l.v6 {
+                    let gw = v6.gateway.map(|g| format!(", gateway {g}")).unwrap_or_default();
+                    let _ = writeln!(o, "  {side} IPv6 {}/{}{gw}", v6.addr, v6.prefix.len());
+                }
+            }
+            if let Some(ra) = &c.ra {
+                let dns: Vec<String> = ra.dns.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    o,
+                    "  Router Advertisements on the LAN every {} s, router lifetime {} s{}",
+                    ra.interval.as_secs(),
+                    ra.lifetime.as_secs(),
+                    if dns.is_empty() { String::new() } else { format!(", DNS {}", dns.join(", ")) }
+                );
+            }
             let _ = writeln!(o, "  backend {:?}, rx_ring {:?}", c.backend, c.rx_ring);
         }
         None => {

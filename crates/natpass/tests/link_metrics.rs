@@ -19,8 +19,9 @@ impl FrameSink for Discard {
 #[test]
 fn every_link_counter_has_a_metric() {
     let c = EngineConfig::default();
-    let port = |addr| PortConfig { mac: [2, 0, 0, 0, 0, 1], mtu: 1500, addr, net: Ipv4Net::new(addr, 24) };
-    let link = LinkConfig { lan: port(c.lan_addr), wan: port(c.public_addrs[0]), gateway: None };
+    let port = |addr| PortConfig { mac: [2, 0, 0, 0, 0, 1], mtu: 1500, addr, net: Ipv4Net::new(addr, 24), v6: None };
+    let link =
+        LinkConfig { lan: port(c.lan_addr), wan: port(c.public_addrs[0]), gateway: None, gateway6: None, ra: None };
     let plane = Plane::new(link, Engine::new(c, Instant::ZERO).unwrap(), Discard, Discard);
     for (name, _) in plane.counters() {
         let known = LINK_DROPS.iter().chain(FRAMES_IGNORED.iter()).any(|(c, _)| *c == name)

@@ -116,6 +116,12 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         checksum::fold(checksum::sum(pseudo_sum, self.buffer.as_ref())) == 0xffff
     }
 
+    /// A Neighbor Advertisement's flags byte (RFC 4861 §4.4: R 0x80, S 0x40, O 0x20) or a
+    /// Router Advertisement's current hop limit.
+    pub fn nd_flags(&self) -> u8 {
+        self.buffer.as_ref()[4]
+    }
+
     /// A Neighbor Solicitation's or Advertisement's target address (RFC 4861 §4.3, §4.4).
     pub fn target(&self) -> Option<Ipv6Addr> {
         let d = self.data().get(..16)?;
@@ -215,6 +221,47 @@ pub fn emit_neighbor_advertisement(
     buf[24] = option::TARGET_LL_ADDR;
     buf[25] = 1;
     buf[26..32].copy_from_slice(&mac);
+}
+
+/// Neighbor Advertisement flags (RFC 4861 §4.4).
+pub mod na_flag {
+    /// R: the sender is a router.
+    pub const ROUTER: u8 = 0x80;
+    /// S: sent in answer to a Neighbor Solicitation.
+    pub const SOLICITED: u8 = 0x40;
+    /// O: override a cached link-layer address.
+    pub const OVERRIDE: u8 = 0x20;
+}
+
+/// The length of a Neighbor Solicitation with its Source Link-Layer Address option.
+pub const NEIGHBOR_SOLICITATION_LEN: usize = 32;
+
+/// Writes a Neighbor Solicitation for `target` with natpass's Source Link-Layer Address
+/// option (RFC 4861 §4.3; 32 bytes) into `buf`, which must be that long. The caller fills
+/// the checksum.
+pub fn emit_neighbor_solicitation(buf: &mut [u8], target: Ipv6Addr, mac: [u8; 6]) {
+    buf[..NEIGHBOR_SOLICITATION_LEN].fill(0);
+    buf[0] = kind::NEIGHBOR_SOLICITATION;
+    buf[8..24].copy_from_slice(&target.octets());
+    buf[24] = option::SOURCE_LL_ADDR;
+    buf[25] = 1;
+    buf[26..32].copy_from_slice(&mac);
+}
+
+/// A whole IPv6 packet carrying one ICMPv6 message of `len` bytes, which `fill` writes (its
+/// checksum left to this function): the header (RFC 8200 §3) and the checksum over the
+/// pseudo-header (RFC 4443 §2.3).
+pub fn packet(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, len: u16, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    use crate::ip::IpProtocol;
+    use crate::ipv6::{HEADER_LEN as IP6, Ipv6Packet, Ipv6Repr};
+    let mut pkt = vec![0u8; IP6 + usize::from(len)];
+    Ipv6Repr { src, dst, next_header: IpProtocol::ICMPV6, payload_len: len, hop_limit }.emit(&mut pkt);
+    fill(&mut pkt[IP6..]);
+    let ps = Ipv6Packet::new_unchecked(&pkt[..]).pseudo_header_sum(IpProtocol::ICMPV6, u32::from(len));
+    if let Ok(mut m) = Icmpv6Packet::new_checked(&mut pkt[IP6..]) {
+        m.fill_checksum(ps);
+    }
+    pkt
 }
 
 /// What a Router Advertisement announces (RFC 4861 §4.2, §4.6.2, §4.6.4; RFC 8106 §5.1).
@@ -324,6 +371,21 @@ mod tests {
         assert_eq!(kinds, [option::SOURCE_LL_ADDR, option::MTU, option::PREFIX_INFO, option::RDNSS]);
         let prefix = m.nd_options().nth(2).unwrap().unwrap();
         assert_eq!((prefix.data[0], prefix.data[1]), (64, 0xc0));
+    }
+
+    #[test]
+    fn test_neighbor_solicitation_in_a_packet() {
+        let target: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let (src, dst): (Ipv6Addr, Ipv6Addr) = ("fe80::2".parse().unwrap(), "ff02::1:ff00:1".parse().unwrap());
+        let p = packet(src, dst, 255, NEIGHBOR_SOLICITATION_LEN as u16, |b| {
+            emit_neighbor_solicitation(b, target, [2, 0, 0, 0, 0, 2]);
+        });
+        let ip = crate::ipv6::Ipv6Packet::new_checked(&p[..]).unwrap();
+        let m = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(m.verify_checksum(ip.pseudo_header_sum(crate::ip::IpProtocol::ICMPV6, 32)));
+        assert_eq!((ip.hop_limit(), m.msg_type(), m.target()), (255, kind::NEIGHBOR_SOLICITATION, Some(target)));
+        let o = m.nd_options().next().unwrap().unwrap();
+        assert_eq!((o.kind, link_layer_address(&o)), (option::SOURCE_LL_ADDR, Some([2, 0, 0, 0, 0, 2])));
     }
 
     #[test]

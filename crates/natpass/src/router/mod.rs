@@ -23,14 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant as WallInstant;
 
 use anyhow::{Context, bail};
-use natpass_config::{Backend, Link, RxRing};
+use natpass_config::{Backend, Link, RouterAdvertising, RxRing};
 use natpass_control::api::InterfaceInfo;
 use natpass_control::capture::{Direction, Tap};
 use natpass_control::interface::{self, Answer, Command, EventLog, Mailbox, PlaneInfo};
 use natpass_engine::{Engine, EngineConfig, Event, Instant, Side};
 use natpass_io::afpacket::{PacketSocket, RingOptions, TxBatch};
 use natpass_io::afxdp::{self as xdp, Disposition, XdpOptions, XdpPair};
-use natpass_link::{FrameSink, LinkConfig, LinkStats, Plane, PortConfig, TxOffload};
+use natpass_link::{Advertising, FrameSink, LinkConfig, LinkStats, Plane, PortConfig, PortV6, TxOffload};
 use tracing::{info, warn};
 
 use crate::logging::Sampler;
@@ -110,7 +110,33 @@ pub struct Router {
 }
 
 fn port(link: &Link, mac: [u8; 6], mtu: usize) -> PortConfig {
-    PortConfig { mac, mtu, addr: link.addr, net: link.net }
+    let v6 = link.v6.as_ref().map(|v6| PortV6 { addr: v6.addr, prefix: v6.prefix });
+    PortConfig { mac, mtu, addr: link.addr, net: link.net, v6 }
+}
+
+/// The link layer's settings for two ports: the gateways and the LAN's Router Advertisements.
+fn link_config(lan: PortConfig, wan: PortConfig, wan_link: &Link, ra: Option<&RouterAdvertising>) -> LinkConfig {
+    LinkConfig {
+        lan,
+        wan,
+        gateway: wan_link.gateway,
+        gateway6: wan_link.v6.as_ref().and_then(|v6| v6.gateway),
+        ra: ra.map(|r| Advertising { interval: r.interval, lifetime: r.lifetime, dns: r.dns.clone() }),
+    }
+}
+
+/// The IPv6 addresses the kernel holds on `iface` (`/proc/net/if_inet6`: 32 hex digits, then
+/// the index, prefix length, scope, flags and name).
+fn kernel_ipv6_addrs(iface: &str) -> Vec<std::net::Ipv6Addr> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let hex = f.next()?;
+            (f.nth(4)? == iface).then_some(())?;
+            u128::from_str_radix(hex, 16).ok().map(std::net::Ipv6Addr::from_bits)
+        })
+        .collect()
 }
 
 /// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
@@ -143,8 +169,36 @@ fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> 
 impl Router {
     /// Opens both interfaces and the engine. Refuses to start when the kernel holds one of the
     /// addresses natpass owns on that interface.
-    pub fn open(lan: Link, wan: Link, mut config: EngineConfig, io: IoOptions) -> anyhow::Result<Self> {
+    pub fn open(
+        lan: Link,
+        wan: Link,
+        mut config: EngineConfig,
+        io: IoOptions,
+        ra: Option<&RouterAdvertising>,
+    ) -> anyhow::Result<Self> {
         let busy_poll = io.busy_poll;
+        for l in [&lan, &wan] {
+            let Some(v6) = &l.v6 else { continue };
+            let kernel = kernel_ipv6_addrs(&l.name);
+            if kernel.contains(&v6.addr) {
+                bail!(
+                    "the kernel has {} on {}: it would answer Neighbor Solicitations for natpass. \
+                     Remove it with `ip -6 addr del {}/{} dev {}` (natpass owns that address)",
+                    v6.addr,
+                    l.name,
+                    v6.addr,
+                    v6.prefix.len(),
+                    l.name
+                );
+            }
+            if !kernel.is_empty() {
+                warn!(
+                    "{}: the kernel runs IPv6 there too (it has {}); natpass routes IPv6 on it. \
+                     `sysctl -w net.ipv6.conf.{}.disable_ipv6=1` leaves it to natpass",
+                    l.name, kernel[0], l.name
+                );
+            }
+        }
         for (l, owned) in [(&lan, vec![lan.addr]), (&wan, config.public_addrs.clone())] {
             let kernel = natpass_io::afpacket::kernel_ipv4_addrs(&l.name)
                 .with_context(|| format!("reading the addresses of {}", l.name))?;
@@ -176,8 +230,7 @@ impl Router {
         let (io, plane) = match xdp {
             Some(mut pair) => {
                 let [l, w] = [xdp::interface(&lan.name)?, xdp::interface(&wan.name)?];
-                let link =
-                    LinkConfig { lan: port(&lan, l.mac, l.mtu), wan: port(&wan, w.mac, w.mtu), gateway: wan.gateway };
+                let link = link_config(port(&lan, l.mac, l.mtu), port(&wan, w.mac, w.mtu), &wan, ra);
                 let (lan_tx, wan_tx) = (pair.tx_queue(), pair.tx_queue());
                 let tx = |q| Sink::Xdp(afxdp::Tx(q));
                 (Io::Xdp(pair), Plane::new(link, engine, tx(lan_tx), tx(wan_tx)))
@@ -191,7 +244,7 @@ impl Router {
                 let lan_sock = PacketSocket::open(&lan.name, opts)?;
                 let wan_sock = PacketSocket::open(&wan.name, opts)?;
                 let p = |l: &Link, s: &PacketSocket| port(l, s.mac(), s.mtu());
-                let link = LinkConfig { lan: p(&lan, &lan_sock), wan: p(&wan, &wan_sock), gateway: wan.gateway };
+                let link = link_config(p(&lan, &lan_sock), p(&wan, &wan_sock), &wan, ra);
                 let tx = |s: &PacketSocket| Sink::Packet(afpacket::Tx(TxBatch::with_vnet_hdr(s.vnet_hdr())));
                 let plane = Plane::new(link, engine, tx(&lan_sock), tx(&wan_sock));
                 (Io::Packet([lan_sock, wan_sock]), plane)
@@ -505,6 +558,20 @@ impl Router {
             l.arp_requests,
             l.pings_answered,
         );
+        if engine.config().ipv6.is_some() {
+            out.push_str(&format!(
+                " | ipv6 flows {} | nd answered {} asked {} | router advertisements {}",
+                engine.ipv6_flows(),
+                l.nd_answered,
+                l.nd_requests,
+                l.ra_sent
+            ));
+        }
+        for (why, n) in natpass_link::nd::NdInvalid::ALL.iter().zip(l.nd_invalid_by) {
+            if n > 0 {
+                out.push_str(&format!("\n  neighbor discovery discarded {n}: {}", why.name()));
+            }
+        }
         for (r, n) in s.drops_by_reason() {
             if n > 0 {
                 out.push_str(&format!("\n  dropped {n}: {r}"));
