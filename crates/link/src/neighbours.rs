@@ -4,10 +4,12 @@
 //! queue while their next hop is being resolved (RFC 1122 §2.3.2.2: "SHOULD save at least one
 //! packet"; RFC 4861 §7.2.2).
 //!
-//! Neighbour Unreachability Detection (RFC 4861 §7.3.2) in a reduced form: an answered
-//! address is REACHABLE for [`REACHABLE`]; then it is STALE and still used, and the first
-//! packet for it sends a unicast probe (PROBE, without the DELAY wait); [`MAX_TRIES`] probes
-//! [`RETRY`] apart without an answer forget it. An unresolved address (INCOMPLETE) gets
+//! Neighbour Unreachability Detection (RFC 4861 §7.3.2, §7.3.3): an answered address is
+//! REACHABLE for [`REACHABLE`]; then it is STALE and still used. The first packet for a
+//! STALE address moves it to DELAY, and [`DELAY_FIRST_PROBE`] later, unless an answer made it
+//! REACHABLE again, to PROBE: [`MAX_TRIES`] unicast probes [`RETRY`] apart, and without an
+//! answer it is forgotten. An address learned without proof of reachability (the sender of a
+//! solicitation, an unsolicited advertisement) starts STALE ([`Neighbours::learn_stale`]). An unresolved address (INCOMPLETE) gets
 //! [`MAX_TRIES`] requests [`RETRY`] apart (MAX_MULTICAST_SOLICIT and RETRANS_TIMER) before
 //! its packets are dropped. A stale address unused for [`STALE_KEEP`] is forgotten.
 //!
@@ -25,6 +27,8 @@ use natpass_wire::ethernet::MacAddr;
 
 /// How long a learned address is used before it is probed.
 pub const REACHABLE: Duration = Duration::from_secs(60);
+/// How long a used STALE address waits before it is probed (RFC 4861 DELAY_FIRST_PROBE_TIME).
+pub const DELAY_FIRST_PROBE: Duration = Duration::from_secs(5);
 /// Time between requests for an address that has not answered.
 pub const RETRY: Duration = Duration::from_secs(1);
 /// Requests (or probes) sent before the address is given up.
@@ -47,6 +51,8 @@ impl NeighbourAddr for Ipv6Addr {}
 enum State {
     /// REACHABLE until `until`, STALE after.
     Known { mac: MacAddr, until: Instant },
+    /// DELAY: used since it went stale; probed at `probe_at`.
+    Delay { mac: MacAddr, probe_at: Instant },
     /// PROBE: still used, asked by unicast.
     Probe { mac: MacAddr, tries: u32, next_try: Instant },
     /// INCOMPLETE: asked by broadcast or multicast, packets waiting.
@@ -58,8 +64,6 @@ enum State {
 pub enum Lookup {
     /// Send it to this MAC address.
     Known(MacAddr),
-    /// Send it to this MAC address, and probe the address there now (it was stale).
-    Probe(MacAddr),
     /// It was queued until the address answers.
     Queued {
         /// True when a request should go out now (the first packet for this address).
@@ -101,10 +105,10 @@ impl<A: NeighbourAddr> Neighbours<A> {
             Some(State::Known { mac, until }) if *until > now => return Lookup::Known(*mac),
             Some(st @ State::Known { .. }) => {
                 let State::Known { mac, .. } = *st else { return Lookup::Dropped };
-                *st = State::Probe { mac, tries: 1, next_try: now + RETRY };
-                return Lookup::Probe(mac);
+                *st = State::Delay { mac, probe_at: now + DELAY_FIRST_PROBE };
+                return Lookup::Known(mac);
             }
-            Some(State::Probe { mac, .. }) => return Lookup::Known(*mac),
+            Some(State::Delay { mac, .. } | State::Probe { mac, .. }) => return Lookup::Known(*mac),
             Some(State::Resolving { queue, .. }) => {
                 if queue.len() >= QUEUE_PER_ADDR || self.queued >= QUEUE_TOTAL {
                     self.queue_full += 1;
@@ -142,15 +146,44 @@ impl<A: NeighbourAddr> Neighbours<A> {
         }
     }
 
+    /// Records that `ip` is at `mac` without proof that it is reachable (RFC 4861 §7.2.3: the
+    /// sender of a Neighbor Solicitation or Router Solicitation; §7.2.5: an unsolicited
+    /// Neighbor Advertisement): a new entry, or one whose address changed, is STALE (used,
+    /// and probed on first use); an entry with that address stays as it is. Returns the
+    /// packets that were waiting for it.
+    pub fn learn_stale(&mut self, now: Instant, ip: A, mac: MacAddr) -> Vec<Vec<u8>> {
+        match self.entries.get(&ip) {
+            Some(State::Known { mac: m, .. } | State::Delay { mac: m, .. } | State::Probe { mac: m, .. })
+                if *m == mac =>
+            {
+                return Vec::new();
+            }
+            None if self.entries.len() >= MAX_ENTRIES => return Vec::new(),
+            _ => {}
+        }
+        match self.entries.insert(ip, State::Known { mac, until: now }) {
+            Some(State::Resolving { queue, .. }) => {
+                self.queued -= queue.len();
+                queue.into()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Refreshes `ip` only if it is already known or being resolved (RFC 826's "merge" rule
     /// for requests that are not for us).
     pub fn refresh(&mut self, now: Instant, ip: A, mac: MacAddr) -> Vec<Vec<u8>> {
         if self.entries.contains_key(&ip) { self.learn(now, ip, mac) } else { Vec::new() }
     }
 
+    /// True when `ip` has an entry (known, probed or being resolved).
+    pub fn is_known(&self, ip: A) -> bool {
+        self.entries.contains_key(&ip)
+    }
+
     /// True when `ip` is being resolved (an answer for it is expected).
     pub fn is_resolving(&self, ip: A) -> bool {
-        matches!(self.entries.get(&ip), Some(State::Resolving { .. } | State::Probe { .. }))
+        matches!(self.entries.get(&ip), Some(State::Resolving { .. } | State::Delay { .. } | State::Probe { .. }))
     }
 
     /// Retries and expiries due by `now`: returns the addresses to ask for again, with the
@@ -163,6 +196,14 @@ impl<A: NeighbourAddr> Neighbours<A> {
         let (mut dropped, mut lost) = (0, 0);
         self.entries.retain(|&ip, st| match st {
             State::Known { until, .. } => *until + STALE_KEEP > now,
+            State::Delay { mac, probe_at } => {
+                if *probe_at <= now {
+                    let mac = *mac;
+                    *st = State::Probe { mac, tries: 1, next_try: now + RETRY };
+                    ask.push((ip, Some(mac)));
+                }
+                true
+            }
             State::Probe { mac, tries, next_try } => {
                 if *next_try > now {
                     return true;
@@ -207,7 +248,7 @@ impl<A: NeighbourAddr> Neighbours<A> {
             .entries
             .iter()
             .filter_map(|(&ip, s)| match s {
-                State::Known { mac, .. } | State::Probe { mac, .. } => Some((ip, *mac)),
+                State::Known { mac, .. } | State::Delay { mac, .. } | State::Probe { mac, .. } => Some((ip, *mac)),
                 State::Resolving { .. } => None,
             })
             .collect();
@@ -229,6 +270,29 @@ mod tests {
 
     fn retries(n: u32) -> Instant {
         Instant::ZERO + RETRY * n
+    }
+
+    #[test]
+    fn rfc4861_7_2_3_a_solicitations_sender_is_stale_and_probed_on_first_use() {
+        let mut n: Neighbours = Neighbours::new();
+        // New: STALE, so its first use probes it.
+        assert!(n.learn_stale(at(0), GW, MAC).is_empty());
+        assert_eq!(n.lookup(at(1), GW, b"p"), Lookup::Known(MAC));
+        assert_eq!(n.poll(at(1) + DELAY_FIRST_PROBE), vec![(GW, Some(MAC))]);
+        // Known and reachable with the same address: left as it is.
+        n.learn(at(2), GW, MAC);
+        assert!(n.learn_stale(at(3), GW, MAC).is_empty());
+        assert_eq!(n.lookup(at(4), GW, b"p"), Lookup::Known(MAC));
+        // A new address: replaced, and STALE again.
+        let other = [2, 0, 0, 0, 0, 10];
+        n.learn_stale(at(5), GW, other);
+        assert_eq!(n.lookup(at(6), GW, b"p"), Lookup::Known(other));
+        assert_eq!(n.poll(at(6) + DELAY_FIRST_PROBE), vec![(GW, Some(other))]);
+        // Being resolved: its packets leave.
+        let mut n: Neighbours = Neighbours::new();
+        assert_eq!(n.lookup(at(0), GW, b"waiting"), Lookup::Queued { request: true });
+        assert_eq!(n.learn_stale(at(1), GW, MAC), vec![b"waiting".to_vec()]);
+        assert_eq!(n.queued(), 0);
     }
 
     #[test]
@@ -267,19 +331,26 @@ mod tests {
         assert_eq!(n.lookup(retries(4), GW, b"q"), Lookup::Queued { request: true });
     }
 
-    /// RFC 4861 §7.3.3: a STALE entry is still used, and its use starts probing by unicast.
+    /// RFC 4861 §7.3.3: a STALE entry is still used; its use moves it to DELAY, and
+    /// DELAY_FIRST_PROBE_TIME later it is probed by unicast, unless an answer came first.
     #[test]
-    fn a_stale_neighbour_is_used_and_probed_by_unicast() {
+    fn rfc4861_7_3_3_a_stale_neighbour_is_used_then_probed_by_unicast_after_the_delay() {
         let mut n = Neighbours::new();
         n.learn(Instant::ZERO, GW, MAC);
         assert_eq!(n.known(), vec![(GW, MAC)]);
         let stale = Instant::ZERO + REACHABLE + Duration::from_nanos(1);
-        assert_eq!(n.lookup(stale, GW, b"p"), Lookup::Probe(MAC));
-        assert_eq!(n.lookup(stale, GW, b"q"), Lookup::Known(MAC), "one probe at a time");
-        // An answer makes it reachable again.
-        n.learn(stale + RETRY / 2, GW, MAC);
-        assert!(n.poll(stale + RETRY).is_empty());
-        assert_eq!(n.lookup(stale + RETRY, GW, b"r"), Lookup::Known(MAC));
+        assert_eq!(n.lookup(stale, GW, b"p"), Lookup::Known(MAC));
+        assert!(n.poll(stale + DELAY_FIRST_PROBE / 2).is_empty(), "DELAY: no probe yet");
+        assert_eq!(n.poll(stale + DELAY_FIRST_PROBE), vec![(GW, Some(MAC))]);
+        assert_eq!(n.lookup(stale + DELAY_FIRST_PROBE, GW, b"q"), Lookup::Known(MAC), "used while probed");
+        // An answer makes it reachable again: no more probes.
+        n.learn(stale + DELAY_FIRST_PROBE + RETRY / 2, GW, MAC);
+        assert!(n.poll(stale + DELAY_FIRST_PROBE + RETRY).is_empty());
+        // An answer during DELAY spares the probe.
+        let stale = stale + DELAY_FIRST_PROBE + REACHABLE * 2;
+        assert_eq!(n.lookup(stale, GW, b"r"), Lookup::Known(MAC));
+        n.learn(stale + RETRY, GW, MAC);
+        assert!(n.poll(stale + DELAY_FIRST_PROBE).is_empty());
     }
 
     /// RFC 4861 §7.3.3: a neighbour that answers none of MAX_UNICAST_SOLICIT probes is
@@ -290,12 +361,14 @@ mod tests {
         let gw: Ipv6Addr = "fe80::1".parse().unwrap();
         n.learn(Instant::ZERO, gw, MAC);
         let stale = Instant::ZERO + REACHABLE;
-        assert_eq!(n.lookup(stale, gw, b"p"), Lookup::Probe(MAC));
-        assert_eq!(n.poll(stale + RETRY), vec![(gw, Some(MAC))]);
-        assert_eq!(n.poll(stale + RETRY * 2), vec![(gw, Some(MAC))]);
-        assert!(n.poll(stale + RETRY * 3).is_empty());
+        assert_eq!(n.lookup(stale, gw, b"p"), Lookup::Known(MAC));
+        let probe = stale + DELAY_FIRST_PROBE;
+        assert_eq!(n.poll(probe), vec![(gw, Some(MAC))]);
+        assert_eq!(n.poll(probe + RETRY), vec![(gw, Some(MAC))]);
+        assert_eq!(n.poll(probe + RETRY * 2), vec![(gw, Some(MAC))]);
+        assert!(n.poll(probe + RETRY * 3).is_empty());
         assert_eq!(n.unreachable, 1);
-        assert_eq!(n.lookup(stale + RETRY * 3, gw, b"q"), Lookup::Queued { request: true });
+        assert_eq!(n.lookup(probe + RETRY * 3, gw, b"q"), Lookup::Queued { request: true });
     }
 
     #[test]

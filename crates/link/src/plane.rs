@@ -421,10 +421,6 @@ impl<T: FrameSink> Plane<T> {
         };
         match lookup {
             Lookup::Known(mac) => Some(mac),
-            Lookup::Probe(mac) => {
-                self.ask(side, hop, Some(mac));
-                Some(mac)
-            }
             Lookup::Queued { request: true } => {
                 self.ask(side, hop, None);
                 None
@@ -510,11 +506,11 @@ impl<T: FrameSink> Plane<T> {
                 if !self.owns6(side, target) {
                     return;
                 }
-                // §7.2.3: the sender's link-layer address is recorded (not from DAD).
+                // §7.2.3: the sender's link-layer address is recorded, STALE (not from DAD).
                 if !src.is_unspecified()
                     && let Some(mac) = mac
                 {
-                    self.learn6(now, side, src, mac, true);
+                    self.learn6(now, side, src, mac, Learn::Stale);
                 }
                 // §7.2.4: to the sender, or to all-nodes when it has no address yet (DAD).
                 let (dst, dst_mac) = if src.is_unspecified() {
@@ -526,21 +522,24 @@ impl<T: FrameSink> Plane<T> {
                 self.push6(side, dst_mac, &na);
                 self.stats.nd_answered += 1;
             }
-            NdMessage::NeighborAdvertisement { target, mac, .. } => {
-                // §7.2.5: only entries being resolved or known are updated; without the
-                // Target Link-Layer Address option the sender's frame gives it.
+            NdMessage::NeighborAdvertisement { target, mac, solicited } => {
+                // §7.2.5: only entries being resolved or known are updated, REACHABLE when the
+                // advertisement was solicited, STALE otherwise; without the Target
+                // Link-Layer Address option the sender's frame gives it.
                 if !self.owns6(side, target) {
-                    self.learn6(now, side, target, mac.unwrap_or(src_mac), false);
+                    let how = if solicited { Learn::Refresh } else { Learn::RefreshStale };
+                    self.learn6(now, side, target, mac.unwrap_or(src_mac), how);
                 }
             }
             NdMessage::RouterSolicitation { src, mac } => {
                 if side != Side::Lan || self.ra.is_none() {
                     return;
                 }
+                // §6.2.6: the sender's link-layer address is recorded, STALE.
                 if !src.is_unspecified()
                     && let Some(mac) = mac
                 {
-                    self.learn6(now, side, src, mac, true);
+                    self.learn6(now, side, src, mac, Learn::Stale);
                 }
                 // §6.2.6: the answer goes to all-nodes, no sooner than MIN_DELAY_BETWEEN_RAS
                 // after the last one.
@@ -555,9 +554,14 @@ impl<T: FrameSink> Plane<T> {
 
     /// Records `ip` at `mac` on `side` (`new`: even when it is not in the table yet) and
     /// sends what waited for it.
-    fn learn6(&mut self, now: Instant, side: Side, ip: Ipv6Addr, mac: MacAddr, new: bool) {
+    fn learn6(&mut self, now: Instant, side: Side, ip: Ipv6Addr, mac: MacAddr, how: Learn) {
         let n = &mut self.ports[side as usize].neighbours6;
-        let released = if new { n.learn(now, ip, mac) } else { n.refresh(now, ip, mac) };
+        let released = match how {
+            Learn::Stale => n.learn_stale(now, ip, mac),
+            Learn::Refresh => n.refresh(now, ip, mac),
+            Learn::RefreshStale if n.is_known(ip) => n.learn_stale(now, ip, mac),
+            Learn::RefreshStale => Vec::new(),
+        };
         for p in released {
             self.emit_ip(side, mac, &p, None);
         }
@@ -767,6 +771,18 @@ fn ip_len(ip: &[u8]) -> Option<(usize, u16)> {
         6 => nd::packet_len(ip).map(|l| (l, ethernet::ethertype::IPV6)),
         _ => None,
     }
+}
+
+/// How Neighbor Discovery updates a neighbour entry (RFC 4861 §7.3.3's table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Learn {
+    /// Created or replaced as STALE (a solicitation's sender).
+    Stale,
+    /// Only an entry being resolved or known, made REACHABLE (a solicited advertisement).
+    Refresh,
+    /// Only an entry being resolved or known, STALE when its address changed (an
+    /// unsolicited advertisement).
+    RefreshStale,
 }
 
 #[cfg(test)]
