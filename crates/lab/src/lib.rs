@@ -215,7 +215,7 @@ impl Check {
             Check::L2tp => "L2TP (xl2tpd LAC/LNS) + PPP",
             Check::Pptp => "PPTP (pptp/pptpd) GRE + PPP",
             Check::PptpNoHelper => "PPTP, no ct helper (Linux only)",
-            Check::Ipv6 => "IPv6: SLAAC, ping, curl, trace, inbound",
+            Check::Ipv6 => "IPv6 SLAAC, ping, curl, traceroute",
             Check::Ipv6Ipsec => "IPv6: IKEv2 and raw ESP",
             Check::WhyIke500 => "why: UDP 500 dropped upstream",
             Check::WhyFragments => "why: IP fragments dropped upstream",

@@ -125,6 +125,13 @@ mod tests {
     }
 
     #[test]
+    fn every_checks_label_fits_the_first_column() {
+        for c in crate::Check::ALL {
+            assert!(c.label().chars().count() <= 34, "{:?}: {:?} is wider than the column", c, c.label());
+        }
+    }
+
+    #[test]
     fn table_puts_the_nats_side_by_side_and_lists_failures() {
         let t = render(
             &[
