@@ -506,3 +506,65 @@ fn parse_findings(v: &Value) -> Vec<FindingSeen> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientResult;
+
+    fn seen(kind: &str, status: &str) -> FindingSeen {
+        FindingSeen {
+            client: String::new(),
+            kind: kind.into(),
+            title: String::new(),
+            status: status.into(),
+            fix: String::new(),
+            cli: None,
+            page: None,
+        }
+    }
+
+    fn outcome(up: [bool; 2]) -> Outcome {
+        let mut o = Outcome::new(Check::WhyL2tpOneAddress, "natpass");
+        o.clients = up
+            .iter()
+            .map(|&u| ClientResult { client: "c".into(), connected: u, data: u, detail: String::new() })
+            .collect();
+        o
+    }
+
+    #[test]
+    fn a_cleared_or_missing_finding_does_not_meet_the_expectation() {
+        let e = Expect::Each("gre_one_way");
+        let o = outcome([false, false]);
+        assert!(e.met(&o, &[vec![seen("gre_one_way", "found")], vec![seen("gre_one_way", "found")]]));
+        assert!(!e.met(&o, &[vec![seen("gre_one_way", "found")], vec![seen("gre_one_way", "cleared")]]));
+        assert!(!e.met(&o, &[vec![seen("gre_one_way", "found")], vec![]]));
+        assert!(!e.met(&o, &[]), "no clients is no diagnosis");
+    }
+
+    #[test]
+    fn one_address_needs_exactly_one_client_through_and_the_other_explained() {
+        let e = Expect::OneConnects("l2tp_one_client_per_address");
+        let explained = vec![seen("l2tp_one_client_per_address", "found")];
+        assert!(e.met(&outcome([false, true]), &[explained.clone(), vec![]]));
+        assert!(!e.met(&outcome([false, false]), &[explained.clone(), explained.clone()]));
+        assert!(!e.met(&outcome([false, true]), &[vec![], vec![]]));
+    }
+
+    #[test]
+    fn the_remedy_must_connect_everyone_with_nothing_found() {
+        let e = Expect::AllConnectApart;
+        assert!(e.met(&outcome([true, true]), &[vec![], vec![seen("x", "not enough evidence")]]));
+        assert!(!e.met(&outcome([true, true]), &[vec![seen("l2tp_one_client_per_address", "cleared")], vec![]]));
+        assert!(!e.met(&outcome([true, false]), &[vec![], vec![]]));
+    }
+
+    #[test]
+    fn esp_one_way_allows_the_held_back_client_but_needs_one_way_somewhere() {
+        let e = Expect::EachOneOf("esp_one_way", "esp_server_busy");
+        let o = outcome([false, false]);
+        assert!(e.met(&o, &[vec![seen("esp_one_way", "found")], vec![seen("esp_server_busy", "found")]]));
+        assert!(!e.met(&o, &[vec![seen("esp_server_busy", "found")], vec![seen("esp_server_busy", "found")]]));
+    }
+}
