@@ -177,11 +177,7 @@ impl Lab<'_> {
     /// Raw ESP from every client at once to the ESP peer `to`.
     pub(super) fn raw_esp_to(&mut self, o: &mut Outcome, to: &EspServer<'_>, packets: u32) -> anyhow::Result<()> {
         let peer = self.t.dir.join("esp_peer.py");
-        self.t.spawn("esp@wan", to.ns, &format!("exec /usr/bin/python3 -u {} server", peer.display()))?;
-        let t = &mut self.t;
-        if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
-            bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
-        }
+        self.start_peer("esp@wan", to.ns, "esp_peer.py server")?;
         let (server, first) = (to.addr, to.first_size.map_or(String::new(), |n| format!(" {n}")));
         // Every client at once, each with its own SPI, to the one server.
         let results = self.in_all_clients(|i, _| {

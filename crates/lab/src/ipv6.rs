@@ -180,7 +180,7 @@ impl Lab<'_> {
         let wan = self.t.ns("wan");
         self.charon(&wan, "charon@wan", &swanctl_server(2, SERVER6, true), true)?;
         let peer = self.t.dir.join("esp_peer.py");
-        self.t.spawn("esp@wan", &wan, &format!("exec /usr/bin/python3 -u {} server6", peer.display()))?;
+        self.start_peer("esp@wan", &wan, "esp_peer.py server6")?;
         let mut uris = Vec::new();
         for (i, c) in self.t.clients.clone().iter().enumerate() {
             uris.push(self.charon(
@@ -189,10 +189,6 @@ impl Lab<'_> {
                 &swanctl_client(2, SERVER6, true, &psk_local(i + 1)),
                 true,
             )?);
-        }
-        let t = &mut self.t;
-        if !Topology::wait_for(Duration::from_secs(5), || t.log("esp@wan").contains("ready")) {
-            bail!("the ESP server did not start: {}", self.t.log("esp@wan"));
         }
         // All clients at once: IKEv2, a ping through the tunnel, then raw ESP.
         let results = self.in_all_clients(|i, _| {

@@ -148,28 +148,9 @@ pub enum Check {
 impl Check {
     /// Every check, in the order the lab runs them: the VPNs working ([`Check::WORKING`]),
     /// then the scripted failures natpass must diagnose ([`Check::FAILURES`]).
-    pub const ALL: [Check; 20] = [
-        Check::Nat,
-        Check::Stun,
-        Check::Ikev2,
-        Check::Ikev1,
-        Check::Esp,
-        Check::L2tp,
-        Check::Pptp,
-        Check::PptpNoHelper,
-        Check::Ipv6,
-        Check::Ipv6Ipsec,
-        Check::WhyIke500,
-        Check::WhyFragments,
-        Check::WhyGre,
-        Check::WhyEsp,
-        Check::WhySwitchOff,
-        Check::WhyPptpCallEnded,
-        Check::WhyNatTLost,
-        Check::WhyPathMtu,
-        Check::WhyL2tpOneAddress,
-        Check::WhyL2tpPool,
-    ];
+    pub fn all() -> Vec<Check> {
+        Self::WORKING.into_iter().chain(Self::FAILURES).collect()
+    }
 
     /// The checks where every VPN should work (and natpass should find no problem).
     pub const WORKING: [Check; 10] = [
@@ -444,7 +425,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Outcome>> {
         Nat::Natpass => &[Nat::Natpass],
         Nat::Linux => &[Nat::Linux],
     };
-    let checks: Vec<Check> = if opts.checks.is_empty() { Check::ALL.to_vec() } else { opts.checks.clone() };
+    let checks: Vec<Check> = if opts.checks.is_empty() { Check::all() } else { opts.checks.clone() };
     let mut out = Vec::new();
     for &nat in nats {
         let dir = opts.dir.join(match nat {
@@ -742,6 +723,18 @@ impl<'a> Lab<'a> {
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    }
+
+    /// Starts one of the lab's own peers ([`PEERS`]; `args` is its file name and arguments) in
+    /// `ns` as `name`, and waits until it says it is ready.
+    fn start_peer(&mut self, name: &str, ns: &str, args: &str) -> anyhow::Result<()> {
+        let script = format!("exec /usr/bin/python3 -u {}/{args}", self.t.dir.display());
+        self.t.spawn(name, ns, &script)?;
+        let t = &mut self.t;
+        if !Topology::wait_for(Duration::from_secs(5), || t.log(name).contains("ready")) {
+            bail!("the lab's peer `{args}` did not start: {}", self.t.log(name));
+        }
+        Ok(())
     }
 
     /// iperf3 from the first client to `target` through its tunnel, if that client's passed.

@@ -2,11 +2,7 @@
 //! through the NAT, RFC 5508), iperf3 TCP; and RFC 5780 NAT behaviour discovery with the
 //! lab's STUN peer (the mapping must be endpoint-independent, RFC 4787 REQ-1).
 
-use std::time::Duration;
-
-use anyhow::bail;
-
-use super::topology::{ROUTER_LAN, SERVER, SERVER_ALT, Topology};
+use super::topology::{ROUTER_LAN, SERVER, SERVER_ALT};
 use super::{ClientResult, Lab, Outcome};
 
 impl Lab<'_> {
@@ -60,15 +56,7 @@ impl Lab<'_> {
     pub(super) fn stun(&mut self, o: &mut Outcome) -> anyhow::Result<()> {
         let wan = self.t.ns("wan");
         let peer = self.t.dir.join("stun_peer.py");
-        self.t.spawn(
-            "stun@wan",
-            &wan,
-            &format!("exec /usr/bin/python3 -u {} server {SERVER} {SERVER_ALT}", peer.display()),
-        )?;
-        let t = &mut self.t;
-        if !Topology::wait_for(Duration::from_secs(5), || t.log("stun@wan").contains("ready")) {
-            bail!("the STUN server did not start: {}", self.t.log("stun@wan"));
-        }
+        self.start_peer("stun@wan", &wan, &format!("stun_peer.py server {SERVER} {SERVER_ALT}"))?;
         let mut filtering = Vec::new();
         for c in self.t.clients.clone() {
             let out = self

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::topology::{SERVER, Topology};
+use super::topology::SERVER;
 use super::{Lab, Outcome, ppp_mount, real_ppp};
 
 /// Which PPTP server the clients call.
@@ -29,16 +29,7 @@ impl Lab<'_> {
         let dir = self.t.dir.clone();
         let ppp = dir.join("ppp.py");
         if let PptpServer::EndsCalls(result) = server {
-            let peer = dir.join("pptp_peer.py");
-            self.t.spawn(
-                "pptpd@wan",
-                &wan,
-                &format!("exec /usr/bin/python3 -u {} {SERVER} {result} 2", peer.display()),
-            )?;
-            let t = &mut self.t;
-            if !Topology::wait_for(Duration::from_secs(5), || t.log("pptpd@wan").contains("ready")) {
-                anyhow::bail!("the lab's PPTP server did not start: {}", self.t.log("pptpd@wan"));
-            }
+            self.start_peer("pptpd@wan", &wan, &format!("pptp_peer.py {SERVER} {result} 2"))?;
         }
         if server == PptpServer::Pptpd {
             self.pptpd(&ppp)?;
