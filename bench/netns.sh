@@ -4,6 +4,11 @@
 # three-namespace topology, CPU pinning, and an `ext` slot for an external router).
 #
 #   bench/netns.sh [RUNS=5] [BACKENDS="af_packet af_xdp af_xdp_busy"]
+#   FLOWS="1 100000" TCP=1 XSK=0 bench/netns.sh ...   (the defaults)
+#
+# FLOWS: the UDP flow counts to measure; TCP=0 leaves the TCP runs out; XSK=1 adds the
+# harness's own C AF_XDP forwarder (`xsk`: copy mode, no NAT) to each round, the ceiling of
+# an AF_XDP router on this machine.
 #
 # Runs, interleaved run by run (nat, natpass on AF_PACKET, on AF_XDP, on AF_XDP with busy
 # polling, nat, ...):
@@ -18,6 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 BACKENDS=${2:-af_packet af_xdp af_xdp_busy}
+FLOWS=${FLOWS:-1 100000}
+TCP=${TCP:-1}
+XSK=${XSK:-0}
 PERF_DIR=${PERF_DIR:-$(cd .. && pwd)/shared/perf}
 if [ ! -x "$PERF_DIR/bench.sh" ]; then
   echo "bench: SKIPPED: no harness at $PERF_DIR (set PERF_DIR)" >&2
@@ -73,6 +81,7 @@ round() { # what: udp FLOWS | tcp
   for b in $BACKENDS; do
     local modes=ext
     [ $first = 1 ] && modes="nat ext"
+    [ $first = 1 ] && [ "$1" = udp ] && [ "$XSK" = 1 ] && modes="nat xsk ext"
     first=0
     if [ "$1" = udp ]; then
       EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare "$modes" "$2" 1
@@ -82,8 +91,9 @@ round() { # what: udp FLOWS | tcp
   done
 }
 for r in $(seq 1 "$RUNS"); do
-  round udp 1
-  round udp 100000
-  round tcp
+  for f in $FLOWS; do
+    round udp "$f"
+  done
+  if [ "$TCP" = 1 ]; then round tcp; fi
 done
 "$PERF_DIR/report.sh" "$results" | tee "bench/results/$stamp.md"
