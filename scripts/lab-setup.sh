@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 lab_pkgs=(iproute2 nftables conntrack ethtool iputils-ping curl traceroute iperf3 tcpdump python3
   python3-cryptography strongswan-charon strongswan-swanctl libcharon-extra-plugins
-  libstrongswan-standard-plugins libstrongswan-extra-plugins xl2tpd pptpd pptp-linux ppp radvd)
+  libstrongswan-standard-plugins libstrongswan-extra-plugins xl2tpd pptpd pptp-linux ppp radvd openssl)
 need_apt=()
 for pkg in "${lab_pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -349,6 +349,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("/usr/sbin/pppd", "ppp"),
     ("/usr/bin/python3", "python3"),
     ("/usr/sbin/radvd", "radvd"),
+    ("openssl", "openssl"),
 ];
 
 /// The Debian packages of the tools that are missing; empty when all are there.
