@@ -42,7 +42,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use natpass_control::api::{Findings, Tunnels, path};
+use natpass_control::web::esc;
 
 use super::ipsec::EspServer;
 use super::pptp::PptpServer;
@@ -213,19 +214,15 @@ fn words(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// HTML-escaped as the admin's pages escape text.
-fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
 impl Lab<'_> {
     /// The LAN address of the lab's client `i` (0-based).
     fn client_ip(i: usize) -> String {
         format!("{LAN_NET}.{}", 10 + i)
     }
 
-    /// `GET` of an admin API path with the CLI's token, parsed; `None` without the lab's admin.
-    fn api(&self, path: &str) -> anyhow::Result<Option<Value>> {
+    /// `GET` of an admin API path with the CLI's token, parsed as the API's type `T`; `None`
+    /// without the lab's admin.
+    fn api<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
         let Some(a) = &self.admin else { return Ok(None) };
         let rtr = self.t.ns("rtr");
         let out = self.t.sh(
@@ -238,8 +235,8 @@ impl Lab<'_> {
     /// What the API's findings list holds now (found and cleared, every client), or nothing
     /// without the lab's admin.
     pub(crate) fn findings_now(&self) -> Vec<FindingSeen> {
-        match self.api("/api/v1/findings") {
-            Ok(Some(v)) => parse_findings(&v),
+        match self.api(path::FINDINGS) {
+            Ok(Some(v)) => findings_seen(v),
             Ok(None) => Vec::new(),
             Err(e) => vec![FindingSeen {
                 client: String::new(),
@@ -344,10 +341,10 @@ impl Lab<'_> {
         Topology::wait_for(CONCLUDE, || {
             seen = (0..n)
                 .map(|i| {
-                    self.api(&format!("/api/v1/findings?client={}", Self::client_ip(i)))
+                    self.api(&format!("{}?client={}", path::FINDINGS, Self::client_ip(i)))
                         .ok()
                         .flatten()
-                        .map(|v| parse_findings(&v))
+                        .map(findings_seen)
                         .unwrap_or_default()
                 })
                 .collect();
@@ -362,8 +359,8 @@ impl Lab<'_> {
                 let (title, fix) = (f.title.clone(), f.fix.clone());
                 f.cli = Some(cli.as_ref().is_ok_and(|s| s.contains(&title) && s.contains(&words(&fix))));
                 f.page = Some(page.as_ref().is_ok_and(|p| {
-                    p.contains(&format!("<b>{}</b>", html(&title)))
-                        && (fix.is_empty() || p.contains(&format!("<b>Fix:</b> {}", html(&fix))))
+                    p.contains(&format!("<b>{}</b>", esc(&title)))
+                        && (fix.is_empty() || p.contains(&format!("<b>Fix:</b> {}", esc(&fix))))
                 }));
             }
             if let Err(e) = &cli {
@@ -473,38 +470,29 @@ impl Lab<'_> {
 
     /// The public address of every L2TP tunnel natpass lists.
     fn l2tp_publics(&self) -> anyhow::Result<Vec<String>> {
-        let v = self.api("/api/v1/tunnels")?.unwrap_or_default();
-        Ok(v["tunnels"]
-            .as_array()
-            .map(|ts| {
-                ts.iter()
-                    .filter(|t| t["protocol"] == "L2TP")
-                    .filter_map(|t| t["public"].as_str())
-                    .map(|p| p.split(':').next().unwrap_or(p).to_string())
-                    .collect()
-            })
-            .unwrap_or_default())
+        let Some(t) = self.api::<Tunnels>(path::TUNNELS)? else { return Ok(Vec::new()) };
+        Ok(t.tunnels
+            .iter()
+            .filter(|t| t.protocol == "L2TP")
+            .map(|t| t.public.split(':').next().unwrap_or(&t.public).to_string())
+            .collect())
     }
 }
 
-/// The findings of a `GET /api/v1/findings` answer.
-fn parse_findings(v: &Value) -> Vec<FindingSeen> {
-    v["findings"]
-        .as_array()
-        .map(|fs| {
-            fs.iter()
-                .map(|f| FindingSeen {
-                    client: f["client"].as_str().unwrap_or_default().to_string(),
-                    kind: f["kind"].as_str().unwrap_or_default().to_string(),
-                    title: f["title"].as_str().unwrap_or_default().to_string(),
-                    status: f["status"].as_str().unwrap_or_default().to_string(),
-                    fix: f["fix"].as_str().unwrap_or_default().to_string(),
-                    cli: None,
-                    page: None,
-                })
-                .collect()
+/// The findings of a `GET /api/v1/findings` answer, not yet looked for on the CLI and page.
+fn findings_seen(v: Findings) -> Vec<FindingSeen> {
+    v.findings
+        .into_iter()
+        .map(|f| FindingSeen {
+            client: f.client,
+            kind: f.kind,
+            title: f.title,
+            status: f.status,
+            fix: f.fix,
+            cli: None,
+            page: None,
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 #[cfg(test)]
