@@ -654,3 +654,9 @@ pub fn kernel_ipv4_addrs(iface: &str) -> io::Result<Vec<std::net::Ipv4Addr>> {
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
 }
+
+impl std::os::fd::AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}

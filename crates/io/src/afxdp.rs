@@ -54,7 +54,7 @@ pub enum Error {
         extack: String,
     },
     /// The verifier refused the program.
-    #[error("loading the XDP program: {cause}: {log}")]
+    #[error("loading the BPF program: {cause}: {log}")]
     Load {
         /// The errno.
         cause: io::Error,
@@ -95,8 +95,33 @@ pub struct BpfInsn {
 }
 
 impl BpfInsn {
-    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+    pub(crate) const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
         Self { code, regs: (src << 4) | (dst & 0xf), off, imm }
+    }
+
+    /// The opcode.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The destination register.
+    pub fn dst(&self) -> u8 {
+        self.regs & 0xf
+    }
+
+    /// The source register.
+    pub fn src(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    /// The offset.
+    pub fn off(&self) -> i16 {
+        self.off
+    }
+
+    /// The immediate.
+    pub fn imm(&self) -> i32 {
+        self.imm
     }
 }
 
@@ -126,22 +151,22 @@ pub fn xdp_program(map_fd: RawFd) -> [BpfInsn; 6] {
 }
 
 /// `bpf(cmd, attr, size)` over a zeroed 128-byte attribute block the caller filled.
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> io::Result<i32> {
+pub(crate) fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> io::Result<i32> {
     // SAFETY: `attr` is a live 128-byte buffer; the kernel reads (and for some commands
     // writes) at most `size` bytes of it, and zero bytes past the fields it knows are valid.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as libc::c_uint) };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc as i32) }
 }
 
-fn put_u32(a: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(a: &mut [u8], at: usize, v: u32) {
     a[at..at + 4].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn put_u64(a: &mut [u8], at: usize, v: u64) {
+pub(crate) fn put_u64(a: &mut [u8], at: usize, v: u64) {
     a[at..at + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn owned(fd: i32) -> OwnedFd {
+pub(crate) fn owned(fd: i32) -> OwnedFd {
     // SAFETY: `fd` is a descriptor the kernel just returned to us and nothing else owns.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
@@ -518,7 +543,7 @@ fn ioctl_socket(iface: &str) -> Result<OwnedFd, Error> {
     Ok(owned(raw))
 }
 
-fn if_index(iface: &str) -> Result<u32, Error> {
+pub(crate) fn if_index(iface: &str) -> Result<u32, Error> {
     let c = CString::new(iface).map_err(|_| Error::NoSuchInterface(iface.into()))?;
     // SAFETY: `c` is a NUL-terminated string alive for the call.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };

@@ -5,5 +5,6 @@
 
 pub mod afpacket;
 pub mod afxdp;
+pub mod fastpath;
 pub mod pcap;
 mod sys;
