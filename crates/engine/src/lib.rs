@@ -24,6 +24,7 @@
 pub mod config;
 pub mod diagnosis;
 mod flow;
+mod offload;
 pub mod ipv6;
 mod output;
 pub mod passthrough;
@@ -38,6 +39,7 @@ pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Tim
 use diagnosis::Diagnosis;
 pub use diagnosis::{Finding, FindingKind};
 pub use flow::Proto;
+pub use offload::Offload;
 pub use flow::table::Endpoint;
 use flow::table::NaptSession;
 use flow::table::Table;
@@ -193,6 +195,10 @@ pub struct Engine {
     /// While [`Engine::process_segmented`] runs: the size of the packets the super-packet
     /// will be cut into, for the MTU checks.
     gso_len: Option<u16>,
+    /// Flow offload offers are on ([`Engine::set_offload`]).
+    offload_on: bool,
+    /// The flow the last packet showed offloadable, until taken.
+    offer: Option<Offload>,
 }
 
 impl Engine {
@@ -211,6 +217,8 @@ impl Engine {
             v6: ipv6::Ipv6Guard::new(config.seed),
             diag: Diagnosis::new(config.seed),
             gso_len: None,
+            offload_on: false,
+            offer: None,
             config,
         })
     }

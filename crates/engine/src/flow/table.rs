@@ -284,6 +284,30 @@ impl Table {
         }
     }
 
+    /// Whether session `idx` may be carried by the kernel fast path after a packet with
+    /// `tcp_flags` (TCP) went through it: answered, and for TCP established with neither
+    /// FIN nor RST seen, this segment carrying no SYN, FIN or RST either.
+    pub(crate) fn offloadable(&self, idx: u32, tcp_flags: Option<u8>) -> bool {
+        let s = &self.sessions[idx as usize];
+        if !s.is_established() {
+            return false;
+        }
+        match tcp_flags {
+            None => true,
+            Some(f) => {
+                use natpass_wire::tcp::flags::{FIN, RST, SYN};
+                let ended = state::FIN_OUT | state::FIN_IN | state::RST;
+                s.flags & ended == 0 && f & (SYN | FIN | RST) == 0
+            }
+        }
+    }
+
+    /// Forgets session `idx`'s sequence windows: its next segment is tracked loosely, as
+    /// one picked up mid-stream (the fast path carried the ones between).
+    pub(crate) fn forget_tcp_window(&mut self, idx: u32) {
+        self.tcp_windows.remove(&idx);
+    }
+
     /// Marks a packet seen on session `idx`, moving it between wheels when its class changes.
     #[inline]
     pub(crate) fn touch(&mut self, idx: u32, now: Instant, from_lan: bool, bytes: usize, tcp_flags: Option<u8>) {

@@ -132,6 +132,9 @@ pub(crate) fn outbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: P
     }
     let total = rewrite(packet, proto, Side::Wan, public);
     e.table.touch(idx, now, true, total, flags);
+    if !claimable {
+        e.offer_offload(idx, proto, flags);
+    }
     Verdict::Forward(Side::Wan)
 }
 
@@ -170,6 +173,7 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
         return Verdict::Drop(r);
     }
     // The session's own ports: an LNS may answer an L2TP client from another port.
+    let claimable = claimable || (proto != Proto::Icmp && e.passthrough.may_claim_ports(lan.port, sport));
     if proto != Proto::Icmp && e.passthrough.may_claim_ports(lan.port, sport) {
         let peers = Peers { client: lan.addr, server: src, public: dst };
         let napt = NaptPacket {
@@ -186,6 +190,9 @@ pub(crate) fn inbound(e: &mut Engine, now: Instant, packet: &mut [u8], proto: Pr
     }
     let total = rewrite(packet, proto, Side::Lan, lan);
     e.table.touch(idx, now, false, total, flags);
+    if !claimable {
+        e.offer_offload(idx, proto, flags);
+    }
     Verdict::Forward(Side::Lan)
 }
 
