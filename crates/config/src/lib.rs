@@ -225,6 +225,7 @@ struct Links {
     rx_ring: Option<String>,
     backend: Option<String>,
     busy_poll: Option<bool>,
+    fast_path: Option<bool>,
 }
 
 /// The socket backend of `natpass run` (`[interfaces] backend`).
@@ -322,6 +323,9 @@ pub struct Config {
     /// work runs in natpass's thread (SO_PREFER_BUSY_POLL); off, natpass spins while busy and
     /// sleeps in poll(2) when idle.
     pub busy_poll: bool,
+    /// The kernel fast path for established flows (`[interfaces] fast_path`, on by default):
+    /// a tc program forwards the flows natpass hands it, natpass keeps the rest.
+    pub fast_path: bool,
     /// The control plane.
     pub admin: Admin,
     /// Router Advertisements on the LAN (`[interfaces.lan] router_advertisements`); on by
@@ -904,7 +908,11 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         err
     })?;
     let admin = parse_admin(text, &file.admin)?;
+    let fast_path = file.interfaces.as_ref().and_then(|l| l.fast_path).unwrap_or(true);
     let rx_ring = match file.interfaces.as_ref().and_then(|l| l.rx_ring.as_deref()) {
+        // With the fast path, natpass's sockets carry first packets and control traffic, where
+        // latency counts more than rate: per-frame wake-ups. Without it, blocks.
+        None if fast_path => RxRing::V2,
         None | Some("v3") => RxRing::V3,
         Some("v2") => RxRing::V2,
         Some(other) => {
@@ -913,7 +921,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
                 "interfaces",
                 "rx_ring",
                 format!(
-                    "{other:?} is not a ring kind; use \"v3\" (blocks, the default) or \"v2\" (per frame, lowest latency)"
+                    "{other:?} is not a ring kind; use \"v3\" (blocks, the default without the fast path) or \"v2\" (per frame, lowest latency, the default with it)"
                 ),
             ));
         }
@@ -938,7 +946,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         Some(l) => parse_ra(text, &l.lan, &l.wan)?,
         None => None,
     };
-    Ok(Config { engine: c, links, admin, rx_ring, backend, busy_poll, ra })
+    Ok(Config { engine: c, links, admin, rx_ring, backend, busy_poll, fast_path, ra })
 }
 
 #[cfg(test)]
@@ -1018,13 +1026,16 @@ udp = 600
     #[test]
     fn the_receive_ring_is_chosen_under_interfaces() {
         let links = "[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.1.1/24\"\n[interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n";
-        assert_eq!(parse_config(links).unwrap().rx_ring, RxRing::V3);
+        assert_eq!(parse_config(links).unwrap().rx_ring, RxRing::V2, "the fast path's default");
+        assert_eq!(parse_config(&format!("[interfaces]\nfast_path = false\n{links}")).unwrap().rx_ring, RxRing::V3);
         assert_eq!(parse_config(&format!("[interfaces]\nrx_ring = \"v2\"\n{links}")).unwrap().rx_ring, RxRing::V2);
         let e = parse_config(&format!("[interfaces]\nrx_ring = \"v4\"\n{links}")).unwrap_err().to_string();
         assert!(e.starts_with("line 2: interfaces.rx_ring") && e.contains("\"v2\""), "{e}");
         assert_eq!(parse_config(links).unwrap().backend, Backend::AfPacket);
         let c = parse_config(&format!("[interfaces]\nbackend = \"af_xdp\"\nbusy_poll = true\n{links}")).unwrap();
-        assert_eq!((c.backend, c.busy_poll), (Backend::AfXdp, true));
+        assert_eq!((c.backend, c.busy_poll, c.fast_path), (Backend::AfXdp, true, true));
+        let c = parse_config(&format!("[interfaces]\nfast_path = false\n{links}")).unwrap();
+        assert!(!c.fast_path);
         assert_eq!(parse_config(&format!("[interfaces]\nbackend = \"auto\"\n{links}")).unwrap().backend, Backend::Auto);
         let e = parse_config(&format!("[interfaces]\nbackend = \"dpdk\"\n{links}")).unwrap_err().to_string();
         assert!(e.starts_with("line 2: interfaces.backend") && e.contains("\"af_xdp\""), "{e}");

@@ -2,8 +2,8 @@
 //! engine keeps their sessions alive and counted while it does (the router's
 //! `natpass_io::fastpath` is one such fast path).
 //!
-//! With offers on ([`Engine::set_offload`]), a packet that went through an answered UDP or
-//! ICMP echo session, or an established TCP session with neither FIN nor RST seen and itself
+//! With offers on ([`Engine::set_offload`]), a packet that went through a UDP or ICMP echo
+//! session (answered or not: one-way flows are common), or an established TCP session with neither FIN nor RST seen and itself
 //! no SYN, FIN or RST, leaves an [`Offload`] behind ([`Engine::take_offload`]). VPN
 //! passthrough ports are never offered: their modules must see every packet. The fast path
 //! only carries packets whose addresses and ports are exactly a session's, so the filtering
@@ -80,8 +80,10 @@ impl Engine {
         }
     }
 
-    /// Whether `o`'s session is still there (not expired, removed, or replaced).
+    /// Whether `o`'s session is still there (not expired, removed, or replaced) and, for TCP,
+    /// still established with neither FIN nor RST seen.
     pub fn offload_live(&self, o: &Offload) -> bool {
-        self.offload_session(o).is_some()
+        let tcp = (o.proto == Proto::Tcp).then_some(0);
+        self.offload_session(o).is_some_and(|idx| self.table.offloadable(idx, tcp))
     }
 }

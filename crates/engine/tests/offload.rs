@@ -12,19 +12,18 @@ fn offering() -> natpass_engine::Engine {
 }
 
 #[test]
-fn an_answered_udp_flow_is_offered_once_and_lives_on_the_fast_paths_reports() {
+fn a_udp_flow_is_offered_from_its_first_packet_and_lives_on_the_fast_paths_reports() {
     let mut e = offering();
     let mut out = udp(LAN_A, 40000, REMOTE, 443, b"q");
     assert_eq!(e.process(t(1), Side::Lan, &mut out), Verdict::Forward(Side::Wan));
-    assert_eq!(e.take_offload(), None, "not answered yet");
     let public = e.outside_of(Proto::Udp, ep(LAN_A, 40000), ep(REMOTE, 443)).unwrap();
-    let mut back = udp(REMOTE, 443, public.addr.octets(), public.port, b"a");
-    assert_eq!(e.process(t(1), Side::Wan, &mut back), Verdict::Forward(Side::Lan));
-    let o = e.take_offload().expect("answered: offered");
+    let o = e.take_offload().expect("offered from the first packet (one-way flows too)");
     assert_eq!((o.proto, o.lan, o.remote, o.public), (Proto::Udp, ep(LAN_A, 40000), ep(REMOTE, 443), public));
     assert_eq!(e.take_offload(), None, "taken once");
     // The fast path carries it until 100 s: the session outlives its 120 s timer from 1 s.
     assert!(e.offload_seen(t(100), &o, true, 1000));
+    // The answer came by the fast path too: the session is answered.
+    assert!(e.offload_seen(t(100), &o, false, 10));
     e.handle_timeout(t(200));
     assert!(e.offload_live(&o));
     let listed = e.sessions().find(|s| s.lan == "192.168.1.10:40000".parse().unwrap()).unwrap();
@@ -65,6 +64,7 @@ fn a_tcp_connection_is_offered_once_established_and_its_fin_still_closes_it() {
     assert_eq!(e.process(t(1), Side::Lan, &mut ack), Verdict::Forward(Side::Wan));
     let o = e.take_offload().expect("established: offered");
     e.offloaded(&o);
+    assert!(e.offload_live(&o));
     // The fast path carried data the engine never saw; a FIN far ahead of what the engine
     // last knew still goes through (the windows were forgotten, as conntrack's be_liberal).
     let mut fin = tcp(LAN_A, 40001, REMOTE, 443, "AF", b"");
@@ -74,6 +74,7 @@ fn a_tcp_connection_is_offered_once_established_and_its_fin_still_closes_it() {
     fin[36..38].copy_from_slice(&sum.to_be_bytes());
     assert_eq!(e.process(t(2), Side::Lan, &mut fin), Verdict::Forward(Side::Wan));
     assert_eq!(e.take_offload(), None, "a FIN is not offloaded");
+    assert!(!e.offload_live(&o), "after a FIN the flow goes back to natpass");
 }
 
 /// The TCP checksum of an IPv4 packet with a 20-byte header, recomputed.

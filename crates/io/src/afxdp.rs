@@ -72,10 +72,8 @@ fn sys_err(call: &'static str, iface: &str) -> Error {
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
 /// `xdp_md.rx_queue_index`.
@@ -241,6 +239,12 @@ impl XdpProgram {
     /// Creates the XSKMAP, loads the program and attaches it to `iface`, replacing any XDP
     /// program already there.
     pub fn attach(iface: &str, choice: ModeChoice) -> Result<(Self, AttachReport), Error> {
+        Self::attach_with(iface, choice, None)
+    }
+
+    /// As [`XdpProgram::attach`]; with `flows` (the fast path's map), the program sends the
+    /// frames of that map's flows on to the kernel and the rest to the sockets.
+    pub fn attach_with(iface: &str, choice: ModeChoice, flows: Option<RawFd>) -> Result<(Self, AttachReport), Error> {
         let ifindex = if_index(iface)?;
         let mut a = [0u8; 128];
         put_u32(&mut a, 0, BPF_MAP_TYPE_XSKMAP);
@@ -253,25 +257,14 @@ impl XdpProgram {
             iface: iface.into(),
             cause,
         })?);
-        let insns = xdp_program(map.as_raw_fd());
-        let license = b"Dual MIT/GPL\0";
-        let mut log = vec![0u8; 4096];
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, BPF_PROG_TYPE_XDP);
-        put_u32(&mut a, 4, insns.len() as u32);
-        put_u64(&mut a, 8, insns.as_ptr() as u64);
-        put_u64(&mut a, 16, license.as_ptr() as u64);
-        put_u32(&mut a, 24, 1);
-        put_u32(&mut a, 28, log.len() as u32);
-        put_u64(&mut a, 32, log.as_mut_ptr() as u64);
-        a[48..48 + 11].copy_from_slice(b"natpass_xsk");
-        let prog = match bpf(BPF_PROG_LOAD, &mut a) {
-            Ok(fd) => owned(fd),
-            Err(cause) => {
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                return Err(Error::Load { cause, log: String::from_utf8_lossy(&log[..end]).into_owned() });
-            }
+        let insns = match flows {
+            None => xdp_program(map.as_raw_fd()).to_vec(),
+            Some(f) => crate::fastpath::program::program(
+                crate::fastpath::program::Variant::Xdp { xsk_map: map.as_raw_fd() },
+                f,
+            ),
         };
+        let prog = crate::fastpath::load(crate::fastpath::BPF_PROG_TYPE_XDP, &insns, "natpass_xsk")?;
         let nl = Netlink::open().map_err(|cause| Error::Sys {
             call: "socket(NETLINK_ROUTE)",
             iface: iface.into(),
@@ -790,11 +783,14 @@ pub struct XdpOptions {
     /// Busy polling: `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` (µs) and `SO_BUSY_POLL_BUDGET`
     /// on the sockets, so that `wake` runs the driver's NAPI in this thread.
     pub busy_poll: Option<(u32, u32)>,
+    /// The kernel fast path's flow map: frames of its flows go on to the kernel (where its tc
+    /// program forwards them) instead of to the sockets ([`crate::fastpath`]).
+    pub flows: Option<RawFd>,
 }
 
 impl Default for XdpOptions {
     fn default() -> Self {
-        Self { frames: 8192, ring_size: 2048, mode: ModeChoice::Auto, zero_copy: true, busy_poll: None }
+        Self { frames: 8192, ring_size: 2048, mode: ModeChoice::Auto, zero_copy: true, busy_poll: None, flows: None }
     }
 }
 
@@ -1116,8 +1112,8 @@ impl XdpPair {
             return Err(sys_err("mmap(UMEM)", ifaces[0]));
         }
         let area = Rc::new(Area { base: base.cast(), len });
-        let (p0, r0) = XdpProgram::attach(ifaces[0], opts.mode)?;
-        let (p1, r1) = XdpProgram::attach(ifaces[1], opts.mode)?;
+        let (p0, r0) = XdpProgram::attach_with(ifaces[0], opts.mode, opts.flows)?;
+        let (p1, r1) = XdpProgram::attach_with(ifaces[1], opts.mode, opts.flows)?;
         let copy = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
         let zc = libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP;
         let (lan, zero_copy) = match opts.zero_copy {

@@ -176,6 +176,15 @@ impl<A: NeighbourAddr> Neighbours<A> {
         if self.entries.contains_key(&ip) { self.learn(now, ip, mac) } else { Vec::new() }
     }
 
+    /// The MAC address `ip` is at, when known (reachable, stale or being probed), without
+    /// touching its state.
+    pub fn mac_of(&self, ip: A) -> Option<MacAddr> {
+        match self.entries.get(&ip)? {
+            State::Known { mac, .. } | State::Delay { mac, .. } | State::Probe { mac, .. } => Some(*mac),
+            State::Resolving { .. } => None,
+        }
+    }
+
     /// True when `ip` has an entry (known, probed or being resolved).
     pub fn is_known(&self, ip: A) -> bool {
         self.entries.contains_key(&ip)

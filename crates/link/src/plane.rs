@@ -438,6 +438,12 @@ impl<T: FrameSink> Plane<T> {
         }
     }
 
+    /// The MAC address of the next hop for IPv4 `dst` out of `side`, when the neighbour
+    /// cache has it (for the kernel fast path's entries; nothing is asked).
+    pub fn next_hop_mac(&self, side: Side, dst: Ipv4Addr) -> Option<MacAddr> {
+        self.ports[side as usize].neighbours.mac_of(self.next_hop(side, dst)?)
+    }
+
     /// The next hop for `dst` out of `side`: itself when on-link, the gateway for the WAN.
     fn next_hop(&self, side: Side, dst: Ipv4Addr) -> Option<Ipv4Addr> {
         if self.ports[side as usize].config.net.contains(dst) {

@@ -44,7 +44,7 @@ pub fn run_with(config: &Path, random: RandomSource) -> anyhow::Result<()> {
     // not kill natpass (its default action).
     let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     let (lan_name, wan_name) = (lan.name.clone(), wan.name.clone());
-    let io = IoOptions { backend: c.backend, rx_ring: c.rx_ring, busy_poll: c.busy_poll };
+    let io = IoOptions { backend: c.backend, rx_ring: c.rx_ring, busy_poll: c.busy_poll, fast_path: c.fast_path };
     let mut router = Router::open(lan, wan, c.engine.clone(), io, c.ra.as_ref())?;
     let (handle, mailbox) = interface::channel();
     router.set_mailbox(mailbox);

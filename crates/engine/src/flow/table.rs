@@ -285,15 +285,15 @@ impl Table {
     }
 
     /// Whether session `idx` may be carried by the kernel fast path after a packet with
-    /// `tcp_flags` (TCP) went through it: answered, and for TCP established with neither
-    /// FIN nor RST seen, this segment carrying no SYN, FIN or RST either.
+    /// `tcp_flags` (TCP) went through it: UDP and ICMP always, TCP once established with
+    /// neither FIN nor RST seen, this segment carrying no SYN, FIN or RST either.
     pub(crate) fn offloadable(&self, idx: u32, tcp_flags: Option<u8>) -> bool {
         let s = &self.sessions[idx as usize];
-        if !s.is_established() {
-            return false;
-        }
         match tcp_flags {
+            // UDP and ICMP: any session (the fast path's packets keep it and its state as
+            // natpass's own would, answered or not; one-way flows are common).
             None => true,
+            Some(_) if !s.is_established() => false,
             Some(f) => {
                 use natpass_wire::tcp::flags::{FIN, RST, SYN};
                 let ended = state::FIN_OUT | state::FIN_IN | state::RST;

@@ -18,6 +18,7 @@
 
 mod afpacket;
 mod afxdp;
+mod offload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant as WallInstant;
@@ -49,6 +50,8 @@ pub struct IoOptions {
     pub rx_ring: RxRing,
     /// AF_XDP busy polling.
     pub busy_poll: bool,
+    /// The kernel fast path for established flows.
+    pub fast_path: bool,
 }
 
 /// The sockets of one backend.
@@ -107,6 +110,8 @@ pub struct Router {
     /// `natpass capture`: frames copied as they arrive and leave, while one runs.
     capture: Option<Tap>,
     captures: u64,
+    /// The kernel fast path and the flows handed to it, when on.
+    offload: Option<offload::Offloader>,
 }
 
 fn port(link: &Link, mac: [u8; 6], mtu: usize) -> PortConfig {
@@ -140,7 +145,7 @@ fn kernel_ipv6_addrs(iface: &str) -> Vec<std::net::Ipv6Addr> {
 }
 
 /// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
-fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> {
+fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool, flows: Option<std::os::fd::RawFd>) -> anyhow::Result<XdpPair> {
     for l in [lan, wan] {
         let was = xdp::set_receive_offloads(&l.name, xdp::ReceiveOffloads { gro: false, lro: false })
             .with_context(|| format!("turning GRO/LRO off on {}", l.name))?;
@@ -148,7 +153,7 @@ fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool) -> anyhow::Result<XdpPair> 
             info!("{}: GRO/LRO turned off (AF_XDP takes single frames, not merged ones)", l.name);
         }
     }
-    let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), ..XdpOptions::default() };
+    let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), flows, ..XdpOptions::default() };
     let pair = XdpPair::open([&lan.name, &wan.name], opts)?;
     for (l, r) in [lan, wan].iter().zip(pair.reports()) {
         let why = r.native_refused.as_deref().map(|w| format!(" (native refused: {w})")).unwrap_or_default();
@@ -215,11 +220,20 @@ impl Router {
         if config.seed == EngineConfig::default().seed {
             config.seed = random_seed()?;
         }
+        let capacity = u32::try_from(config.max_sessions).unwrap_or(u32::MAX).saturating_mul(2).clamp(1024, 1 << 21);
         let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut fast = None;
+        if io.fast_path {
+            match natpass_io::fastpath::FastPath::open(&[&lan.name, &wan.name], capacity) {
+                Ok(f) => fast = Some(f),
+                Err(e) => warn!("fast path off: {e} (every packet goes through natpass; `fast_path = false` says so)"),
+            }
+        }
+        let flows = fast.as_ref().map(|f| f.map_fd());
         let xdp = match io.backend {
             Backend::AfPacket => None,
-            Backend::AfXdp => Some(open_xdp(&lan, &wan, io.busy_poll)?),
-            Backend::Auto => match open_xdp(&lan, &wan, io.busy_poll) {
+            Backend::AfXdp => Some(open_xdp(&lan, &wan, io.busy_poll, flows)?),
+            Backend::Auto => match open_xdp(&lan, &wan, io.busy_poll, flows) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     warn!("AF_XDP not available ({e:#}); using AF_PACKET");
@@ -227,7 +241,7 @@ impl Router {
                 }
             },
         };
-        let (io, plane) = match xdp {
+        let (io, mut plane) = match xdp {
             Some(mut pair) => {
                 let [l, w] = [xdp::interface(&lan.name)?, xdp::interface(&wan.name)?];
                 let link = link_config(port(&lan, l.mac, l.mtu), port(&wan, w.mac, w.mtu), &wan, ra);
@@ -243,6 +257,18 @@ impl Router {
                 let opts = RingOptions { version, ..RingOptions::default() };
                 let lan_sock = PacketSocket::open(&lan.name, opts)?;
                 let wan_sock = PacketSocket::open(&wan.name, opts)?;
+                // The packet sockets see frames before tc: the filter keeps the fast path's
+                // out of them. Without it, no fast path (its frames would go out twice).
+                if let Some(f) = &fast {
+                    use std::os::fd::AsRawFd;
+                    for s in [&lan_sock, &wan_sock] {
+                        if let Err(e) = f.filter_socket(s.as_raw_fd()) {
+                            warn!("fast path off: attaching its socket filter to {}: {e}", s.name());
+                            fast = None;
+                            break;
+                        }
+                    }
+                }
                 let p = |l: &Link, s: &PacketSocket| port(l, s.mac(), s.mtu());
                 let link = link_config(p(&lan, &lan_sock), p(&wan, &wan_sock), &wan, ra);
                 let tx = |s: &PacketSocket| Sink::Packet(afpacket::Tx(TxBatch::with_vnet_hdr(s.vnet_hdr())));
@@ -250,7 +276,17 @@ impl Router {
                 (Io::Packet([lan_sock, wan_sock]), plane)
             }
         };
+        if let Some(f) = &fast {
+            info!(
+                "fast path on: established flows are forwarded by a tc program on {} and {} (tcx ingress), up to {} flows",
+                lan.name,
+                wan.name,
+                f.capacity() / 2
+            );
+            engine_offers(&mut plane, true);
+        }
         Ok(Self {
+            offload: fast.map(offload::Offloader::new),
             io,
             plane,
             names: [lan.name, wan.name],
@@ -324,6 +360,9 @@ impl Router {
             // retries need only a look every 10 ms.
             self.plane.transmit_engine_output(now);
             if now >= next_housekeeping {
+                if let Some(o) = &mut self.offload {
+                    o.scan(now, natpass_io::fastpath::monotonic_ns(), &mut self.plane);
+                }
                 self.plane.handle_timeout(now);
                 next_housekeeping = Instant::from_nanos(now.as_nanos() + HOUSEKEEPING_NS);
             }
@@ -379,17 +418,25 @@ impl Router {
                 if !sock.ready() {
                     return false;
                 }
+                let offload = &mut self.offload;
                 sock.receive(|frame, info| {
                     tap_in(frame);
-                    plane.handle_frame(now, side, frame, afpacket::rx_meta(info))
+                    plane.handle_frame(now, side, frame, afpacket::rx_meta(info));
+                    if let Some(o) = offload {
+                        o.offer(plane);
+                    }
                 });
                 true
             }
             Io::Xdp(pair) => {
+                let offload = &mut self.offload;
                 let n = pair.receive(side as usize, |frame| {
                     tap_in(frame);
                     let meta = afxdp::rx_meta(frame);
                     plane.handle_frame(now, side, frame, meta);
+                    if let Some(o) = offload {
+                        o.offer(plane);
+                    }
                     // Only the side it leaves by can have taken it; both are asked (one bit).
                     let lan = plane.tx_mut(Side::Lan).take_sent_received();
                     let wan = plane.tx_mut(Side::Wan).take_sent_received();
@@ -469,7 +516,20 @@ impl Router {
         PlaneInfo {
             uptime_secs: now.secs(),
             interfaces: vec![iface(Side::Lan, "lan"), iface(Side::Wan, "wan")],
-            link_counters: self.plane.counters().to_vec(),
+            link_counters: {
+                let mut c = self.plane.counters().to_vec();
+                if let Some(o) = &self.offload {
+                    let s = o.stats();
+                    c.extend([
+                        ("fast_path_flows", o.len() as u64),
+                        ("fast_path_packets", s.packets),
+                        ("fast_path_flows_installed", s.installed),
+                        ("fast_path_flows_taken_back", s.removed),
+                        ("fast_path_offers_refused", s.refused),
+                    ]);
+                }
+                c
+            },
         }
     }
 
@@ -487,6 +547,10 @@ impl Router {
         self.mailbox = Some(mb);
         if let Some(t) = self.capture.take_if(|t| t.idle(now.as_nanos())) {
             info!("capture {} stopped: nobody read it for {} s", t.id(), Tap::IDLE_NS / 1_000_000_000);
+        }
+        // A capture sees every packet: nothing is offloaded while one runs.
+        if let Some(o) = &mut self.offload {
+            o.pause(self.capture.is_some());
         }
     }
 
@@ -646,4 +710,9 @@ fn random_seed() -> anyhow::Result<u64> {
     let mut b = [0u8; 8];
     natpass_control::auth::fill_random(&mut b).context("the port randomisation seed")?;
     Ok(u64::from_ne_bytes(b) | 1)
+}
+
+/// Turns the engine's flow offload offers on or off.
+fn engine_offers<T: natpass_link::FrameSink>(plane: &mut Plane<T>, on: bool) {
+    plane.engine_mut().set_offload(on);
 }

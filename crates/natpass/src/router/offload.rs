@@ -1,0 +1,247 @@
+//! The router's side of flow offload: the engine's offers written into the kernel fast path
+//! ([`natpass_io::fastpath`]), and the fast path's counters read back into the engine.
+//!
+//! - An offer ([`natpass_engine::Offload`]) becomes two map entries, one per direction, with
+//!   the MAC addresses the plane's neighbour caches hold (none known yet: no entries, the
+//!   slow path goes on and offers again).
+//! - Every second or few ([`scan_period_ns`]) the entries' counters are read in batches: a direction that
+//!   carried packets restarts its session's timer at the time of its last packet and adds
+//!   its bytes; a flow whose session the engine expired, removed or saw end (TCP FIN or RST),
+//!   or whose next hop's MAC address changed or was forgotten, is taken back (its entries
+//!   removed, its packets go through natpass again).
+//! - While `natpass capture` runs, nothing is offloaded and the entries are removed, so that
+//!   the capture sees every packet.
+
+use std::collections::HashMap;
+
+use natpass_engine::{Instant, Offload, Proto, Side};
+use natpass_io::fastpath::{self, FastPath, FlowAction, FlowKey};
+use natpass_link::{FrameSink, Plane};
+use tracing::warn;
+
+/// How often the counters are read: every second, plus a second per 20,000 flows (reading
+/// them costs the router CPU the fast path runs on), at most every 10 s. Sessions live for
+/// minutes, so their timers do not notice.
+fn scan_period_ns(flows: usize) -> u64 {
+    (1 + (flows / 20_000) as u64).min(10) * 1_000_000_000
+}
+/// ICMP echo request and reply, as type and code in the key's destination port.
+const ECHO_REQUEST: u16 = 0x0800;
+const ECHO_REPLY: u16 = 0x0000;
+
+/// One offloaded flow: its two entries and what their counters said last.
+#[derive(Clone, Copy, Debug)]
+struct Installed {
+    keys: [FlowKey; 2],
+    macs: [[u8; 6]; 2],
+    seen: [fastpath::FlowCounters; 2],
+}
+
+/// Offloaded-flow counters, for the log and the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct OffloadStats {
+    /// Flows handed to the fast path.
+    pub(super) installed: u64,
+    /// Flows taken back.
+    pub(super) removed: u64,
+    /// Packets the fast path forwarded (read at the last scan).
+    pub(super) packets: u64,
+    /// Offers not taken: the map full, or a write refused.
+    pub(super) refused: u64,
+}
+
+/// The fast path and the flows in it.
+pub(super) struct Offloader {
+    fast: FastPath,
+    /// LAN then WAN interface index.
+    ifindex: [u32; 2],
+    flows: HashMap<Offload, Installed>,
+    /// Entry key → its flow and whether it is the LAN → WAN direction.
+    by_key: HashMap<FlowKey, (Offload, bool)>,
+    next_scan: u64,
+    /// Off while a capture runs.
+    paused: bool,
+    /// Packets forwarded by flows since taken back.
+    gone_packets: u64,
+    stats: OffloadStats,
+}
+
+impl Offloader {
+    /// Over `fast`, attached to the LAN and WAN interfaces (in that order).
+    pub(super) fn new(fast: FastPath) -> Self {
+        let ix = fast.ifindexes();
+        let ifindex = [ix[0], ix[1]];
+        Self {
+            fast,
+            ifindex,
+            flows: HashMap::new(),
+            by_key: HashMap::new(),
+            next_scan: 0,
+            paused: false,
+            gone_packets: 0,
+            stats: OffloadStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub(super) fn stats(&self) -> OffloadStats {
+        self.stats
+    }
+
+    /// Flows in the fast path now.
+    pub(super) fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Pauses offloading (a capture runs) or resumes it.
+    pub(super) fn pause(&mut self, paused: bool) {
+        if paused && !self.paused {
+            let all: Vec<Offload> = self.flows.keys().copied().collect();
+            for o in all {
+                self.take_back(&o);
+            }
+        }
+        self.paused = paused;
+    }
+
+    /// The two directions of `o` with `lan_mac` (the LAN host) and `wan_mac` (the WAN next
+    /// hop).
+    fn entries<T: FrameSink>(&self, plane: &Plane<T>, o: &Offload, macs: [[u8; 6]; 2]) -> [(FlowKey, FlowAction); 2] {
+        let protocol = o.proto.ip_protocol().0;
+        let icmp = o.proto == Proto::Icmp;
+        let (lan, wan) = (plane.port(Side::Lan), plane.port(Side::Wan));
+        let mtu = |m: usize| u16::try_from(m).unwrap_or(u16::MAX);
+        let out = FlowKey {
+            ifindex: self.ifindex[0],
+            src: o.lan.addr,
+            dst: o.remote.addr,
+            protocol,
+            sport: o.lan.port,
+            dport: if icmp { ECHO_REQUEST } else { o.remote.port },
+        };
+        let out_act = FlowAction {
+            src: o.public.addr,
+            dst: o.remote.addr,
+            sport: o.public.port,
+            dport: o.remote.port,
+            ifindex: self.ifindex[1],
+            dst_mac: macs[1],
+            src_mac: wan.mac,
+            mtu: mtu(wan.mtu),
+        };
+        let back = FlowKey {
+            ifindex: self.ifindex[1],
+            src: o.remote.addr,
+            dst: o.public.addr,
+            protocol,
+            sport: if icmp { o.public.port } else { o.remote.port },
+            dport: if icmp { ECHO_REPLY } else { o.public.port },
+        };
+        let back_act = FlowAction {
+            src: o.remote.addr,
+            dst: o.lan.addr,
+            sport: if icmp { o.lan.port } else { o.remote.port },
+            dport: o.lan.port,
+            ifindex: self.ifindex[0],
+            dst_mac: macs[0],
+            src_mac: lan.mac,
+            mtu: mtu(lan.mtu),
+        };
+        [(out, out_act), (back, back_act)]
+    }
+
+    /// The MAC addresses the flow's two directions leave to: the LAN host's, the WAN next
+    /// hop's.
+    fn macs<T: FrameSink>(plane: &Plane<T>, o: &Offload) -> Option<[[u8; 6]; 2]> {
+        Some([plane.next_hop_mac(Side::Lan, o.lan.addr)?, plane.next_hop_mac(Side::Wan, o.remote.addr)?])
+    }
+
+    /// Takes the engine's offer, if the last packet left one.
+    pub(super) fn offer<T: FrameSink>(&mut self, plane: &mut Plane<T>) {
+        let Some(o) = plane.engine_mut().take_offload() else { return };
+        if self.paused || self.flows.contains_key(&o) {
+            return;
+        }
+        // Two entries per flow, and room kept for replacing.
+        if (self.flows.len() + 1) * 2 > self.fast.capacity() as usize {
+            self.stats.refused += 1;
+            return;
+        }
+        let Some(macs) = Self::macs(plane, &o) else { return };
+        let entries = self.entries(plane, &o, macs);
+        for (i, (k, a)) in entries.iter().enumerate() {
+            if let Err(e) = self.fast.insert(k, a) {
+                if i == 1 {
+                    let _ = self.fast.remove(&entries[0].0);
+                }
+                self.stats.refused += 1;
+                if self.stats.refused.is_power_of_two() {
+                    warn!("fast path: writing a flow failed ({e}); it stays on the slow path");
+                }
+                return;
+            }
+        }
+        plane.engine_mut().offloaded(&o);
+        let keys = [entries[0].0, entries[1].0];
+        self.by_key.insert(keys[0], (o, true));
+        self.by_key.insert(keys[1], (o, false));
+        self.flows.insert(o, Installed { keys, macs, seen: Default::default() });
+        self.stats.installed += 1;
+    }
+
+    fn take_back(&mut self, o: &Offload) {
+        if let Some(f) = self.flows.remove(o) {
+            self.gone_packets += f.seen[0].packets + f.seen[1].packets;
+            for k in &f.keys {
+                let _ = self.fast.remove(k);
+                self.by_key.remove(k);
+            }
+            self.stats.removed += 1;
+        }
+    }
+
+    /// Every [`scan_period_ns`]: counters into the engine, ended flows taken back. `now` is the
+    /// engine's clock, `mono_now` `CLOCK_MONOTONIC` at the same moment.
+    pub(super) fn scan<T: FrameSink>(&mut self, now: Instant, mono_now: u64, plane: &mut Plane<T>) {
+        if now.as_nanos() < self.next_scan {
+            return;
+        }
+        self.next_scan = now.as_nanos() + scan_period_ns(self.flows.len());
+        let mut reports: Vec<(FlowKey, fastpath::FlowCounters)> = Vec::with_capacity(self.by_key.len());
+        if let Err(e) = self.fast.scan(|k, c| reports.push((k, c))) {
+            warn!("fast path: reading the counters failed: {e}");
+            return;
+        }
+        let mut packets = 0;
+        for (k, c) in reports {
+            packets += c.packets;
+            let Some(&(o, from_lan)) = self.by_key.get(&k) else {
+                // Not ours (left from a flow taken back meanwhile): remove it.
+                let _ = self.fast.remove(&k);
+                continue;
+            };
+            let Some(f) = self.flows.get_mut(&o) else { continue };
+            let dir = usize::from(!from_lan);
+            let before = f.seen[dir];
+            if c.packets <= before.packets {
+                continue;
+            }
+            f.seen[dir] = c;
+            // IP bytes: the counters include each frame's Ethernet header.
+            let bytes = (c.bytes - before.bytes).saturating_sub(14 * (c.packets - before.packets));
+            let ago = mono_now.saturating_sub(c.last_ns);
+            let at = Instant::from_nanos(now.as_nanos().saturating_sub(ago));
+            plane.engine_mut().offload_seen(at, &o, from_lan, bytes);
+        }
+        self.stats.packets = self.gone_packets + packets;
+        let ended: Vec<Offload> = self
+            .flows
+            .iter()
+            .filter(|(o, f)| !plane.engine().offload_live(o) || Self::macs(plane, o) != Some(f.macs))
+            .map(|(o, _)| *o)
+            .collect();
+        for o in ended {
+            self.take_back(&o);
+        }
+    }
+}
