@@ -104,6 +104,7 @@ fn restart_keys(out: &mut Vec<String>, started: &Config, new: &Config) {
     key("interfaces.backend", format!("{:?}", started.backend), format!("{:?}", new.backend));
     key("interfaces.rx_ring", format!("{:?}", started.rx_ring), format!("{:?}", new.rx_ring));
     key("interfaces.busy_poll", started.busy_poll.to_string(), new.busy_poll.to_string());
+    key("interfaces.fast_path", started.fast_path.to_string(), new.fast_path.to_string());
     let (e0, e1) = (&started.engine, &new.engine);
     let list = |v: &[std::net::Ipv4Addr]| format!("{v:?}");
     key("nat.public_addrs", list(&e0.public_addrs), list(&e1.public_addrs));

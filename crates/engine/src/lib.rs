@@ -24,8 +24,8 @@
 pub mod config;
 pub mod diagnosis;
 mod flow;
-mod offload;
 pub mod ipv6;
+mod offload;
 mod output;
 pub mod passthrough;
 mod stats;
@@ -39,11 +39,11 @@ pub use config::{ConfigError, EngineConfig, Filtering, Ipv4Net, Passthrough, Tim
 use diagnosis::Diagnosis;
 pub use diagnosis::{Finding, FindingKind};
 pub use flow::Proto;
-pub use offload::Offload;
 pub use flow::table::Endpoint;
 use flow::table::NaptSession;
 use flow::table::Table;
 pub use natpass_wire::IpProtocol;
+pub use offload::Offload;
 use output::{Cx, Output};
 use passthrough::Dispatch;
 pub use passthrough::{Protocol, TunnelIds};

@@ -1,5 +1,7 @@
 //! Flow offload offers: which flows the engine lets a kernel fast path carry, and how their
 //! sessions live on the fast path's reports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use common::*;

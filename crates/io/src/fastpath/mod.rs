@@ -146,7 +146,10 @@ impl FlowAction {
         let (old_ports, new_ports) = if icmp {
             (key.sport.to_be_bytes().to_vec(), self.sport.to_be_bytes().to_vec())
         } else {
-            ([key.sport.to_be_bytes(), key.dport.to_be_bytes()].concat(), [self.sport.to_be_bytes(), self.dport.to_be_bytes()].concat())
+            (
+                [key.sport.to_be_bytes(), key.dport.to_be_bytes()].concat(),
+                [self.sport.to_be_bytes(), self.dport.to_be_bytes()].concat(),
+            )
         };
         let p = at(program::V_PORTS);
         v[p..p + 2].copy_from_slice(&self.sport.to_be_bytes());
@@ -215,7 +218,8 @@ pub(crate) fn load(prog_type: u32, insns: &[BpfInsn], name: &str) -> Result<Owne
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             // The end of the log says why.
             let text = String::from_utf8_lossy(&log[..end]);
-            let tail: String = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String =
+                text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             Err(Error::Load { cause, log: tail })
         }
     }
@@ -249,7 +253,8 @@ impl FastPath {
             iface: iface.clone(),
             cause,
         })?);
-        let tc = load(BPF_PROG_TYPE_SCHED_CLS, &program::program(program::Variant::Tc, map.as_raw_fd()), "natpass_fast")?;
+        let tc =
+            load(BPF_PROG_TYPE_SCHED_CLS, &program::program(program::Variant::Tc, map.as_raw_fd()), "natpass_fast")?;
         let filter = load(
             BPF_PROG_TYPE_SOCKET_FILTER,
             &program::program(program::Variant::SocketFilter, map.as_raw_fd()),

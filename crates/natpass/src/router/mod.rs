@@ -220,7 +220,7 @@ impl Router {
         if config.seed == EngineConfig::default().seed {
             config.seed = random_seed()?;
         }
-        let capacity = u32::try_from(config.max_sessions).unwrap_or(u32::MAX).saturating_mul(2).clamp(1024, 1 << 21);
+        let capacity = config.max_sessions.saturating_mul(2).clamp(1024, 1 << 21);
         let engine = Engine::new(config, Instant::ZERO).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut fast = None;
         if io.fast_path {
@@ -668,6 +668,17 @@ impl Router {
             if n > 0 {
                 out.push_str(&format!("\n  dropped {n}: {what}"));
             }
+        }
+        if let Some(o) = &self.offload {
+            let st = o.stats();
+            out.push_str(&format!(
+                "\n  fast path: {} flows now, {} handed over, {} taken back, {} offers refused, {} packets forwarded",
+                o.len(),
+                st.installed,
+                st.removed,
+                st.refused,
+                st.packets
+            ));
         }
         out
     }

@@ -32,9 +32,17 @@ const ECHO_REPLY: u16 = 0x0000;
 /// One offloaded flow: its two entries and what their counters said last.
 #[derive(Clone, Copy, Debug)]
 struct Installed {
+    /// LAN → WAN, WAN → LAN.
     keys: [FlowKey; 2],
-    macs: [[u8; 6]; 2],
+    /// The MAC addresses written, [LAN host, WAN next hop]; a direction whose next hop's
+    /// address is not known yet has no entry (a one-way flow's LAN host may never be asked).
+    macs: [Option<[u8; 6]>; 2],
     seen: [fastpath::FlowCounters; 2],
+}
+
+/// The direction that leaves towards the host of `macs[i]`: index into `keys`.
+fn direction_to(mac_index: usize) -> usize {
+    1 - mac_index
 }
 
 /// Offloaded-flow counters, for the log and the metrics.
@@ -106,7 +114,13 @@ impl Offloader {
 
     /// The two directions of `o` with `lan_mac` (the LAN host) and `wan_mac` (the WAN next
     /// hop).
-    fn entries<T: FrameSink>(&self, plane: &Plane<T>, o: &Offload, macs: [[u8; 6]; 2]) -> [(FlowKey, FlowAction); 2] {
+    fn entries<T: FrameSink>(
+        &self,
+        plane: &Plane<T>,
+        o: &Offload,
+        macs: [Option<[u8; 6]>; 2],
+    ) -> [(FlowKey, FlowAction); 2] {
+        let macs = macs.map(|m| m.unwrap_or_default());
         let protocol = o.proto.ip_protocol().0;
         let icmp = o.proto == Proto::Icmp;
         let (lan, wan) = (plane.port(Side::Lan), plane.port(Side::Wan));
@@ -152,8 +166,31 @@ impl Offloader {
 
     /// The MAC addresses the flow's two directions leave to: the LAN host's, the WAN next
     /// hop's.
-    fn macs<T: FrameSink>(plane: &Plane<T>, o: &Offload) -> Option<[[u8; 6]; 2]> {
-        Some([plane.next_hop_mac(Side::Lan, o.lan.addr)?, plane.next_hop_mac(Side::Wan, o.remote.addr)?])
+    fn macs<T: FrameSink>(plane: &Plane<T>, o: &Offload) -> [Option<[u8; 6]>; 2] {
+        [plane.next_hop_mac(Side::Lan, o.lan.addr), plane.next_hop_mac(Side::Wan, o.remote.addr)]
+    }
+
+    /// Writes the directions of `o` whose next hop is known and not written yet.
+    fn write<T: FrameSink>(&mut self, plane: &Plane<T>, o: &Offload, f: &mut Installed, macs: [Option<[u8; 6]>; 2]) {
+        let entries = self.entries(plane, o, macs);
+        for m in 0..2 {
+            if f.macs[m].is_some() || macs[m].is_none() {
+                continue;
+            }
+            let (k, a) = &entries[direction_to(m)];
+            match self.fast.insert(k, a) {
+                Ok(()) => {
+                    f.macs[m] = macs[m];
+                    self.by_key.insert(*k, (*o, direction_to(m) == 0));
+                }
+                Err(e) => {
+                    self.stats.refused += 1;
+                    if self.stats.refused.is_power_of_two() {
+                        warn!("fast path: writing a flow failed ({e}); it stays on the slow path");
+                    }
+                }
+            }
+        }
     }
 
     /// Takes the engine's offer, if the last packet left one.
@@ -167,34 +204,30 @@ impl Offloader {
             self.stats.refused += 1;
             return;
         }
-        let Some(macs) = Self::macs(plane, &o) else { return };
+        let macs = Self::macs(plane, &o);
+        if macs == [None, None] {
+            return;
+        }
         let entries = self.entries(plane, &o, macs);
-        for (i, (k, a)) in entries.iter().enumerate() {
-            if let Err(e) = self.fast.insert(k, a) {
-                if i == 1 {
-                    let _ = self.fast.remove(&entries[0].0);
-                }
-                self.stats.refused += 1;
-                if self.stats.refused.is_power_of_two() {
-                    warn!("fast path: writing a flow failed ({e}); it stays on the slow path");
-                }
-                return;
-            }
+        let mut f = Installed { keys: [entries[0].0, entries[1].0], macs: [None, None], seen: Default::default() };
+        self.write(plane, &o, &mut f, macs);
+        if f.macs == [None, None] {
+            return;
         }
         plane.engine_mut().offloaded(&o);
-        let keys = [entries[0].0, entries[1].0];
-        self.by_key.insert(keys[0], (o, true));
-        self.by_key.insert(keys[1], (o, false));
-        self.flows.insert(o, Installed { keys, macs, seen: Default::default() });
+        self.flows.insert(o, f);
         self.stats.installed += 1;
     }
 
     fn take_back(&mut self, o: &Offload) {
         if let Some(f) = self.flows.remove(o) {
             self.gone_packets += f.seen[0].packets + f.seen[1].packets;
-            for k in &f.keys {
-                let _ = self.fast.remove(k);
-                self.by_key.remove(k);
+            for (m, mac) in f.macs.iter().enumerate() {
+                if mac.is_some() {
+                    let k = &f.keys[direction_to(m)];
+                    let _ = self.fast.remove(k);
+                    self.by_key.remove(k);
+                }
             }
             self.stats.removed += 1;
         }
@@ -234,14 +267,27 @@ impl Offloader {
             plane.engine_mut().offload_seen(at, &o, from_lan, bytes);
         }
         self.stats.packets = self.gone_packets + packets;
-        let ended: Vec<Offload> = self
-            .flows
-            .iter()
-            .filter(|(o, f)| !plane.engine().offload_live(o) || Self::macs(plane, o) != Some(f.macs))
-            .map(|(o, _)| *o)
-            .collect();
+        // Ended, or a next hop changed or forgotten: taken back. A direction whose next hop
+        // became known: written.
+        let mut ended = Vec::new();
+        let mut grow = Vec::new();
+        for (o, f) in &self.flows {
+            let now_macs = Self::macs(plane, o);
+            let changed = (0..2).any(|m| f.macs[m].is_some() && f.macs[m] != now_macs[m]);
+            if !plane.engine().offload_live(o) || changed {
+                ended.push(*o);
+            } else if (0..2).any(|m| f.macs[m].is_none() && now_macs[m].is_some()) {
+                grow.push((*o, now_macs));
+            }
+        }
         for o in ended {
             self.take_back(&o);
+        }
+        for (o, macs) in grow {
+            if let Some(mut f) = self.flows.remove(&o) {
+                self.write(plane, &o, &mut f, macs);
+                self.flows.insert(o, f);
+            }
         }
     }
 }
