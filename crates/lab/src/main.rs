@@ -41,8 +41,9 @@ struct Cli {
     /// takes super-frames with PACKET_VNET_HDR) or off (every frame MTU-sized).
     #[arg(long, value_parser = ["on", "off"], default_value = "on")]
     offloads: String,
-    /// natpass's receive ring: v3 (TPACKET_V3 blocks) or v2 (per frame, lowest latency).
-    #[arg(long, value_parser = ["v3", "v2"], default_value = "v3")]
+    /// natpass's receive ring: v2 (per frame, lowest latency; natpass's default with its fast
+    /// path) or v3 (TPACKET_V3 blocks).
+    #[arg(long, value_parser = ["v3", "v2"], default_value = "v2")]
     rx_ring: String,
     /// natpass's socket backend: AF_PACKET, AF_XDP (its own XDP program; GRO turned off on
     /// the router's interfaces), or auto (AF_XDP where the kernel allows it).

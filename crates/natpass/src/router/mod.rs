@@ -379,7 +379,17 @@ impl Router {
                 .poll_timeout()
                 .map_or(100, |t| (t.as_nanos().saturating_sub(now.as_nanos()) / 1_000_000).clamp(0, 100) as i32);
             match &mut self.io {
-                Io::Packet([a, b]) => PacketSocket::wait(&[a, b], until_timer.min(10))?,
+                Io::Packet([a, b]) => {
+                    // As AF_XDP below: a little spinning after the last frame catches the
+                    // answer to what was just sent (an ARP reply, a handshake's next
+                    // segment) without a wake-up.
+                    if now.as_nanos().saturating_sub(last_busy.as_nanos()) < XDP_SPIN_NS {
+                        std::thread::yield_now();
+                    } else {
+                        PacketSocket::wait(&[a, b], until_timer.min(10))?;
+                        last_busy = self.now();
+                    }
+                }
                 Io::Xdp(pair) => {
                     // Completions back, transmit kicked, fill rings topped up; then spin a
                     // little longer before sleeping, so that a burst's next frame finds
