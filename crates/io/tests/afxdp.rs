@@ -1,6 +1,7 @@
-//! AF_XDP on veths in a network namespace of its own: the XDP program attached (replacing one
-//! a crash left behind) and detached, and a frame that crosses from one interface to the
-//! other from the UMEM chunk it arrived in.
+//! AF_XDP and the kernel fast path on veths in a network namespace of their own: the XDP
+//! program attached (replacing one a crash left behind) and detached, a frame that crosses
+//! from one interface to the other from the UMEM chunk it arrived in, and the fast path's tc
+//! program forwarding the flows in its map.
 //!
 //! Needs root (`ip netns`, `bpf(2)`); otherwise the tests print SKIPPED, or fail with
 //! `NATPASS_TEST_REQUIRE=all`. Each test re-runs itself inside its namespace
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use natpass_io::afpacket::{PacketSocket, RingOptions, RingVersion, TxBatch};
 use natpass_io::afxdp::{self, Disposition, ModeChoice, XdpOptions, XdpPair, XdpProgram};
+use natpass_io::fastpath::{self, FastPath, FlowAction, FlowKey};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 
 const INSIDE: &str = "NATPASS_AFXDP_TEST_INSIDE";
 
@@ -179,4 +183,194 @@ fn a_program_left_by_a_crash_passes_traffic_and_is_replaced() {
     assert_eq!(afxdp::attached_program("xl0").unwrap().map(|p| p.0), Some(ours));
     drop(pair);
     assert_eq!(afxdp::attached_program("xl0").unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel fast path (natpass_io::fastpath): a flow's entry makes tc translate and forward
+// its packets (addresses, ports, TTL, MACs, valid checksums), counted; natpass's socket, with
+// the filter on, does not see them; whatever the map does not hold exactly, or a TCP SYN,
+// still reaches natpass's socket and is not forwarded; and once the fast path is dropped (as
+// when natpass exits) nothing is forwarded any more.
+
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for p in parts {
+        for c in p.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+const LAN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+/// A frame with valid checksums: UDP (17), TCP (6, with `tcp_flags`) or ICMP echo request (1).
+fn frame(dst_mac: [u8; 6], protocol: u8, sport: u16, dport: u16, tcp_flags: u8, tag: u8) -> Vec<u8> {
+    let l4_len = if protocol == 6 { 20 } else { 8 };
+    let payload = [tag; 18];
+    let total = 20 + l4_len + payload.len();
+    let mut f = vec![0u8; 14 + total];
+    f[..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 1, 10]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = protocol;
+    ip[12..16].copy_from_slice(&LAN_HOST.octets());
+    ip[16..20].copy_from_slice(&SERVER.octets());
+    let c = checksum(&[&ip[..20]]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let (hdr, rest) = ip.split_at_mut(20);
+    let l4 = &mut rest[..l4_len + payload.len()];
+    l4[l4_len..].copy_from_slice(&payload);
+    match protocol {
+        1 => {
+            l4[0] = 8;
+            l4[4..6].copy_from_slice(&sport.to_be_bytes());
+            let c = checksum(&[l4]);
+            l4[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => {
+            l4[0..2].copy_from_slice(&sport.to_be_bytes());
+            l4[2..4].copy_from_slice(&dport.to_be_bytes());
+            let csum_at = if protocol == 6 {
+                l4[12] = 5 << 4;
+                l4[13] = tcp_flags;
+                l4[14..16].copy_from_slice(&1000u16.to_be_bytes());
+                16
+            } else {
+                l4[4..6].copy_from_slice(&((l4_len + payload.len()) as u16).to_be_bytes());
+                6
+            };
+            let pseudo = [&hdr[12..20], &[0, protocol], &((l4_len + payload.len()) as u16).to_be_bytes()[..]].concat();
+            let c = checksum(&[&pseudo, l4]);
+            l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+    f
+}
+
+/// Both checksums of a received IPv4 frame verify.
+fn checksums_verify(f: &[u8]) -> bool {
+    let ip = &f[14..];
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let l4 = &ip[20..total];
+    let ip_ok = checksum(&[&ip[..20]]) == 0;
+    let l4_ok = match ip[9] {
+        1 => checksum(&[l4]) == 0,
+        p => {
+            let pseudo = [&ip[12..20], &[0, p], &(l4.len() as u16).to_be_bytes()[..]].concat();
+            checksum(&[&pseudo, l4]) == 0
+        }
+    };
+    ip_ok && l4_ok
+}
+
+/// The frames `sock` receives within `wait` whose last byte is `tag`.
+fn tagged(sock: &mut PacketSocket, tag: u8, wait: Duration) -> Vec<Vec<u8>> {
+    let end = Instant::now() + wait;
+    let mut got = Vec::new();
+    while Instant::now() < end {
+        sock.receive(|f, _| {
+            if f.len() >= 60 && f.last() == Some(&tag) && f[12..14] == [0x08, 0x00] {
+                got.push(f.to_vec());
+            }
+        });
+        if !got.is_empty() {
+            break;
+        }
+        PacketSocket::wait(&[&*sock], 10).unwrap();
+    }
+    got
+}
+
+fn send_one(sock: &PacketSocket, f: &[u8]) {
+    let mut batch = TxBatch::new();
+    batch.push_with(f.len(), |b| b.copy_from_slice(f));
+    assert_eq!(sock.send(&mut batch), 1);
+}
+
+#[test]
+fn established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass() {
+    natpass_testkit::require!(prerequisites());
+    let name = "established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass";
+    if !in_namespace("npt-fastpath", name) {
+        return;
+    }
+    let lan = afxdp::interface("xl0").unwrap();
+    let wan = afxdp::interface("xw0").unwrap();
+    let fast = FastPath::open(&["xl0", "xw0"], 64).unwrap();
+    // natpass's own socket on the LAN interface, with the filter.
+    let mut natpass = packet_socket("xl0");
+    fast.filter_socket(natpass.as_raw_fd()).unwrap();
+    let lan_host = packet_socket("xl1");
+    let mut wan_peer = packet_socket("xw1");
+    let next_hop = [2, 0, 0, 0, 2, 2];
+    for (protocol, sport, dport) in [(17u8, 40000u16, 443u16), (6, 40001, 443), (1, 0x4242, 0x0800)] {
+        let key = FlowKey { ifindex: lan.ifindex, src: LAN_HOST, dst: SERVER, protocol, sport, dport };
+        let public_port = 1024 + sport % 1000;
+        let act = FlowAction {
+            src: PUBLIC,
+            dst: SERVER,
+            sport: public_port,
+            dport,
+            ifindex: wan.ifindex,
+            dst_mac: next_hop,
+            src_mac: wan.mac,
+            mtu: 1500,
+        };
+        fast.insert(&key, &act).unwrap();
+        let tag = 0x50 + protocol;
+        send_one(&lan_host, &frame(lan.mac, protocol, sport, dport, 0x10, tag));
+        let out = tagged(&mut wan_peer, tag, Duration::from_secs(2));
+        assert_eq!(out.len(), 1, "protocol {protocol}: forwarded once");
+        let f = &out[0];
+        assert_eq!(&f[..6], &next_hop, "protocol {protocol}: next hop's MAC");
+        assert_eq!(&f[6..12], &wan.mac, "protocol {protocol}: our MAC");
+        assert_eq!(&f[26..30], &PUBLIC.octets(), "protocol {protocol}: public source");
+        assert_eq!(&f[30..34], &SERVER.octets());
+        assert_eq!(f[22], 63, "protocol {protocol}: TTL decremented");
+        let port_at = if protocol == 1 { 38 } else { 34 };
+        assert_eq!(u16::from_be_bytes([f[port_at], f[port_at + 1]]), public_port, "protocol {protocol}");
+        assert!(checksums_verify(f), "protocol {protocol}: checksums");
+        assert!(tagged(&mut natpass, tag, Duration::from_millis(100)).is_empty(), "natpass saw protocol {protocol}");
+    }
+    // A TCP SYN of the same flow, and UDP from another port: natpass's, not forwarded.
+    for (protocol, sport, flags, tag) in [(6u8, 40001u16, 0x02u8, 0x70u8), (17, 40009, 0, 0x71)] {
+        send_one(&lan_host, &frame(lan.mac, protocol, sport, 443, flags, tag));
+        assert_eq!(tagged(&mut natpass, tag, Duration::from_secs(1)).len(), 1, "natpass gets {tag:#x}");
+        assert!(tagged(&mut wan_peer, tag, Duration::from_millis(200)).is_empty(), "{tag:#x} forwarded");
+    }
+    // The counters of the UDP entry.
+    let mut udp = None;
+    fast.scan(|k, c| {
+        if k.protocol == 17 && k.sport == 40000 {
+            udp = Some(c);
+        }
+    })
+    .unwrap();
+    let udp = udp.expect("the UDP entry is listed");
+    assert_eq!(udp.packets, 1);
+    assert_eq!(udp.bytes, 14 + 20 + 8 + 18);
+    assert!(udp.last_ns > 0 && udp.last_ns <= fastpath::monotonic_ns());
+    // Removed: the next packet goes to natpass.
+    let key = FlowKey { ifindex: lan.ifindex, src: LAN_HOST, dst: SERVER, protocol: 17, sport: 40000, dport: 443 };
+    fast.remove(&key).unwrap();
+    send_one(&lan_host, &frame(lan.mac, 17, 40000, 443, 0, 0x72));
+    assert_eq!(tagged(&mut natpass, 0x72, Duration::from_secs(1)).len(), 1);
+    assert!(tagged(&mut wan_peer, 0x72, Duration::from_millis(200)).is_empty());
+    // Gone with the fast path (natpass exiting, or killed): the TCP entry forwards no more.
+    drop(fast);
+    send_one(&lan_host, &frame(lan.mac, 6, 40001, 443, 0x10, 0x73));
+    assert!(tagged(&mut wan_peer, 0x73, Duration::from_millis(300)).is_empty(), "forwarded after the fast path went");
+    let tc = Command::new("sh").args(["-c", "ip link show fl0; tc filter show dev xl0 ingress"]).output().unwrap();
+    println!("{}", String::from_utf8_lossy(&tc.stdout));
 }
