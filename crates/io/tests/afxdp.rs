@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use natpass_io::afpacket::{PacketSocket, RingOptions, RingVersion, TxBatch};
+use natpass_io::afpacket::{PacketSocket, RingOptions, RingVersion, TxBatch, VnetHdr};
 use natpass_io::afxdp::{self, Disposition, ModeChoice, XdpOptions, XdpPair, XdpProgram};
 use natpass_io::fastpath::{self, FastPath, FlowAction, FlowKey};
 use std::net::Ipv4Addr;
@@ -367,6 +367,56 @@ fn established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass() {
     send_one(&lan_host, &frame(lan.mac, 17, 40000, 443, 0, 0x72));
     assert_eq!(tagged(&mut natpass, 0x72, Duration::from_secs(1)).len(), 1);
     assert!(tagged(&mut wan_peer, 0x72, Duration::from_millis(200)).is_empty());
+    // A TCP super-frame of the established flow (GSO, as a local sender with TSO makes, its
+    // checksum left partial): tc forwards it whole, and natpass's socket does not get it too.
+    let gso_host =
+        PacketSocket::open("xl1", RingOptions { version: RingVersion::V2, vnet_hdr: true, ..RingOptions::default() })
+            .unwrap();
+    let mut big = frame(lan.mac, 6, 40001, 443, 0x10, 0x74);
+    let payload = 3000;
+    let total = 20 + 20 + payload;
+    big.resize(14 + total, 0x74);
+    big[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+    big[24..26].copy_from_slice(&[0, 0]);
+    let c = checksum(&[&big[14..34]]);
+    big[24..26].copy_from_slice(&c.to_be_bytes());
+    // CHECKSUM_PARTIAL: the field holds the pseudo-header's sum, not inverted.
+    let pseudo = [&big[26..34], &[0, 6], &((20 + payload) as u16).to_be_bytes()[..]].concat();
+    let partial = !checksum(&[&pseudo]);
+    big[50..52].copy_from_slice(&partial.to_be_bytes());
+    let hdr = VnetHdr {
+        flags: VnetHdr::NEEDS_CSUM,
+        gso_type: VnetHdr::GSO_TCPV4,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    let mut batch = TxBatch::with_vnet_hdr(true);
+    batch.push_offloaded(hdr, big.len(), |b| b.copy_from_slice(&big));
+    assert_eq!(gso_host.send(&mut batch), 1);
+    let public_port = 1024 + 40001 % 1000;
+    let (mut out_bytes, end) = (0usize, Instant::now() + Duration::from_secs(2));
+    while out_bytes < payload && Instant::now() < end {
+        wan_peer.receive(|f, _| {
+            if f.len() > 54
+                && f[26..30] == PUBLIC.octets()
+                && f[23] == 6
+                && u16::from_be_bytes([f[34], f[35]]) == public_port
+            {
+                out_bytes += usize::from(u16::from_be_bytes([f[16], f[17]])) - 40;
+            }
+        });
+        PacketSocket::wait(&[&wan_peer], 10).unwrap();
+    }
+    assert_eq!(out_bytes, payload, "the super-frame's bytes left translated by the WAN");
+    let mut seen = 0;
+    natpass.receive(|f, _| {
+        if f.len() > 36 && f[23] == 6 && u16::from_be_bytes([f[34], f[35]]) == 40001 {
+            seen += 1;
+        }
+    });
+    assert_eq!(seen, 0, "natpass's socket got the super-frame tc forwarded");
     // Gone with the fast path (natpass exiting, or killed): the TCP entry forwards no more.
     drop(fast);
     send_one(&lan_host, &frame(lan.mac, 6, 40001, 443, 0x10, 0x73));

@@ -1,7 +1,8 @@
 //! The capabilities the systemd unit gives natpass are enough, and needed: `natpass run` as
 //! an unprivileged user (`nobody`) with exactly the `AmbientCapabilities=` of
-//! `packaging/natpass.service` (AF_PACKET) and of the `packaging/af_xdp.conf` drop-in (AF_XDP)
-//! starts and forwards; with one of them fewer it does not start.
+//! `packaging/natpass.service` (AF_PACKET with the kernel fast path) and of the
+//! `packaging/af_xdp.conf` drop-in (AF_XDP) starts and forwards; with CAP_NET_RAW alone it
+//! forwards without the fast path and says so; with one of AF_XDP's fewer it does not start.
 //!
 //! The unit also sets `LimitMEMLOCK=infinity` for AF_XDP's UMEM; a test cannot raise that
 //! limit here, so CAP_IPC_LOCK (which lifts it too) stands in for it on AF_XDP.
@@ -53,8 +54,8 @@ fn config(dir: &Path, backend: &str) -> std::path::PathBuf {
     path
 }
 
-/// natpass with `caps` forwards a TCP connection, or (`false`) refuses to start.
-fn runs_with(net: &Net, dir: &Path, backend: &str, caps: &[String]) -> Result<(), String> {
+/// natpass with `caps` forwards a TCP connection (its log), or refuses to start (why).
+fn runs_with(net: &Net, dir: &Path, backend: &str, caps: &[String]) -> Result<String, String> {
     let wrapper = setpriv(caps);
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let cfg = config(dir, backend);
@@ -87,7 +88,7 @@ fn runs_with(net: &Net, dir: &Path, backend: &str, caps: &[String]) -> Result<()
     let (router, log) = start_wrapped(net, &wrapper, &[], &cfg, &[]);
     let ok = net.eventually_connects(8000);
     stop(router);
-    if ok { Ok(()) } else { Err(format!("no TCP through natpass:\n{}", log.text())) }
+    if ok { Ok(log.text()) } else { Err(format!("no TCP through natpass:\n{}", log.text())) }
 }
 
 #[test]
@@ -101,8 +102,12 @@ fn the_units_capabilities_are_enough_and_each_is_needed() {
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let packet = ambient("natpass.service");
-    assert_eq!(packet, ["net_raw"], "AF_PACKET needs CAP_NET_RAW alone");
-    runs_with(&net, &dir, "af_packet", &packet).unwrap();
+    assert_eq!(packet, ["net_raw", "net_admin", "bpf"], "AF_PACKET and the kernel fast path");
+    let log = runs_with(&net, &dir, "af_packet", &packet).unwrap();
+    assert!(log.contains("fast path on"), "the unit's capabilities give the fast path:\n{log}");
+    // CAP_NET_RAW alone: natpass forwards without the fast path, and says so.
+    let log = runs_with(&net, &dir, "af_packet", &["net_raw".to_string()]).unwrap();
+    assert!(log.contains("fast path off"), "{log}");
     let e = runs_with(&net, &dir, "af_packet", &[]).unwrap_err();
     assert!(e.contains("ermission") || e.contains("not permitted"), "{e}");
 
