@@ -36,6 +36,7 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -320,6 +321,29 @@ impl FastPath {
         put_u64(&mut a, 8, k.as_ptr() as u64);
         put_u64(&mut a, 16, v.as_ptr() as u64);
         bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+    }
+
+    /// Writes (or replaces) many entries in one call. On failure, says how many of the first
+    /// ones were written, and why the next was not.
+    pub fn insert_batch(&self, entries: &[(FlowKey, FlowAction)]) -> Result<(), (usize, io::Error)> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(entries.len() * program::KEY_SIZE as usize);
+        let mut values = Vec::with_capacity(entries.len() * program::VALUE_SIZE as usize);
+        for (k, a) in entries {
+            keys.extend_from_slice(&k.encode());
+            values.extend_from_slice(&a.encode(k));
+        }
+        let mut a = [0u8; 128];
+        put_u64(&mut a, 16, keys.as_ptr() as u64);
+        put_u64(&mut a, 24, values.as_ptr() as u64);
+        put_u32(&mut a, 32, entries.len() as u32);
+        put_u32(&mut a, 36, self.map.as_raw_fd() as u32);
+        match bpf(BPF_MAP_UPDATE_BATCH, &mut a) {
+            Ok(_) => Ok(()),
+            Err(e) => Err((u32::from_ne_bytes([a[32], a[33], a[34], a[35]]) as usize, e)),
+        }
     }
 
     /// Removes one direction's entry (none there is not an error).

@@ -458,6 +458,9 @@ impl Router {
     }
 
     fn flush(&mut self) {
+        if let Some(o) = &mut self.offload {
+            o.write_pending();
+        }
         if self.capture.is_some() {
             self.capture_sent();
         }

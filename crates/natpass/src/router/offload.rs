@@ -69,6 +69,8 @@ pub(super) struct Offloader {
     next_scan: u64,
     /// Off while a capture runs.
     paused: bool,
+    /// Entries of this round's offers, not written yet.
+    pending: Vec<(FlowKey, FlowAction)>,
     /// Packets forwarded by flows since taken back.
     gone_packets: u64,
     stats: OffloadStats,
@@ -86,6 +88,7 @@ impl Offloader {
             by_key: HashMap::new(),
             next_scan: 0,
             paused: false,
+            pending: Vec::new(),
             gone_packets: 0,
             stats: OffloadStats::default(),
         }
@@ -177,26 +180,50 @@ impl Offloader {
             if f.macs[m].is_some() || macs[m].is_none() {
                 continue;
             }
-            let (k, a) = &entries[direction_to(m)];
-            match self.fast.insert(k, a) {
-                Ok(()) => {
-                    f.macs[m] = macs[m];
-                    self.by_key.insert(*k, (*o, direction_to(m) == 0));
-                }
-                Err(e) => {
+            // Written with this round's others by `write_pending`.
+            let (k, a) = entries[direction_to(m)];
+            f.macs[m] = macs[m];
+            self.by_key.insert(k, (*o, direction_to(m) == 0));
+            self.pending.push((k, a));
+        }
+    }
+
+    /// Writes the entries of this round's offers, in one call; a flow whose entry could not
+    /// be written is taken back.
+    pub(super) fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if let Err((written, e)) = self.fast.insert_batch(&pending) {
+            for (k, _) in &pending[written.min(pending.len())..] {
+                if let Some(&(o, _)) = self.by_key.get(k) {
+                    self.take_back(&o);
                     self.stats.refused += 1;
-                    if self.stats.refused.is_power_of_two() {
-                        warn!("fast path: writing a flow failed ({e}); it stays on the slow path");
-                    }
                 }
             }
+            if self.stats.refused.is_power_of_two() {
+                warn!("fast path: writing flows failed ({e}); they stay on the slow path");
+            }
         }
+        self.pending = pending;
+        self.pending.clear();
     }
 
     /// Takes the engine's offer, if the last packet left one.
     pub(super) fn offer<T: FrameSink>(&mut self, plane: &mut Plane<T>) {
         let Some(o) = plane.engine_mut().take_offload() else { return };
-        if self.paused || self.flows.contains_key(&o) {
+        if self.paused {
+            return;
+        }
+        // Handed over already: a direction that waited for its next hop's address (asked for
+        // by this very packet, say) is written as soon as the address is known.
+        if let Some(mut f) = self.flows.remove(&o) {
+            if f.macs.contains(&None) {
+                let macs = Self::macs(plane, &o);
+                self.write(plane, &o, &mut f, macs);
+            }
+            self.flows.insert(o, f);
             return;
         }
         // Two entries per flow, and room kept for replacing.
