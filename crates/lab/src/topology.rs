@@ -97,9 +97,15 @@ impl Topology {
         t.sh(&sw, "ip link set prtr master br0 up")?;
         t.root(&["ip", "link", "add", "wan0", "netns", &rtr, "type", "veth", "peer", "name", "eth0", "netns", &wan])?;
         t.sh(&rtr, "ip link set lan0 up && ip link set wan0 up && sysctl -qw net.ipv4.ip_forward=0")?;
+        // Every client reaches the server from one public address, so the server's ICMP rate
+        // limit per destination (a burst of 6, then one a second) would count all clients'
+        // traceroutes together and leave a later client's hops unanswered: off.
         t.sh(
             &wan,
-            &format!("ip addr add {SERVER}/24 dev eth0 && ip addr add {SERVER_ALT}/24 dev eth0 && ip link set eth0 up"),
+            &format!(
+                "ip addr add {SERVER}/24 dev eth0 && ip addr add {SERVER_ALT}/24 dev eth0 && ip link set eth0 up && \
+                 sysctl -qw net.ipv4.icmp_ratelimit=0"
+            ),
         )?;
         if offloads {
             return Ok(t);
