@@ -459,7 +459,7 @@ impl Router {
 
     fn flush(&mut self) {
         if let Some(o) = &mut self.offload {
-            o.write_pending();
+            o.write_pending(&self.plane);
         }
         if self.capture.is_some() {
             self.capture_sent();

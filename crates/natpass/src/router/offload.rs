@@ -71,6 +71,8 @@ pub(super) struct Offloader {
     paused: bool,
     /// Entries of this round's offers, not written yet.
     pending: Vec<(FlowKey, FlowAction)>,
+    /// Flows with a direction whose next hop's address was not known yet.
+    incomplete: Vec<Offload>,
     /// Packets forwarded by flows since taken back.
     gone_packets: u64,
     stats: OffloadStats,
@@ -89,6 +91,7 @@ impl Offloader {
             next_scan: 0,
             paused: false,
             pending: Vec::new(),
+            incomplete: Vec::new(),
             gone_packets: 0,
             stats: OffloadStats::default(),
         }
@@ -186,11 +189,25 @@ impl Offloader {
             self.by_key.insert(k, (*o, direction_to(m) == 0));
             self.pending.push((k, a));
         }
+        // Looked at again after each round while its next hop is being asked for (bounded:
+        // beyond that, the next scan or slow-path packet completes it).
+        if f.macs.contains(&None) && self.incomplete.len() < 1024 {
+            self.incomplete.push(*o);
+        }
     }
 
-    /// Writes the entries of this round's offers, in one call; a flow whose entry could not
-    /// be written is taken back.
-    pub(super) fn write_pending(&mut self) {
+    /// Writes the missing directions of flows whose next hop became known (an ARP reply this
+    /// round, say), then the entries of this round's offers, in one call; a flow whose entry
+    /// could not be written is taken back.
+    pub(super) fn write_pending<T: FrameSink>(&mut self, plane: &Plane<T>) {
+        if !self.incomplete.is_empty() {
+            for o in std::mem::take(&mut self.incomplete) {
+                let Some(mut f) = self.flows.remove(&o) else { continue };
+                let macs = Self::macs(plane, &o);
+                self.write(plane, &o, &mut f, macs);
+                self.flows.insert(o, f);
+            }
+        }
         if self.pending.is_empty() {
             return;
         }
