@@ -6,13 +6,16 @@
 //! frame holds; then UDP (its length field equal to the IP payload), TCP (data offset 5 to the
 //! payload, none of SYN, FIN, RST) or an ICMP echo message. Its key (addresses, ports or ICMP
 //! identifier and type/code, protocol, arrival interface) is looked up in the flow map, and
-//! the packet must fit the egress MTU. Anything else misses, and goes the slow way: to natpass.
+//! the packet must fit the egress MTU. Any other IPv4 misses, and goes the slow way: to natpass.
+//! What is not IPv4 for this host (ARP, IPv6, VLAN, frames for others) passes untouched.
 //!
 //! - [`Variant::Tc`] (tcx ingress): on a hit, rewrites addresses, ports or identifier, TTL
 //!   and both MAC addresses with `bpf_skb_store_bytes`, patches the IPv4 and transport
 //!   checksums with the entry's precomputed differences (`bpf_l3_csum_replace`,
 //!   `bpf_l4_csum_replace`, pseudo-header aware so `CHECKSUM_PARTIAL` stays right), counts
-//!   packets and bytes, stamps the time, and `bpf_redirect`s to the egress interface.
+//!   packets and bytes, stamps the time, and `bpf_redirect`s to the egress interface. An IPv4
+//!   miss is dropped there: natpass's socket (a tap, served before tc) has its copy, and the
+//!   kernel, which holds none of natpass's addresses, has nothing to do with it.
 //! - [`Variant::SocketFilter`] (on natpass's AF_PACKET sockets, which see frames before tc):
 //!   a hit is dropped from the socket, because tc takes it; a miss is delivered.
 //! - [`Variant::Xdp`] (natpass's XDP program, AF_XDP backend): a hit goes on to the kernel
@@ -75,6 +78,8 @@ const BPF_F_PSEUDO_HDR: i32 = 0x10;
 const BPF_F_MARK_MANGLED_0: i32 = 0x20;
 /// tcx: continue with the next program or the stack.
 const TCX_NEXT: i32 = -1;
+/// tcx: drop.
+const TCX_DROP: i32 = 2;
 const XDP_PASS: i32 = 2;
 /// What a socket filter returns to keep a whole frame.
 const KEEP_ALL: i32 = 0x0004_0000;
@@ -91,6 +96,9 @@ const XDP_RX_QUEUE_INDEX: i16 = 16;
 /// Labels this program jumps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Label {
+    /// Not IPv4 for us (ARP, IPv6, another host's frame): the kernel's as ever.
+    Pass,
+    /// IPv4 the map does not take: natpass's.
     Miss,
     Tcp,
     Udp,
@@ -191,13 +199,18 @@ impl Asm {
     }
     /// `r2 = offset, r3 = r10 + to, r4 = len, call load_bytes(r1 = ctx)`; a miss on failure.
     fn load(&mut self, helper: i32, offset: i32, to: i16, len: i32) {
+        self.load_or(helper, offset, to, len, Label::Miss);
+    }
+
+    /// [`Asm::load`], going to `fail` on failure.
+    fn load_or(&mut self, helper: i32, offset: i32, to: i16, len: i32, fail: Label) {
         self.mov_x(1, 6);
         self.mov_k(2, offset);
         self.mov_x(3, 10);
         self.alu_k(ADD, 3, i32::from(to));
         self.mov_k(4, len);
         self.call(helper);
-        self.jmp_k(JNE, 0, 0, Label::Miss);
+        self.jmp_k(JNE, 0, 0, fail);
     }
     /// `bpf_skb_store_bytes(ctx, offset, r8 + from, len, 0)`.
     fn store_from_value(&mut self, offset: i32, from: i16, len: i32) {
@@ -212,6 +225,7 @@ impl Asm {
     fn finish(mut self) -> Vec<BpfInsn> {
         for (at, to) in std::mem::take(&mut self.fixups) {
             let target = self.labels.iter().find(|(l, _)| *l == to).map(|&(_, i)| i);
+            debug_assert!(target.is_some(), "label {to:?} is jumped to but never placed");
             // Every label this module jumps to is placed; a missing one is a bug here, caught
             // by the unit test, and the verifier would refuse the jump anyway.
             let target = target.unwrap_or(at + 1);
@@ -248,15 +262,15 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
             a.ldx(W, 9, 6, SKB_LEN);
             // Frames for another host, and frames whose VLAN tag the driver took off.
             a.ldx(W, 1, 6, SKB_PKT_TYPE);
-            a.jmp_k(JNE, 1, 0, Label::Miss);
+            a.jmp_k(JNE, 1, 0, Label::Pass);
             a.ldx(W, 1, 6, SKB_VLAN_PRESENT);
-            a.jmp_k(JNE, 1, 0, Label::Miss);
+            a.jmp_k(JNE, 1, 0, Label::Pass);
         }
     }
-    a.load(load, 0, BUF, 34);
+    a.load_or(load, 0, BUF, 34, Label::Pass);
     // EtherType IPv4 (08 00 read little-endian), version 4 with a 20-byte header.
     a.ldx(H, 1, 10, BUF + 12);
-    a.jmp_k(JNE, 1, 0x0008, Label::Miss);
+    a.jmp_k(JNE, 1, 0x0008, Label::Pass);
     a.ldx(B, 1, 10, IP);
     a.jmp_k(JNE, 1, 0x45, Label::Miss);
     // Not a fragment: MF and the offset (0x3fff of the big-endian field) are zero.
@@ -437,17 +451,26 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
             a.exit();
         }
     }
-    a.label(Label::Miss);
     match variant {
         Variant::Tc => {
+            // natpass's socket, a tap, has had its copy of an IPv4 miss: the kernel, which
+            // holds none of natpass's addresses, gets none of it (as if IPv4 were off there).
+            a.label(Label::Miss);
+            a.mov_k(0, TCX_DROP);
+            a.exit();
+            a.label(Label::Pass);
             a.mov_k(0, TCX_NEXT);
             a.exit();
         }
         Variant::SocketFilter => {
+            a.label(Label::Miss);
+            a.label(Label::Pass);
             a.mov_k(0, KEEP_ALL);
             a.exit();
         }
         Variant::Xdp { xsk_map } => {
+            a.label(Label::Miss);
+            a.label(Label::Pass);
             a.ld_map(1, xsk_map);
             a.ldx(W, 2, 6, XDP_RX_QUEUE_INDEX);
             a.mov_k(3, XDP_PASS);
