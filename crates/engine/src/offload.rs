@@ -69,12 +69,13 @@ impl Engine {
 
     /// The fast path carried `bytes` of `o` (IP bytes) from the LAN (`from_lan`) or the WAN,
     /// the last at `now`: the session's timer restarts and its byte counters grow. False when
-    /// the session is gone, and the flow must go back to natpass.
+    /// the session is gone or, for TCP, saw FIN or RST: the flow must go back to natpass.
     pub fn offload_seen(&mut self, now: Instant, o: &Offload, from_lan: bool, bytes: u64) -> bool {
         match self.offload_session(o) {
             Some(idx) => {
                 self.table.touch(idx, now, from_lan, usize::try_from(bytes).unwrap_or(usize::MAX), None);
-                true
+                let tcp = (o.proto == Proto::Tcp).then_some(0);
+                self.table.offloadable(idx, tcp)
             }
             None => false,
         }

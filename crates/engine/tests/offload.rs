@@ -77,6 +77,7 @@ fn a_tcp_connection_is_offered_once_established_and_its_fin_still_closes_it() {
     assert_eq!(e.process(t(2), Side::Lan, &mut fin), Verdict::Forward(Side::Wan));
     assert_eq!(e.take_offload(), None, "a FIN is not offloaded");
     assert!(!e.offload_live(&o), "after a FIN the flow goes back to natpass");
+    assert!(!e.offload_seen(t(3), &o, false, 40), "and the fast path's next report says so");
 }
 
 /// The TCP checksum of an IPv4 packet with a 20-byte header, recomputed.

@@ -59,6 +59,16 @@ enum State {
     Resolving { tries: u32, next_try: Instant, queue: VecDeque<Vec<u8>> },
 }
 
+impl State {
+    /// The MAC address, when known.
+    fn mac(&self) -> Option<MacAddr> {
+        match self {
+            State::Known { mac, .. } | State::Delay { mac, .. } | State::Probe { mac, .. } => Some(*mac),
+            State::Resolving { .. } => None,
+        }
+    }
+}
+
 /// What to do with a packet for a next hop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -84,11 +94,14 @@ pub struct Neighbours<A: NeighbourAddr = Ipv4Addr> {
     pub unresolved: u64,
     /// Known neighbours that stopped answering probes and were forgotten.
     pub unreachable: u64,
+    /// Bumped whenever a known MAC address changes or is forgotten: what was read from
+    /// [`Neighbours::mac_of`] before may be wrong since.
+    pub changes: u64,
 }
 
 impl<A: NeighbourAddr> Default for Neighbours<A> {
     fn default() -> Self {
-        Self { entries: HashMap::new(), queued: 0, queue_full: 0, unresolved: 0, unreachable: 0 }
+        Self { entries: HashMap::new(), queued: 0, queue_full: 0, unresolved: 0, unreachable: 0, changes: 0 }
     }
 }
 
@@ -137,6 +150,9 @@ impl<A: NeighbourAddr> Neighbours<A> {
             return Vec::new();
         }
         let old = self.entries.insert(ip, State::Known { mac, until: now + REACHABLE });
+        if old.as_ref().and_then(State::mac).is_some_and(|m| m != mac) {
+            self.changes += 1;
+        }
         match old {
             Some(State::Resolving { queue, .. }) => {
                 self.queued -= queue.len();
@@ -161,7 +177,11 @@ impl<A: NeighbourAddr> Neighbours<A> {
             None if self.entries.len() >= MAX_ENTRIES => return Vec::new(),
             _ => {}
         }
-        match self.entries.insert(ip, State::Known { mac, until: now }) {
+        let old = self.entries.insert(ip, State::Known { mac, until: now });
+        if old.as_ref().and_then(State::mac).is_some() {
+            self.changes += 1;
+        }
+        match old {
             Some(State::Resolving { queue, .. }) => {
                 self.queued -= queue.len();
                 queue.into()
@@ -179,10 +199,7 @@ impl<A: NeighbourAddr> Neighbours<A> {
     /// The MAC address `ip` is at, when known (reachable, stale or being probed), without
     /// touching its state.
     pub fn mac_of(&self, ip: A) -> Option<MacAddr> {
-        match self.entries.get(&ip)? {
-            State::Known { mac, .. } | State::Delay { mac, .. } | State::Probe { mac, .. } => Some(*mac),
-            State::Resolving { .. } => None,
-        }
+        self.entries.get(&ip)?.mac()
     }
 
     /// True when `ip` has an entry (known, probed or being resolved).
@@ -202,9 +219,13 @@ impl<A: NeighbourAddr> Neighbours<A> {
     /// [`STALE_KEEP`].
     pub fn poll(&mut self, now: Instant) -> Vec<(A, Option<MacAddr>)> {
         let mut ask = Vec::new();
-        let (mut dropped, mut lost) = (0, 0);
+        let (mut dropped, mut lost, mut forgotten) = (0, 0, 0);
         self.entries.retain(|&ip, st| match st {
-            State::Known { until, .. } => *until + STALE_KEEP > now,
+            State::Known { until, .. } => {
+                let keep = *until + STALE_KEEP > now;
+                forgotten += usize::from(!keep);
+                keep
+            }
             State::Delay { mac, probe_at } => {
                 if *probe_at <= now {
                     let mac = *mac;
@@ -243,6 +264,9 @@ impl<A: NeighbourAddr> Neighbours<A> {
         self.queued -= dropped;
         self.unresolved += dropped as u64;
         self.unreachable += lost;
+        if lost > 0 || forgotten > 0 {
+            self.changes += 1;
+        }
         ask
     }
 
@@ -275,6 +299,20 @@ mod tests {
 
     fn at(nanos: u64) -> Instant {
         Instant::from_nanos(nanos)
+    }
+
+    #[test]
+    fn a_changed_or_forgotten_mac_address_is_counted() {
+        let mut n: Neighbours = Neighbours::new();
+        n.learn(at(0), GW, MAC);
+        n.learn(at(1), GW, MAC);
+        assert_eq!((n.changes, n.mac_of(GW)), (0, Some(MAC)), "the same address again is no change");
+        n.learn(at(2), GW, [2, 0, 0, 0, 0, 10]);
+        assert_eq!(n.changes, 1);
+        n.learn_stale(at(3), GW, MAC);
+        assert_eq!(n.changes, 2);
+        let _ = n.poll(at(3) + REACHABLE + STALE_KEEP + STALE_KEEP);
+        assert_eq!((n.changes, n.mac_of(GW)), (3, None), "forgotten");
     }
 
     fn retries(n: u32) -> Instant {

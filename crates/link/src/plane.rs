@@ -438,6 +438,12 @@ impl<T: FrameSink> Plane<T> {
         }
     }
 
+    /// A number that changes whenever a known IPv4 neighbour's MAC address changes or is
+    /// forgotten, on either side: [`Plane::next_hop_mac`] answers read before may be stale.
+    pub fn neighbour_changes(&self) -> u64 {
+        self.ports[0].neighbours.changes + self.ports[1].neighbours.changes
+    }
+
     /// The MAC address of the next hop for IPv4 `dst` out of `side`, when the neighbour
     /// cache has it (for the kernel fast path's entries; nothing is asked).
     pub fn next_hop_mac(&self, side: Side, dst: Ipv4Addr) -> Option<MacAddr> {

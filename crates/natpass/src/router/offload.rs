@@ -14,6 +14,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use natpass_engine::{Instant, Offload, Proto, Side};
 use natpass_io::fastpath::{self, FastPath, FlowAction, FlowKey};
 use natpass_link::{FrameSink, Plane};
@@ -63,9 +65,9 @@ pub(super) struct Offloader {
     fast: FastPath,
     /// LAN then WAN interface index.
     ifindex: [u32; 2],
-    flows: HashMap<Offload, Installed>,
+    flows: HashMap<Offload, Installed, RandomState>,
     /// Entry key → its flow and whether it is the LAN → WAN direction.
-    by_key: HashMap<FlowKey, (Offload, bool)>,
+    by_key: HashMap<FlowKey, (Offload, bool), RandomState>,
     next_scan: u64,
     /// Off while a capture runs.
     paused: bool,
@@ -75,6 +77,10 @@ pub(super) struct Offloader {
     incomplete: Vec<Offload>,
     /// Packets forwarded by flows since taken back.
     gone_packets: u64,
+    /// Scans made.
+    scans: u64,
+    /// [`Plane::neighbour_changes`] at the last scan.
+    neighbour_changes: u64,
     stats: OffloadStats,
 }
 
@@ -86,13 +92,15 @@ impl Offloader {
         Self {
             fast,
             ifindex,
-            flows: HashMap::new(),
-            by_key: HashMap::new(),
+            flows: HashMap::default(),
+            by_key: HashMap::default(),
             next_scan: 0,
             paused: false,
             pending: Vec::new(),
             incomplete: Vec::new(),
             gone_packets: 0,
+            scans: 0,
+            neighbour_changes: 0,
             stats: OffloadStats::default(),
         }
     }
@@ -290,6 +298,7 @@ impl Offloader {
             return;
         }
         let mut packets = 0;
+        let mut ended = Vec::new();
         for (k, c) in reports {
             packets += c.packets;
             let Some(&(o, from_lan)) = self.by_key.get(&k) else {
@@ -308,14 +317,24 @@ impl Offloader {
             let bytes = (c.bytes - before.bytes).saturating_sub(14 * (c.packets - before.packets));
             let ago = mono_now.saturating_sub(c.last_ns);
             let at = Instant::from_nanos(now.as_nanos().saturating_sub(ago));
-            plane.engine_mut().offload_seen(at, &o, from_lan, bytes);
+            if !plane.engine_mut().offload_seen(at, &o, from_lan, bytes) {
+                ended.push(o);
+            }
         }
         self.stats.packets = self.gone_packets + packets;
-        // Ended, or a next hop changed or forgotten: taken back. A direction whose next hop
-        // became known: written.
-        let mut ended = Vec::new();
+        // Flows that carried packets were checked just now. The others (expired, removed) and
+        // every flow's next hops are looked at each 4th scan, or at once when a neighbour's
+        // MAC address changed: these lookups are most of a scan's cost, paid on the CPU the
+        // slow path shares with the fast path.
+        self.scans += 1;
+        let changes = plane.neighbour_changes();
+        let full = self.scans % 4 == 0 || changes != self.neighbour_changes;
+        self.neighbour_changes = changes;
         let mut grow = Vec::new();
         for (o, f) in &self.flows {
+            if !full {
+                continue;
+            }
             let now_macs = Self::macs(plane, o);
             let changed = (0..2).any(|m| f.macs[m].is_some() && f.macs[m] != now_macs[m]);
             if !plane.engine().offload_live(o) || changed {
