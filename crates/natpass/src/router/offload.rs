@@ -328,7 +328,7 @@ impl Offloader {
         // slow path shares with the fast path.
         self.scans += 1;
         let changes = plane.neighbour_changes();
-        let full = self.scans % 4 == 0 || changes != self.neighbour_changes;
+        let full = self.scans.is_multiple_of(4) || changes != self.neighbour_changes;
         self.neighbour_changes = changes;
         let mut grow = Vec::new();
         for (o, f) in &self.flows {
