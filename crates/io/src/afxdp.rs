@@ -70,8 +70,7 @@ fn sys_err(call: &'static str, iface: &str) -> Error {
 // ---------------------------------------------------------------------------------------------
 // bpf(2)
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+use crate::fastpath::{BPF_MAP_CREATE, BPF_MAP_UPDATE_ELEM};
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PSEUDO_MAP_FD: u8 = 1;

@@ -31,8 +31,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::afxdp::{BpfInsn, Error, bpf, if_index, owned, put_u32, put_u64};
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+// The bpf(2) commands (shared with `afxdp`).
+pub(crate) const BPF_MAP_CREATE: libc::c_long = 0;
+pub(crate) const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
