@@ -313,6 +313,47 @@ fn established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass() {
     fast.filter_socket(natpass.as_raw_fd()).unwrap();
     let lan_host = packet_socket("xl1");
     let mut wan_peer = packet_socket("xw1");
+    // ARP for natpass's LAN address is answered by tc, from the interface it came in on;
+    // natpass's socket still gets the request.
+    let router = Ipv4Addr::new(192, 168, 1, 1);
+    fast.answer_arp(lan.ifindex, router, lan.mac).unwrap();
+    let asker = [2, 0, 0, 0, 1, 10];
+    let mut req = vec![0xff; 6];
+    req.extend_from_slice(&asker);
+    req.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    req.extend_from_slice(&asker);
+    req.extend_from_slice(&LAN_HOST.octets());
+    req.extend_from_slice(&[0; 6]);
+    req.extend_from_slice(&router.octets());
+    req.resize(60, 0);
+    let mut lan_answers = packet_socket("xl1");
+    send_one(&lan_host, &req);
+    let (mut reply, end) = (None, Instant::now() + Duration::from_secs(2));
+    while reply.is_none() && Instant::now() < end {
+        lan_answers.receive(|f, _| {
+            if f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] {
+                reply = Some(f.to_vec());
+            }
+        });
+        PacketSocket::wait(&[&lan_answers], 10).unwrap();
+    }
+    let reply = reply.expect("an ARP reply from tc");
+    assert_eq!((&reply[..6], &reply[6..12]), (&asker[..], &lan.mac[..]), "Ethernet: to the asker, from us");
+    assert_eq!(&reply[22..28], &lan.mac, "sender: our MAC");
+    assert_eq!(&reply[28..32], &router.octets(), "sender: the address asked for");
+    assert_eq!((&reply[32..38], &reply[38..42]), (&asker[..], &LAN_HOST.octets()[..]), "target: the asker");
+    let mut natpass_saw = false;
+    natpass.receive(|f, _| natpass_saw |= f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 1]);
+    assert!(natpass_saw, "natpass's socket got the request too");
+    // Another address: not answered by tc.
+    let mut other = req.clone();
+    other[38..42].copy_from_slice(&[192, 168, 1, 99]);
+    send_one(&lan_host, &other);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut answered = false;
+    lan_answers.receive(|f, _| answered |= f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]);
+    assert!(!answered, "an ARP request for another address was answered");
+
     let next_hop = [2, 0, 0, 0, 2, 2];
     for (protocol, sport, dport) in [(17u8, 40000u16, 443u16), (6, 40001, 443), (1, 0x4242, 0x0800)] {
         let key = FlowKey { ifindex: lan.ifindex, src: LAN_HOST, dst: SERVER, protocol, sport, dport };

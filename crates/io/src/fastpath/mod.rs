@@ -45,6 +45,8 @@ const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub(crate) const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_TCX_INGRESS: u32 = 46;
+/// Addresses the tc program answers ARP for, at most.
+const ARP_ENTRIES: u32 = 64;
 const SO_ATTACH_BPF: libc::c_int = 50;
 
 /// One direction of a flow as it arrives: the map's key.
@@ -230,6 +232,8 @@ pub(crate) fn load(prog_type: u32, insns: &[BpfInsn], name: &str) -> Result<Owne
 /// The flow map and the programs on two interfaces. Dropping it detaches everything.
 pub struct FastPath {
     map: OwnedFd,
+    /// (interface, address) → the MAC address to answer ARP requests with.
+    arp: OwnedFd,
     capacity: u32,
     _tc: OwnedFd,
     filter: OwnedFd,
@@ -255,8 +259,19 @@ impl FastPath {
             iface: iface.clone(),
             cause,
         })?);
-        let tc =
-            load(BPF_PROG_TYPE_SCHED_CLS, &program::program(program::Variant::Tc, map.as_raw_fd()), "natpass_fast")?;
+        let mut a = [0u8; 128];
+        put_u32(&mut a, 0, BPF_MAP_TYPE_HASH);
+        put_u32(&mut a, 4, 8);
+        put_u32(&mut a, 8, 8);
+        put_u32(&mut a, 12, ARP_ENTRIES);
+        a[28..28 + 11].copy_from_slice(b"natpass_arp");
+        let arp = owned(bpf(BPF_MAP_CREATE, &mut a).map_err(|cause| Error::Sys {
+            call: "bpf(BPF_MAP_CREATE, HASH)",
+            iface: iface.clone(),
+            cause,
+        })?);
+        let variant = program::Variant::Tc { arp: arp.as_raw_fd() };
+        let tc = load(BPF_PROG_TYPE_SCHED_CLS, &program::program(variant, map.as_raw_fd()), "natpass_fast")?;
         let filter = load(
             BPF_PROG_TYPE_SOCKET_FILTER,
             &program::program(program::Variant::SocketFilter, map.as_raw_fd()),
@@ -278,7 +293,7 @@ impl FastPath {
             links.push(owned(link));
             ifindexes.push(ifindex);
         }
-        Ok(Self { map, capacity: capacity.max(2), _tc: tc, filter, _links: links, ifindexes })
+        Ok(Self { map, arp, capacity: capacity.max(2), _tc: tc, filter, _links: links, ifindexes })
     }
 
     /// The map's descriptor, for natpass's XDP program.
@@ -311,6 +326,21 @@ impl FastPath {
             )
         };
         if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Has the tc program answer ARP requests for `addr` arriving on interface `ifindex` with
+    /// `mac` (natpass's own addresses; at most 64).
+    pub fn answer_arp(&self, ifindex: u32, addr: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&ifindex.to_ne_bytes());
+        k[4..].copy_from_slice(&addr.octets());
+        let mut v = [0u8; 8];
+        v[..6].copy_from_slice(&mac);
+        let mut a = [0u8; 128];
+        put_u32(&mut a, 0, self.arp.as_raw_fd() as u32);
+        put_u64(&mut a, 8, k.as_ptr() as u64);
+        put_u64(&mut a, 16, v.as_ptr() as u64);
+        bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
     }
 
     /// Writes (or replaces) one direction's entry; its counters start at zero.

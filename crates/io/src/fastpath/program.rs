@@ -9,7 +9,8 @@
 //! the packet must fit the egress MTU. Any other IPv4 misses, and goes the slow way: to natpass.
 //! What is not IPv4 for this host (ARP, IPv6, VLAN, frames for others) passes untouched.
 //!
-//! - [`Variant::Tc`] (tcx ingress): on a hit, rewrites addresses, ports or identifier, TTL
+//! - [`Variant::Tc`] (tcx ingress): answers ARP requests for natpass's addresses (RFC 826)
+//!   itself, so that a host's first packet does not wait for natpass to wake; on a hit, rewrites addresses, ports or identifier, TTL
 //!   and both MAC addresses with `bpf_skb_store_bytes`, patches the IPv4 and transport
 //!   checksums with the entry's precomputed differences (`bpf_l3_csum_replace`,
 //!   `bpf_l4_csum_replace`, pseudo-header aware so `CHECKSUM_PARTIAL` stays right), counts
@@ -26,8 +27,12 @@ use crate::afxdp::BpfInsn;
 /// Which program to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// The tcx ingress program that forwards.
-    Tc,
+    /// The tcx ingress program that forwards, and answers ARP for the addresses in the map
+    /// `arp` (see [`crate::fastpath::FastPath::answer_arp`]).
+    Tc {
+        /// The ARP map's descriptor.
+        arp: i32,
+    },
     /// The AF_PACKET socket filter that hides what tc forwards.
     SocketFilter,
     /// The XDP program: hits to the kernel, misses to the AF_XDP socket of XSKMAP `xsk_map`.
@@ -111,6 +116,7 @@ enum Label {
     Udp2,
     IcmpId2,
     Count,
+    NotArp,
 }
 
 /// A small assembler: instructions, with forward jumps to labels patched at the end.
@@ -242,6 +248,64 @@ impl Asm {
     }
 }
 
+// The ARP branch's copy of the frame: its ARP body (at 14) lands 4-byte aligned.
+const ARP_BUF: i16 = -74;
+
+/// tc: an ARP request (RFC 826) for one of natpass's addresses, answered here, from the
+/// interface it came in on, before natpass wakes: `arp` maps (interface, address) to the MAC
+/// address to answer with. natpass's socket, a tap, still gets the request (it learns the
+/// sender, and answers too: a second, identical reply). Anything else goes on to `NotArp`.
+fn arp_reply(a: &mut Asm, arp: i32) {
+    a.load_or(SKB_LOAD_BYTES, 0, ARP_BUF, 42, Label::NotArp);
+    // EtherType 0x0806, then hardware 1, protocol 0x0800, lengths 6 and 4, operation 1.
+    a.ldx(H, 1, 10, ARP_BUF + 12);
+    a.jmp_k(JNE, 1, 0x0608, Label::NotArp);
+    a.ldx(W, 1, 10, ARP_BUF + 14);
+    a.jmp_k(JNE, 1, 0x0008_0100, Label::NotArp);
+    a.ldx(W, 1, 10, ARP_BUF + 18);
+    a.jmp_k(JNE, 1, 0x0100_0406, Label::NotArp);
+    // Key: the interface, the target address.
+    a.ldx(W, 1, 6, SKB_IFINDEX);
+    a.stx(W, 10, KEY, 1);
+    a.ldx(W, 1, 10, ARP_BUF + 38);
+    a.stx(W, 10, KEY + 4, 1);
+    a.ld_map(1, arp);
+    a.mov_x(2, 10);
+    a.alu_k(ADD, 2, i32::from(KEY));
+    a.call(MAP_LOOKUP_ELEM);
+    a.jmp_k(JEQ, 0, 0, Label::NotArp);
+    a.mov_x(8, 0);
+    let store = |a: &mut Asm, offset: i32, from_stack: Option<i16>, len: i32| {
+        a.mov_x(1, 6);
+        a.mov_k(2, offset);
+        match from_stack {
+            Some(at) => {
+                a.mov_x(3, 10);
+                a.alu_k(ADD, 3, i32::from(at));
+            }
+            None => a.mov_x(3, 8),
+        }
+        a.mov_k(4, len);
+        a.mov_k(5, 0);
+        a.call(SKB_STORE_BYTES);
+    };
+    // Ethernet: to the asker, from us. ARP: reply; we are the sender (our MAC, the address
+    // asked for), the asker the target.
+    store(a, 0, Some(ARP_BUF + 22), 6);
+    store(a, 6, None, 6);
+    store(a, 22, None, 6);
+    store(a, 28, Some(ARP_BUF + 38), 4);
+    store(a, 32, Some(ARP_BUF + 22), 6);
+    store(a, 38, Some(ARP_BUF + 28), 4);
+    a.mov_k(1, 0x0200);
+    a.stx(H, 10, ARP_BUF + 20, 1);
+    store(a, 20, Some(ARP_BUF + 20), 2);
+    a.ldx(W, 1, 6, SKB_IFINDEX);
+    a.mov_k(2, 0);
+    a.call(REDIRECT);
+    a.exit();
+}
+
 /// The program of `variant` over the flow map `flows`.
 pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
     let mut a = Asm::default();
@@ -258,7 +322,18 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
             a.call(XDP_GET_BUFF_LEN);
             a.mov_x(9, 0);
         }
-        _ => {
+        Variant::Tc { arp } => {
+            a.ldx(W, 9, 6, SKB_LEN);
+            // Frames whose VLAN tag the driver took off, and (after ARP) frames for another
+            // host.
+            a.ldx(W, 1, 6, SKB_VLAN_PRESENT);
+            a.jmp_k(JNE, 1, 0, Label::Pass);
+            arp_reply(&mut a, arp);
+            a.label(Label::NotArp);
+            a.ldx(W, 1, 6, SKB_PKT_TYPE);
+            a.jmp_k(JNE, 1, 0, Label::Pass);
+        }
+        Variant::SocketFilter => {
             a.ldx(W, 9, 6, SKB_LEN);
             // Frames for another host, and frames whose VLAN tag the driver took off.
             a.ldx(W, 1, 6, SKB_PKT_TYPE);
@@ -387,7 +462,7 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
             a.mov_k(0, XDP_PASS);
             a.exit();
         }
-        Variant::Tc => {
+        Variant::Tc { .. } => {
             // Addresses, then ports or the ICMP identifier.
             a.store_from_value(26, V_ADDRS, 8);
             a.jmp_k(JEQ, 7, 1, Label::IcmpId);
@@ -452,7 +527,7 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
         }
     }
     match variant {
-        Variant::Tc => {
+        Variant::Tc { .. } => {
             // natpass's socket, a tap, has had its copy of an IPv4 miss: the kernel, which
             // holds none of natpass's addresses, gets none of it (as if IPv4 were off there).
             a.label(Label::Miss);
@@ -487,7 +562,7 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_the_program_and_every_variant_ends_in_exit() {
-        for v in [Variant::Tc, Variant::SocketFilter, Variant::Xdp { xsk_map: 3 }] {
+        for v in [Variant::Tc { arp: 5 }, Variant::SocketFilter, Variant::Xdp { xsk_map: 3 }] {
             let p = program(v, 4);
             assert_eq!(p.last().map(|i| i.code()), Some(0x95), "{v:?}");
             for (i, insn) in p.iter().enumerate() {

@@ -276,6 +276,19 @@ impl Router {
                 (Io::Packet([lan_sock, wan_sock]), plane)
             }
         };
+        // ARP for natpass's own addresses is answered by the tc program too, without waiting
+        // for natpass to wake (natpass, which still gets the request, answers as well).
+        if let Some(f) = &fast {
+            let [lan_ix, wan_ix] = [f.ifindexes()[0], f.ifindexes()[1]];
+            let (lan_port, wan_port) = (plane.port(Side::Lan), plane.port(Side::Wan));
+            let mut ours = vec![(lan_ix, lan_port.addr, lan_port.mac), (wan_ix, wan_port.addr, wan_port.mac)];
+            ours.extend(plane.engine().config().public_addrs.iter().map(|&a| (wan_ix, a, wan_port.mac)));
+            for (ix, addr, mac) in ours {
+                if let Err(e) = f.answer_arp(ix, addr, mac) {
+                    warn!("fast path: ARP for {addr} stays natpass's own: {e}");
+                }
+            }
+        }
         if let Some(f) = &fast {
             info!(
                 "fast path on: established flows are forwarded by a tc program on {} and {} (tcx ingress), up to {} flows",
