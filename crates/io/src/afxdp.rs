@@ -70,7 +70,7 @@ fn sys_err(call: &'static str, iface: &str) -> Error {
 // ---------------------------------------------------------------------------------------------
 // bpf(2)
 
-use crate::fastpath::{BPF_MAP_CREATE, BPF_MAP_UPDATE_ELEM};
+use crate::fastpath::BPF_MAP_UPDATE_ELEM;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
@@ -245,17 +245,15 @@ impl XdpProgram {
     /// frames of that map's flows on to the kernel and the rest to the sockets.
     pub fn attach_with(iface: &str, choice: ModeChoice, flows: Option<RawFd>) -> Result<(Self, AttachReport), Error> {
         let ifindex = if_index(iface)?;
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, BPF_MAP_TYPE_XSKMAP);
-        put_u32(&mut a, 4, 4);
-        put_u32(&mut a, 8, 4);
-        put_u32(&mut a, 12, XSKMAP_ENTRIES);
-        a[28..28 + 11].copy_from_slice(b"natpass_xsk");
-        let map = owned(bpf(BPF_MAP_CREATE, &mut a).map_err(|cause| Error::Sys {
-            call: "bpf(BPF_MAP_CREATE, XSKMAP)",
-            iface: iface.into(),
-            cause,
-        })?);
+        let map = crate::fastpath::MapSpec {
+            kind: BPF_MAP_TYPE_XSKMAP,
+            key_size: 4,
+            value_size: 4,
+            entries: XSKMAP_ENTRIES,
+            flags: 0,
+            name: "natpass_xsk",
+        }
+        .create(iface)?;
         let insns = match flows {
             None => xdp_program(map.as_raw_fd()).to_vec(),
             Some(f) => crate::fastpath::program::program(

@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use crate::afxdp::{BpfInsn, Error, bpf, if_index, owned, put_u32, put_u64};
 
 // The bpf(2) commands (shared with `afxdp`).
-pub(crate) const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_CREATE: libc::c_long = 0;
 pub(crate) const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -202,6 +202,39 @@ impl FlowCounters {
     }
 }
 
+/// A BPF map to create (`BPF_MAP_CREATE`).
+pub(crate) struct MapSpec {
+    /// `BPF_MAP_TYPE_*`.
+    pub(crate) kind: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    /// Entries at most.
+    pub(crate) entries: u32,
+    /// `BPF_F_*`.
+    pub(crate) flags: u32,
+    /// Its name (as `bpftool` shows it), at most 15 bytes.
+    pub(crate) name: &'static str,
+}
+
+impl MapSpec {
+    /// Creates the map; `iface` names what it is for in the error.
+    pub(crate) fn create(&self, iface: &str) -> Result<OwnedFd, Error> {
+        let mut a = [0u8; 128];
+        put_u32(&mut a, 0, self.kind);
+        put_u32(&mut a, 4, self.key_size);
+        put_u32(&mut a, 8, self.value_size);
+        put_u32(&mut a, 12, self.entries);
+        put_u32(&mut a, 16, self.flags);
+        let n = self.name.len().min(15);
+        a[28..28 + n].copy_from_slice(&self.name.as_bytes()[..n]);
+        bpf(BPF_MAP_CREATE, &mut a).map(owned).map_err(|cause| Error::Sys {
+            call: "bpf(BPF_MAP_CREATE)",
+            iface: iface.into(),
+            cause,
+        })
+    }
+}
+
 /// Loads `insns` as a program of `prog_type`; the verifier's log in the error.
 pub(crate) fn load(prog_type: u32, insns: &[BpfInsn], name: &str) -> Result<OwnedFd, Error> {
     let license = b"Dual MIT/GPL\0";
@@ -247,29 +280,24 @@ impl FastPath {
     /// tc program to the ingress of each of `ifaces`.
     pub fn open(ifaces: &[&str], capacity: u32) -> Result<Self, Error> {
         let iface = ifaces.join(",");
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, BPF_MAP_TYPE_HASH);
-        put_u32(&mut a, 4, program::KEY_SIZE);
-        put_u32(&mut a, 8, program::VALUE_SIZE);
-        put_u32(&mut a, 12, capacity.max(2));
-        put_u32(&mut a, 16, BPF_F_NO_PREALLOC);
-        a[28..28 + 13].copy_from_slice(b"natpass_flows");
-        let map = owned(bpf(BPF_MAP_CREATE, &mut a).map_err(|cause| Error::Sys {
-            call: "bpf(BPF_MAP_CREATE, HASH)",
-            iface: iface.clone(),
-            cause,
-        })?);
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, BPF_MAP_TYPE_HASH);
-        put_u32(&mut a, 4, 8);
-        put_u32(&mut a, 8, 8);
-        put_u32(&mut a, 12, ARP_ENTRIES);
-        a[28..28 + 11].copy_from_slice(b"natpass_arp");
-        let arp = owned(bpf(BPF_MAP_CREATE, &mut a).map_err(|cause| Error::Sys {
-            call: "bpf(BPF_MAP_CREATE, HASH)",
-            iface: iface.clone(),
-            cause,
-        })?);
+        let flows = MapSpec {
+            kind: BPF_MAP_TYPE_HASH,
+            key_size: program::KEY_SIZE,
+            value_size: program::VALUE_SIZE,
+            entries: capacity.max(2),
+            flags: BPF_F_NO_PREALLOC,
+            name: "natpass_flows",
+        };
+        let map = flows.create(&iface)?;
+        let arp = MapSpec {
+            kind: BPF_MAP_TYPE_HASH,
+            key_size: 8,
+            value_size: 8,
+            entries: ARP_ENTRIES,
+            flags: 0,
+            name: "natpass_arp",
+        }
+        .create(&iface)?;
         let variant = program::Variant::Tc { arp: arp.as_raw_fd() };
         let tc = load(BPF_PROG_TYPE_SCHED_CLS, &program::program(variant, map.as_raw_fd()), "natpass_fast")?;
         let filter = load(

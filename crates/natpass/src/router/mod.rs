@@ -296,7 +296,7 @@ impl Router {
                 wan.name,
                 f.capacity() / 2
             );
-            engine_offers(&mut plane, true);
+            plane.engine_mut().set_offload(true);
         }
         Ok(Self {
             offload: fast.map(offload::Offloader::new),
@@ -747,9 +747,4 @@ fn random_seed() -> anyhow::Result<u64> {
     let mut b = [0u8; 8];
     natpass_control::auth::fill_random(&mut b).context("the port randomisation seed")?;
     Ok(u64::from_ne_bytes(b) | 1)
-}
-
-/// Turns the engine's flow offload offers on or off.
-fn engine_offers<T: natpass_link::FrameSink>(plane: &mut Plane<T>, on: bool) {
-    plane.engine_mut().set_offload(on);
 }
