@@ -97,11 +97,22 @@ pub struct Neighbours<A: NeighbourAddr = Ipv4Addr> {
     /// Bumped whenever a known MAC address changes or is forgotten: what was read from
     /// [`Neighbours::mac_of`] before may be wrong since.
     pub changes: u64,
+    /// Bumped whenever an address gains a MAC address it did not have: what
+    /// [`Neighbours::mac_of`] said `None` of before may have an answer now.
+    pub learned: u64,
 }
 
 impl<A: NeighbourAddr> Default for Neighbours<A> {
     fn default() -> Self {
-        Self { entries: HashMap::new(), queued: 0, queue_full: 0, unresolved: 0, unreachable: 0, changes: 0 }
+        Self {
+            entries: HashMap::new(),
+            queued: 0,
+            queue_full: 0,
+            unresolved: 0,
+            unreachable: 0,
+            changes: 0,
+            learned: 0,
+        }
     }
 }
 
@@ -150,8 +161,10 @@ impl<A: NeighbourAddr> Neighbours<A> {
             return Vec::new();
         }
         let old = self.entries.insert(ip, State::Known { mac, until: now + REACHABLE });
-        if old.as_ref().and_then(State::mac).is_some_and(|m| m != mac) {
-            self.changes += 1;
+        match old.as_ref().and_then(State::mac) {
+            Some(m) if m != mac => self.changes += 1,
+            Some(_) => {}
+            None => self.learned += 1,
         }
         match old {
             Some(State::Resolving { queue, .. }) => {
@@ -180,6 +193,8 @@ impl<A: NeighbourAddr> Neighbours<A> {
         let old = self.entries.insert(ip, State::Known { mac, until: now });
         if old.as_ref().and_then(State::mac).is_some() {
             self.changes += 1;
+        } else {
+            self.learned += 1;
         }
         match old {
             Some(State::Resolving { queue, .. }) => {
@@ -307,12 +322,16 @@ mod tests {
         n.learn(at(0), GW, MAC);
         n.learn(at(1), GW, MAC);
         assert_eq!((n.changes, n.mac_of(GW)), (0, Some(MAC)), "the same address again is no change");
+        assert_eq!(n.learned, 1, "learned once");
         n.learn(at(2), GW, [2, 0, 0, 0, 0, 10]);
         assert_eq!(n.changes, 1);
         n.learn_stale(at(3), GW, MAC);
         assert_eq!(n.changes, 2);
         let _ = n.poll(at(3) + REACHABLE + STALE_KEEP + STALE_KEEP);
         assert_eq!((n.changes, n.mac_of(GW)), (3, None), "forgotten");
+        assert_eq!(n.learned, 1, "changes are not learning");
+        n.learn(at(4), GW, MAC);
+        assert_eq!(n.learned, 2, "known again after being forgotten");
     }
 
     fn retries(n: u32) -> Instant {

@@ -444,6 +444,12 @@ impl<T: FrameSink> Plane<T> {
         self.ports[0].neighbours.changes + self.ports[1].neighbours.changes
     }
 
+    /// A number that changes whenever a neighbour's MAC address becomes known, on either
+    /// side: [`Plane::next_hop_mac`] may answer now where it did not before.
+    pub fn neighbours_learned(&self) -> u64 {
+        self.ports[0].neighbours.learned + self.ports[1].neighbours.learned
+    }
+
     /// The MAC address of the next hop for IPv4 `dst` out of `side`, when the neighbour
     /// cache has it (for the kernel fast path's entries; nothing is asked).
     pub fn next_hop_mac(&self, side: Side, dst: Ipv4Addr) -> Option<MacAddr> {

@@ -60,21 +60,29 @@ pub(super) struct OffloadStats {
     pub(super) refused: u64,
 }
 
-/// The fast path and the flows in it.
-pub(super) struct Offloader {
-    fast: FastPath,
+/// The entries being written: the key index, this round's entries and the flows still
+/// missing a direction.
+struct Entries {
     /// LAN then WAN interface index.
     ifindex: [u32; 2],
-    flows: HashMap<Offload, Installed, RandomState>,
     /// Entry key → its flow and whether it is the LAN → WAN direction.
     by_key: HashMap<FlowKey, (Offload, bool), RandomState>,
-    next_scan: u64,
-    /// Off while a capture runs.
-    paused: bool,
     /// Entries of this round's offers, not written yet.
     pending: Vec<(FlowKey, FlowAction)>,
     /// Flows with a direction whose next hop's address was not known yet.
     incomplete: Vec<Offload>,
+}
+
+/// The fast path and the flows in it.
+pub(super) struct Offloader {
+    fast: FastPath,
+    flows: HashMap<Offload, Installed, RandomState>,
+    entries: Entries,
+    /// [`Plane::neighbours_learned`] when the incomplete flows were last looked at.
+    learned: u64,
+    next_scan: u64,
+    /// Off while a capture runs.
+    paused: bool,
     /// Packets forwarded by flows since taken back.
     gone_packets: u64,
     /// Scans made.
@@ -84,51 +92,10 @@ pub(super) struct Offloader {
     stats: OffloadStats,
 }
 
-impl Offloader {
-    /// Over `fast`, attached to the LAN and WAN interfaces (in that order).
-    pub(super) fn new(fast: FastPath) -> Self {
-        let ix = fast.ifindexes();
-        let ifindex = [ix[0], ix[1]];
-        Self {
-            fast,
-            ifindex,
-            flows: HashMap::default(),
-            by_key: HashMap::default(),
-            next_scan: 0,
-            paused: false,
-            pending: Vec::new(),
-            incomplete: Vec::new(),
-            gone_packets: 0,
-            scans: 0,
-            neighbour_changes: 0,
-            stats: OffloadStats::default(),
-        }
-    }
-
-    /// The counters.
-    pub(super) fn stats(&self) -> OffloadStats {
-        self.stats
-    }
-
-    /// Flows in the fast path now.
-    pub(super) fn len(&self) -> usize {
-        self.flows.len()
-    }
-
-    /// Pauses offloading (a capture runs) or resumes it.
-    pub(super) fn pause(&mut self, paused: bool) {
-        if paused && !self.paused {
-            let all: Vec<Offload> = self.flows.keys().copied().collect();
-            for o in all {
-                self.take_back(&o);
-            }
-        }
-        self.paused = paused;
-    }
-
+impl Entries {
     /// The two directions of `o` with `lan_mac` (the LAN host) and `wan_mac` (the WAN next
     /// hop).
-    fn entries<T: FrameSink>(
+    fn of<T: FrameSink>(
         &self,
         plane: &Plane<T>,
         o: &Offload,
@@ -178,15 +145,9 @@ impl Offloader {
         [(out, out_act), (back, back_act)]
     }
 
-    /// The MAC addresses the flow's two directions leave to: the LAN host's, the WAN next
-    /// hop's.
-    fn macs<T: FrameSink>(plane: &Plane<T>, o: &Offload) -> [Option<[u8; 6]>; 2] {
-        [plane.next_hop_mac(Side::Lan, o.lan.addr), plane.next_hop_mac(Side::Wan, o.remote.addr)]
-    }
-
     /// Writes the directions of `o` whose next hop is known and not written yet.
     fn write<T: FrameSink>(&mut self, plane: &Plane<T>, o: &Offload, f: &mut Installed, macs: [Option<[u8; 6]>; 2]) {
-        let entries = self.entries(plane, o, macs);
+        let entries = self.of(plane, o, macs);
         for m in 0..2 {
             if f.macs[m].is_some() || macs[m].is_none() {
                 continue;
@@ -197,32 +158,82 @@ impl Offloader {
             self.by_key.insert(k, (*o, direction_to(m) == 0));
             self.pending.push((k, a));
         }
-        // Looked at again after each round while its next hop is being asked for (bounded:
-        // beyond that, the next scan or slow-path packet completes it).
+        // Looked at again after a round in which a neighbour's address became known (the
+        // answer to the request this very packet made, say). Bounded: beyond that, the next
+        // scan or slow-path packet completes it.
         if f.macs.contains(&None) && self.incomplete.len() < 1024 {
             self.incomplete.push(*o);
         }
+    }
+}
+
+impl Offloader {
+    /// Over `fast`, attached to the LAN and WAN interfaces (in that order).
+    pub(super) fn new(fast: FastPath) -> Self {
+        let ix = fast.ifindexes();
+        let ifindex = [ix[0], ix[1]];
+        Self {
+            fast,
+            flows: HashMap::default(),
+            entries: Entries { ifindex, by_key: HashMap::default(), pending: Vec::new(), incomplete: Vec::new() },
+            learned: 0,
+            next_scan: 0,
+            paused: false,
+            gone_packets: 0,
+            scans: 0,
+            neighbour_changes: 0,
+            stats: OffloadStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub(super) fn stats(&self) -> OffloadStats {
+        self.stats
+    }
+
+    /// Flows in the fast path now.
+    pub(super) fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Pauses offloading (a capture runs) or resumes it.
+    pub(super) fn pause(&mut self, paused: bool) {
+        if paused && !self.paused {
+            let all: Vec<Offload> = self.flows.keys().copied().collect();
+            for o in all {
+                self.take_back(&o);
+            }
+        }
+        self.paused = paused;
+    }
+
+    /// The MAC addresses the flow's two directions leave to: the LAN host's, the WAN next
+    /// hop's.
+    fn macs<T: FrameSink>(plane: &Plane<T>, o: &Offload) -> [Option<[u8; 6]>; 2] {
+        [plane.next_hop_mac(Side::Lan, o.lan.addr), plane.next_hop_mac(Side::Wan, o.remote.addr)]
     }
 
     /// Writes the missing directions of flows whose next hop became known (an ARP reply this
     /// round, say), then the entries of this round's offers, in one call; a flow whose entry
     /// could not be written is taken back.
     pub(super) fn write_pending<T: FrameSink>(&mut self, plane: &Plane<T>) {
-        if !self.incomplete.is_empty() {
-            for o in std::mem::take(&mut self.incomplete) {
-                let Some(mut f) = self.flows.remove(&o) else { continue };
-                let macs = Self::macs(plane, &o);
-                self.write(plane, &o, &mut f, macs);
-                self.flows.insert(o, f);
+        // Only when an address became known since the last look: a one-way flow's LAN host
+        // may never be asked, and its flow must not cost a lookup every round.
+        let learned = plane.neighbours_learned();
+        if !self.entries.incomplete.is_empty() && learned != self.learned {
+            self.learned = learned;
+            for o in std::mem::take(&mut self.entries.incomplete) {
+                let Some(f) = self.flows.get_mut(&o) else { continue };
+                self.entries.write(plane, &o, f, Self::macs(plane, &o));
             }
         }
-        if self.pending.is_empty() {
+        if self.entries.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
+        let pending = std::mem::take(&mut self.entries.pending);
         if let Err((written, e)) = self.fast.insert_batch(&pending) {
             for (k, _) in &pending[written.min(pending.len())..] {
-                if let Some(&(o, _)) = self.by_key.get(k) {
+                if let Some(&(o, _)) = self.entries.by_key.get(k) {
                     self.take_back(&o);
                     self.stats.refused += 1;
                 }
@@ -231,8 +242,8 @@ impl Offloader {
                 warn!("fast path: writing flows failed ({e}); they stay on the slow path");
             }
         }
-        self.pending = pending;
-        self.pending.clear();
+        self.entries.pending = pending;
+        self.entries.pending.clear();
     }
 
     /// Takes the engine's offer, if the last packet left one.
@@ -243,12 +254,10 @@ impl Offloader {
         }
         // Handed over already: a direction that waited for its next hop's address (asked for
         // by this very packet, say) is written as soon as the address is known.
-        if let Some(mut f) = self.flows.remove(&o) {
+        if let Some(f) = self.flows.get_mut(&o) {
             if f.macs.contains(&None) {
-                let macs = Self::macs(plane, &o);
-                self.write(plane, &o, &mut f, macs);
+                self.entries.write(plane, &o, f, Self::macs(plane, &o));
             }
-            self.flows.insert(o, f);
             return;
         }
         // Two entries per flow, and room kept for replacing.
@@ -260,9 +269,9 @@ impl Offloader {
         if macs == [None, None] {
             return;
         }
-        let entries = self.entries(plane, &o, macs);
+        let entries = self.entries.of(plane, &o, macs);
         let mut f = Installed { keys: [entries[0].0, entries[1].0], macs: [None, None], seen: Default::default() };
-        self.write(plane, &o, &mut f, macs);
+        self.entries.write(plane, &o, &mut f, macs);
         if f.macs == [None, None] {
             return;
         }
@@ -278,7 +287,7 @@ impl Offloader {
                 if mac.is_some() {
                     let k = &f.keys[direction_to(m)];
                     let _ = self.fast.remove(k);
-                    self.by_key.remove(k);
+                    self.entries.by_key.remove(k);
                 }
             }
             self.stats.removed += 1;
@@ -292,7 +301,7 @@ impl Offloader {
             return;
         }
         self.next_scan = now.as_nanos() + scan_period_ns(self.flows.len());
-        let mut reports: Vec<(FlowKey, fastpath::FlowCounters)> = Vec::with_capacity(self.by_key.len());
+        let mut reports: Vec<(FlowKey, fastpath::FlowCounters)> = Vec::with_capacity(self.entries.by_key.len());
         if let Err(e) = self.fast.scan(|k, c| reports.push((k, c))) {
             warn!("fast path: reading the counters failed: {e}");
             return;
@@ -301,7 +310,7 @@ impl Offloader {
         let mut ended = Vec::new();
         for (k, c) in reports {
             packets += c.packets;
-            let Some(&(o, from_lan)) = self.by_key.get(&k) else {
+            let Some(&(o, from_lan)) = self.entries.by_key.get(&k) else {
                 // Not ours (left from a flow taken back meanwhile): remove it.
                 let _ = self.fast.remove(&k);
                 continue;
@@ -347,9 +356,8 @@ impl Offloader {
             self.take_back(&o);
         }
         for (o, macs) in grow {
-            if let Some(mut f) = self.flows.remove(&o) {
-                self.write(plane, &o, &mut f, macs);
-                self.flows.insert(o, f);
+            if let Some(f) = self.flows.get_mut(&o) {
+                self.entries.write(plane, &o, f, macs);
             }
         }
     }
