@@ -1,7 +1,8 @@
 //! `natpass run` on AF_XDP, killed with SIGKILL and started again: the XDP program the dead
 //! process left on its interfaces does not black-hole them, the next start replaces it and
-//! forwards, and a clean stop (SIGTERM) takes it off. In network namespaces this test
-//! creates and removes (a client, the router, a server). Needs root, `ip` and `ping`;
+//! forwards, and a clean stop (SIGTERM) takes it off and turns GRO back on where natpass had
+//! turned it off. In network namespaces this test creates and removes (a client, the
+//! router, a server). Needs root, `ip`, `ping` and `ethtool`;
 //! without them it prints SKIPPED and why, or fails with `NATPASS_TEST_REQUIRE=all`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,7 +22,7 @@ fn prerequisites() -> Result<(), String> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Err("needs root (network namespaces, bpf(2), AF_XDP)".into());
     }
-    for tool in ["ip", "ping"] {
+    for tool in ["ip", "ping", "ethtool"] {
         let ok =
             Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
         if !ok {
@@ -138,7 +139,14 @@ fn natpass_killed_with_sigkill_starts_again_and_replaces_its_stale_xdp_program()
     assert!(!net.ping(), "nothing forwards while natpass is down");
     assert!(rx(&net) > before, "frames still reach the kernel on lan0 (passed, not black-holed)");
 
+    // GRO on, as a driver may have it: natpass turns it off for AF_XDP, and back on at a
+    // clean stop.
+    let gro =
+        |net: &Net| sh(&format!("ip netns exec {} ethtool -k lan0", net.rtr)).contains("generic-receive-offload: on");
+    sh(&format!("ip netns exec {} ethtool -K lan0 gro on", net.rtr));
+    assert!(gro(&net));
     let (mut second, log) = net.start(&config);
+    assert!(!gro(&net), "GRO left on for AF_XDP:\n{log}");
     assert!(log.contains(&format!("replaced XDP program id {ours}")), "the stale program was not reported:\n{log}");
     let new = net.xdp_prog("lan0").expect("the new program");
     assert_ne!(new, ours);
@@ -156,5 +164,6 @@ fn natpass_killed_with_sigkill_starts_again_and_replaces_its_stale_xdp_program()
     }
     assert_eq!(net.xdp_prog("lan0"), None, "detached on a clean stop");
     assert_eq!(net.xdp_prog("wan0"), None);
+    assert!(gro(&net), "GRO not turned back on at a clean stop");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -112,6 +112,8 @@ pub struct Router {
     captures: u64,
     /// The kernel fast path and the flows handed to it, when on.
     offload: Option<offload::Offloader>,
+    /// Turned back on when the router is dropped.
+    _offloads: OffloadsTurnedOff,
 }
 
 fn port(link: &Link, mac: [u8; 6], mtu: usize) -> PortConfig {
@@ -144,13 +146,36 @@ fn kernel_ipv6_addrs(iface: &str) -> Vec<std::net::Ipv6Addr> {
         .collect()
 }
 
+/// Receive offloads natpass turned off, turned back on when dropped: when natpass stops, or
+/// when AF_XDP could not be opened after all. (After a SIGKILL they stay off.)
+#[derive(Default)]
+struct OffloadsTurnedOff(Vec<(String, xdp::ReceiveOffloads)>);
+
+impl Drop for OffloadsTurnedOff {
+    fn drop(&mut self) {
+        for (name, was) in self.0.drain(..) {
+            match xdp::set_receive_offloads(&name, was) {
+                Ok(_) => info!("{name}: GRO/LRO as they were before natpass"),
+                Err(e) => warn!("{name}: GRO/LRO could not be turned back on: {e}"),
+            }
+        }
+    }
+}
+
 /// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
-fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool, flows: Option<std::os::fd::RawFd>) -> anyhow::Result<XdpPair> {
+fn open_xdp(
+    lan: &Link,
+    wan: &Link,
+    busy_poll: bool,
+    flows: Option<std::os::fd::RawFd>,
+) -> anyhow::Result<(XdpPair, OffloadsTurnedOff)> {
+    let mut turned_off = OffloadsTurnedOff::default();
     for l in [lan, wan] {
         let was = xdp::set_receive_offloads(&l.name, xdp::ReceiveOffloads { gro: false, lro: false })
             .with_context(|| format!("turning GRO/LRO off on {}", l.name))?;
         if was.gro || was.lro {
             info!("{}: GRO/LRO turned off (AF_XDP takes single frames, not merged ones)", l.name);
+            turned_off.0.push((l.name.clone(), was));
         }
     }
     let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), flows, ..XdpOptions::default() };
@@ -168,7 +193,7 @@ fn open_xdp(lan: &Link, wan: &Link, busy_poll: bool, flows: Option<std::os::fd::
             if busy_poll { ", busy polling" } else { "" }
         );
     }
-    Ok(pair)
+    Ok((pair, turned_off))
 }
 
 impl Router {
@@ -241,8 +266,10 @@ impl Router {
                 }
             },
         };
+        let mut turned_off = OffloadsTurnedOff::default();
         let (io, mut plane) = match xdp {
-            Some(mut pair) => {
+            Some((mut pair, t)) => {
+                turned_off = t;
                 let [l, w] = [xdp::interface(&lan.name)?, xdp::interface(&wan.name)?];
                 let link = link_config(port(&lan, l.mac, l.mtu), port(&wan, w.mac, w.mtu), &wan, ra);
                 let (lan_tx, wan_tx) = (pair.tx_queue(), pair.tx_queue());
@@ -311,6 +338,7 @@ impl Router {
             busy_poll,
             capture: None,
             captures: 0,
+            _offloads: turned_off,
         })
     }
 
