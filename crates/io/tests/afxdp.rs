@@ -465,3 +465,57 @@ fn established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass() {
     let tc = Command::new("sh").args(["-c", "ip link show fl0; tc filter show dev xl0 ingress"]).output().unwrap();
     println!("{}", String::from_utf8_lossy(&tc.stdout));
 }
+
+#[test]
+fn the_flow_map_is_read_a_batch_at_a_time_every_entry_once() {
+    natpass_testkit::require!(prerequisites());
+    let name = "the_flow_map_is_read_a_batch_at_a_time_every_entry_once";
+    if !in_namespace("npt-fastscan", name) {
+        return;
+    }
+    let (lan, wan) = (afxdp::interface("xl0").unwrap(), afxdp::interface("xw0").unwrap());
+    let fast = FastPath::open(&["xl0", "xw0"], 1024).unwrap();
+    let n = 2 * fastpath::ScanCursor::BATCH + 188;
+    let entries: Vec<(FlowKey, FlowAction)> = (0..n)
+        .map(|i| {
+            let sport = 10_000 + i as u16;
+            let key = FlowKey { ifindex: lan.ifindex, src: LAN_HOST, dst: SERVER, protocol: 17, sport, dport: 53 };
+            let act = FlowAction {
+                src: PUBLIC,
+                dst: SERVER,
+                sport,
+                dport: 53,
+                ifindex: wan.ifindex,
+                dst_mac: [2, 0, 0, 0, 2, 2],
+                src_mac: wan.mac,
+                mtu: 1500,
+            };
+            (key, act)
+        })
+        .collect();
+    fast.insert_batch(&entries).unwrap();
+    let mut cursor = fastpath::ScanCursor::default();
+    let (mut ports, mut calls) = (Vec::new(), 0);
+    loop {
+        let mut this = 0;
+        let done = fast.scan_some(&mut cursor, |k, c| {
+            assert_eq!(c.packets, 0);
+            ports.push(k.sport);
+            this += 1;
+        });
+        calls += 1;
+        assert!(this <= fastpath::ScanCursor::BATCH, "a batch of {this}");
+        if done.unwrap() {
+            break;
+        }
+        assert!(calls < 100, "the read does not end");
+    }
+    assert!(calls >= 3, "{n} entries in {calls} batches");
+    ports.sort_unstable();
+    let want: Vec<u16> = (0..n).map(|i| 10_000 + i as u16).collect();
+    assert_eq!(ports, want, "every entry once");
+    // A new cursor reads from the beginning again.
+    let mut again = 0;
+    fast.scan(|_, _| again += 1).unwrap();
+    assert_eq!(again, n);
+}

@@ -417,42 +417,62 @@ impl FastPath {
         }
     }
 
-    /// Every entry's key and counters, read 1,024 at a time.
+    /// Every entry's key and counters, read in batches (`BPF_MAP_LOOKUP_BATCH`).
     pub fn scan(&self, mut f: impl FnMut(FlowKey, FlowCounters)) -> io::Result<()> {
-        const CHUNK: usize = 1024;
-        let (ks, vs) = (program::KEY_SIZE as usize, program::VALUE_SIZE as usize);
-        let mut keys = vec![0u8; CHUNK * ks];
-        let mut values = vec![0u8; CHUNK * vs];
-        let mut token: u32 = 0;
-        let mut first = true;
-        loop {
-            let mut a = [0u8; 128];
-            if !first {
-                put_u64(&mut a, 0, (&token as *const u32) as u64);
-            }
-            put_u64(&mut a, 8, (&mut token as *mut u32) as u64);
-            put_u64(&mut a, 16, keys.as_mut_ptr() as u64);
-            put_u64(&mut a, 24, values.as_mut_ptr() as u64);
-            put_u32(&mut a, 32, CHUNK as u32);
-            put_u32(&mut a, 36, self.map.as_raw_fd() as u32);
-            let r = bpf(BPF_MAP_LOOKUP_BATCH, &mut a);
-            let count = u32::from_ne_bytes([a[32], a[33], a[34], a[35]]) as usize;
-            let done = match r {
-                Ok(_) => false,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
-                Err(e) => return Err(e),
-            };
-            for i in 0..count.min(CHUNK) {
-                if let Some(k) = FlowKey::decode(&keys[i * ks..]) {
-                    f(k, FlowCounters::decode(&values[i * vs..(i + 1) * vs]));
-                }
-            }
-            if done {
-                return Ok(());
-            }
-            first = false;
-        }
+        let mut cursor = ScanCursor::default();
+        while !self.scan_some(&mut cursor, &mut f)? {}
+        Ok(())
     }
+
+    /// The next batch of up to [`ScanCursor::BATCH`] entries after `cursor` (a new cursor
+    /// starts at the beginning), each given to `f`; true once the map has been read to its
+    /// end. Entries written or removed meanwhile may be read or missed, as with any read of
+    /// a map that changes under it.
+    pub fn scan_some(&self, cursor: &mut ScanCursor, mut f: impl FnMut(FlowKey, FlowCounters)) -> io::Result<bool> {
+        const CHUNK: usize = ScanCursor::BATCH;
+        let (ks, vs) = (program::KEY_SIZE as usize, program::VALUE_SIZE as usize);
+        cursor.keys.resize(CHUNK * ks, 0);
+        cursor.values.resize(CHUNK * vs, 0);
+        let mut a = [0u8; 128];
+        if let Some(token) = &cursor.token {
+            put_u64(&mut a, 0, (token as *const u32) as u64);
+        }
+        let mut next: u32 = 0;
+        put_u64(&mut a, 8, (&mut next as *mut u32) as u64);
+        put_u64(&mut a, 16, cursor.keys.as_mut_ptr() as u64);
+        put_u64(&mut a, 24, cursor.values.as_mut_ptr() as u64);
+        put_u32(&mut a, 32, CHUNK as u32);
+        put_u32(&mut a, 36, self.map.as_raw_fd() as u32);
+        let r = bpf(BPF_MAP_LOOKUP_BATCH, &mut a);
+        let count = u32::from_ne_bytes([a[32], a[33], a[34], a[35]]) as usize;
+        let done = match r {
+            Ok(_) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        for i in 0..count.min(CHUNK) {
+            if let Some(k) = FlowKey::decode(&cursor.keys[i * ks..]) {
+                f(k, FlowCounters::decode(&cursor.values[i * vs..(i + 1) * vs]));
+            }
+        }
+        cursor.token = if done { None } else { Some(next) };
+        Ok(done)
+    }
+}
+
+/// Where a read of the flow map in batches ([`FastPath::scan_some`]) stands, and its buffers.
+#[derive(Debug, Default)]
+pub struct ScanCursor {
+    /// The kernel's position after the last batch; none before the first.
+    token: Option<u32>,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+}
+
+impl ScanCursor {
+    /// Entries read per call: a fraction of a millisecond of the router's CPU, and a few
+    /// milliseconds when a flood keeps that CPU in softirq.
+    pub const BATCH: usize = 256;
 }
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of [`FlowCounters::last_ns`].

@@ -4,7 +4,8 @@
 //! - An offer ([`natpass_engine::Offload`]) becomes two map entries, one per direction, with
 //!   the MAC addresses the plane's neighbour caches hold (none known yet: no entries, the
 //!   slow path goes on and offers again).
-//! - Every second or few ([`scan_period_ns`]) the entries' counters are read in batches: a direction that
+//! - Every second or few ([`scan_period_ns`]) a pass reads the entries' counters, a batch
+//!   per housekeeping round (so that the slow path is never held up long): a direction that
 //!   carried packets restarts its session's timer at the time of its last packet and adds
 //!   its bytes; a flow whose session the engine expired, removed or saw end (TCP FIN or RST),
 //!   or whose next hop's MAC address changed or was forgotten, is taken back (its entries
@@ -73,6 +74,21 @@ struct Entries {
     incomplete: Vec<Offload>,
 }
 
+/// A pass over the fast path's entries, a batch at a time.
+#[derive(Default)]
+struct Pass {
+    cursor: fastpath::ScanCursor,
+    /// Whether every flow read is checked (alive, same next hops), not only those that
+    /// carried packets.
+    full: bool,
+    /// Packets of the entries read so far.
+    packets: u64,
+    /// [`Offloader::gone_packets`] when the pass began.
+    gone_before: u64,
+    /// A batch's entries, kept for the next.
+    reports: Vec<(FlowKey, fastpath::FlowCounters)>,
+}
+
 /// The fast path and the flows in it.
 pub(super) struct Offloader {
     fast: FastPath,
@@ -81,6 +97,8 @@ pub(super) struct Offloader {
     /// [`Plane::neighbours_learned`] when the incomplete flows were last looked at.
     learned: u64,
     next_scan: u64,
+    /// The pass over the entries under way, if one is.
+    pass: Option<Pass>,
     /// Off while a capture runs.
     paused: bool,
     /// Packets forwarded by flows since taken back.
@@ -178,6 +196,7 @@ impl Offloader {
             entries: Entries { ifindex, by_key: HashMap::default(), pending: Vec::new(), incomplete: Vec::new() },
             learned: 0,
             next_scan: 0,
+            pass: None,
             paused: false,
             gone_packets: 0,
             scans: 0,
@@ -294,22 +313,41 @@ impl Offloader {
         }
     }
 
-    /// Every [`scan_period_ns`]: counters into the engine, ended flows taken back. `now` is the
-    /// engine's clock, `mono_now` `CLOCK_MONOTONIC` at the same moment.
+    /// Every [`scan_period_ns`] a pass over the fast path's entries begins; each call (the
+    /// router's housekeeping, every 10 ms) reads one batch of it, so that a pass over
+    /// 100,000 flows does not hold the slow path up for half a second. Counters go into the
+    /// engine, ended flows are taken back. `now` is the engine's clock, `mono_now`
+    /// `CLOCK_MONOTONIC` at the same moment.
     pub(super) fn scan<T: FrameSink>(&mut self, now: Instant, mono_now: u64, plane: &mut Plane<T>) {
-        if now.as_nanos() < self.next_scan {
-            return;
+        if self.pass.is_none() {
+            if now.as_nanos() < self.next_scan {
+                return;
+            }
+            self.next_scan = now.as_nanos() + scan_period_ns(self.flows.len());
+            // Flows that carried packets are checked as they are read. The others (expired,
+            // removed) and every flow's next hops are looked at on each 4th pass, or at once
+            // when a neighbour's MAC address changed: these lookups are most of a pass's
+            // cost, paid on the CPU the slow path shares with the fast path.
+            self.scans += 1;
+            let changes = plane.neighbour_changes();
+            let full = self.scans.is_multiple_of(4) || changes != self.neighbour_changes;
+            self.neighbour_changes = changes;
+            self.pass = Some(Pass { full, gone_before: self.gone_packets, ..Pass::default() });
         }
-        self.next_scan = now.as_nanos() + scan_period_ns(self.flows.len());
-        let mut reports: Vec<(FlowKey, fastpath::FlowCounters)> = Vec::with_capacity(self.entries.by_key.len());
-        if let Err(e) = self.fast.scan(|k, c| reports.push((k, c))) {
-            warn!("fast path: reading the counters failed: {e}");
-            return;
-        }
-        let mut packets = 0;
+        let Some(mut pass) = self.pass.take() else { return };
+        let mut reports = std::mem::take(&mut pass.reports);
+        let done = match self.fast.scan_some(&mut pass.cursor, |k, c| reports.push((k, c))) {
+            Ok(done) => done,
+            Err(e) => {
+                // The pass is dropped; the next one begins a period later.
+                warn!("fast path: reading the counters failed: {e}");
+                return;
+            }
+        };
         let mut ended = Vec::new();
-        for (k, c) in reports {
-            packets += c.packets;
+        let mut grow = Vec::new();
+        for (k, c) in reports.drain(..) {
+            pass.packets += c.packets;
             let Some(&(o, from_lan)) = self.entries.by_key.get(&k) else {
                 // Not ours (left from a flow taken back meanwhile): remove it.
                 let _ = self.fast.remove(&k);
@@ -318,38 +356,25 @@ impl Offloader {
             let Some(f) = self.flows.get_mut(&o) else { continue };
             let dir = usize::from(!from_lan);
             let before = f.seen[dir];
-            if c.packets <= before.packets {
-                continue;
+            if c.packets > before.packets {
+                f.seen[dir] = c;
+                // IP bytes: the counters include each frame's Ethernet header.
+                let bytes = (c.bytes - before.bytes).saturating_sub(14 * (c.packets - before.packets));
+                let ago = mono_now.saturating_sub(c.last_ns);
+                let at = Instant::from_nanos(now.as_nanos().saturating_sub(ago));
+                if !plane.engine_mut().offload_seen(at, &o, from_lan, bytes) {
+                    ended.push(o);
+                    continue;
+                }
             }
-            f.seen[dir] = c;
-            // IP bytes: the counters include each frame's Ethernet header.
-            let bytes = (c.bytes - before.bytes).saturating_sub(14 * (c.packets - before.packets));
-            let ago = mono_now.saturating_sub(c.last_ns);
-            let at = Instant::from_nanos(now.as_nanos().saturating_sub(ago));
-            if !plane.engine_mut().offload_seen(at, &o, from_lan, bytes) {
-                ended.push(o);
-            }
-        }
-        self.stats.packets = self.gone_packets + packets;
-        // Flows that carried packets were checked just now. The others (expired, removed) and
-        // every flow's next hops are looked at each 4th scan, or at once when a neighbour's
-        // MAC address changed: these lookups are most of a scan's cost, paid on the CPU the
-        // slow path shares with the fast path.
-        self.scans += 1;
-        let changes = plane.neighbour_changes();
-        let full = self.scans.is_multiple_of(4) || changes != self.neighbour_changes;
-        self.neighbour_changes = changes;
-        let mut grow = Vec::new();
-        for (o, f) in &self.flows {
-            if !full {
-                continue;
-            }
-            let now_macs = Self::macs(plane, o);
-            let changed = (0..2).any(|m| f.macs[m].is_some() && f.macs[m] != now_macs[m]);
-            if !plane.engine().offload_live(o) || changed {
-                ended.push(*o);
-            } else if (0..2).any(|m| f.macs[m].is_none() && now_macs[m].is_some()) {
-                grow.push((*o, now_macs));
+            if pass.full {
+                let now_macs = Self::macs(plane, &o);
+                let changed = (0..2).any(|m| f.macs[m].is_some() && f.macs[m] != now_macs[m]);
+                if !plane.engine().offload_live(&o) || changed {
+                    ended.push(o);
+                } else if (0..2).any(|m| f.macs[m].is_none() && now_macs[m].is_some()) {
+                    grow.push((o, now_macs));
+                }
             }
         }
         for o in ended {
@@ -359,6 +384,14 @@ impl Offloader {
             if let Some(f) = self.flows.get_mut(&o) {
                 self.entries.write(plane, &o, f, macs);
             }
+        }
+        if done {
+            // Flows taken back during the pass are in `gone_packets` and, if read before,
+            // in the pass's sum too: counted from where the pass began.
+            self.stats.packets = pass.gone_before + pass.packets;
+        } else {
+            pass.reports = reports;
+            self.pass = Some(pass);
         }
     }
 }
