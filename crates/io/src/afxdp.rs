@@ -53,6 +53,18 @@ pub enum Error {
         /// The kernel's extended ack message, if any.
         extack: String,
     },
+    /// The interface has more than one receive queue, and natpass's sockets serve queue 0
+    /// only: frames the NIC spread to the others would be lost.
+    #[error(
+        "{iface} has {queues} receive queues and AF_XDP here serves queue 0 only, so frames on the others would be lost: \
+         `ethtool -L {iface} combined 1` (or `rx 1`) first, or backend = \"af_packet\""
+    )]
+    MultiQueue {
+        /// The interface.
+        iface: String,
+        /// Its receive queues.
+        queues: usize,
+    },
     /// The verifier refused the program.
     #[error("loading the BPF program: {cause}: {log}")]
     Load {
@@ -61,6 +73,13 @@ pub enum Error {
         /// The verifier's log.
         log: String,
     },
+}
+
+/// How many receive queues `iface` has in use (`/sys/class/net/IF/queues/rx-N`); `None`
+/// when sysfs does not say.
+pub fn rx_queues(iface: &str) -> Option<usize> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{iface}/queues")).ok()?;
+    Some(dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
 }
 
 fn sys_err(call: &'static str, iface: &str) -> Error {
@@ -1093,6 +1112,12 @@ impl XdpPair {
             });
         }
         let idx = [if_index(ifaces[0])?, if_index(ifaces[1])?];
+        for iface in ifaces {
+            match rx_queues(iface) {
+                Some(queues) if queues > 1 => return Err(Error::MultiQueue { iface: iface.into(), queues }),
+                _ => {}
+            }
+        }
         let len = opts.frames as usize * CHUNK;
         // SAFETY: an anonymous private mapping; checked below.
         let base = unsafe {

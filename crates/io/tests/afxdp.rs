@@ -1,9 +1,10 @@
 //! AF_XDP and the kernel fast path on veths in a network namespace of their own: the XDP
-//! program attached (replacing one a crash left behind) and detached, a frame that crosses
+//! program attached (replacing one a crash left behind) and detached, an interface with
+//! several receive queues refused, a frame that crosses
 //! from one interface to the other from the UMEM chunk it arrived in, and the fast path's tc
 //! program forwarding the flows in its map.
 //!
-//! Needs root (`ip netns`, `bpf(2)`); otherwise the tests print SKIPPED, or fail with
+//! Needs root (`ip netns`, `bpf(2)`) and `ethtool`; otherwise the tests print SKIPPED, or fail with
 //! `NATPASS_TEST_REQUIRE=all`. Each test re-runs itself inside its namespace
 //! (`ip netns exec`), and removes the namespace when done.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,6 +26,7 @@ fn prerequisites() -> Result<(), String> {
         return Err("needs root (network namespaces, bpf(2), AF_XDP)".into());
     }
     Command::new("ip").arg("-V").output().map_err(|e| format!("needs iproute2 (`ip`): {e}"))?;
+    Command::new("ethtool").arg("--version").output().map_err(|e| format!("needs `ethtool`: {e}"))?;
     Ok(())
 }
 
@@ -183,6 +185,31 @@ fn a_program_left_by_a_crash_passes_traffic_and_is_replaced() {
     assert_eq!(afxdp::attached_program("xl0").unwrap().map(|p| p.0), Some(ours));
     drop(pair);
     assert_eq!(afxdp::attached_program("xl0").unwrap(), None);
+}
+
+#[test]
+fn an_interface_with_several_receive_queues_is_refused_until_it_has_one() {
+    natpass_testkit::require!(prerequisites());
+    let name = "an_interface_with_several_receive_queues_is_refused_until_it_has_one";
+    if !in_namespace("npt-xdp-mq", name) {
+        return;
+    }
+    sh(
+        "ip link add xm0 numrxqueues 2 numtxqueues 2 type veth peer name xm1 && ip link set xm0 up && ip link set xm1 up",
+    );
+    assert_eq!(afxdp::rx_queues("xm0"), Some(2));
+    assert_eq!(afxdp::rx_queues("xl0"), Some(1));
+    // Frames on queue 1 would pass to the kernel, which holds none of natpass's addresses.
+    let err = XdpPair::open(["xm0", "xw0"], XdpOptions::default()).err().expect("two queues refused");
+    let text = err.to_string();
+    assert!(matches!(err, afxdp::Error::MultiQueue { queues: 2, .. }), "{text}");
+    assert!(text.contains("ethtool -L xm0"), "the fix is named: {text}");
+    assert_eq!(afxdp::attached_program("xm0").unwrap(), None, "nothing left attached");
+    // The fix the message names.
+    sh("ethtool -L xm0 rx 1 tx 1");
+    assert_eq!(afxdp::rx_queues("xm0"), Some(1));
+    let pair = XdpPair::open(["xm0", "xw0"], XdpOptions::default()).unwrap();
+    drop(pair);
 }
 
 // ---------------------------------------------------------------------------------------------
