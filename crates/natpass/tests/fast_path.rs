@@ -14,7 +14,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Net, prerequisites, start, stop};
+use common::{Net, config, prerequisites, start, stop};
 
 #[test]
 fn a_pings_later_packets_go_by_the_fast_path_on_af_packet() {
@@ -38,15 +38,7 @@ fn later_packets_by_the_fast_path(backend: &str, tag: &str) {
     let net = Net::new(tag);
     let dir = std::env::temp_dir().join(format!("np{tag}{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("natpass.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[interfaces]\nbackend = \"{backend}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.78.1/24\"\n\n\
-             [interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n\n[admin]\nlisten = \"off\"\n"
-        ),
-    )
-    .unwrap();
+    let config = config(&dir, backend);
     let (router, log) = start(&net, &[], &config);
     assert!(log.text().contains(&format!("({backend})")), "not on {backend}:\n{}", log.text());
     assert!(log.text().contains("fast path on"), "no fast path:\n{}", log.text());

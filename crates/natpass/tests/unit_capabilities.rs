@@ -17,7 +17,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Net, prerequisites, start_wrapped, stop};
+use common::{Net, config, prerequisites, start_wrapped, stop};
 
 /// The capabilities a unit file's `AmbientCapabilities=` line gives, as setpriv spells them.
 fn ambient(unit: &str) -> Vec<String> {
@@ -39,19 +39,6 @@ fn setpriv(caps: &[String]) -> Vec<String> {
         .chain([format!("--inh-caps={set}"), format!("--ambient-caps={set}"), format!("--bounding-set={set}")])
         .chain(["--no-new-privs".to_string()])
         .collect()
-}
-
-fn config(dir: &Path, backend: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{backend}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "[interfaces]\nbackend = \"{backend}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.78.1/24\"\n\n\
-             [interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n\n[admin]\nlisten = \"off\"\n"
-        ),
-    )
-    .unwrap();
-    path
 }
 
 /// natpass with `caps` forwards a TCP connection (its log), or refuses to start (why).

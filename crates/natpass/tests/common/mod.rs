@@ -128,6 +128,21 @@ impl Drop for Net {
     }
 }
 
+/// A configuration at `dir/BACKEND.toml` for [`Net`]'s interfaces on `backend`, with no
+/// admin.
+pub fn config(dir: &Path, backend: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{backend}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[interfaces]\nbackend = \"{backend}\"\n\n[interfaces.lan]\nname = \"lan0\"\naddress = \"192.168.78.1/24\"\n\n\
+             [interfaces.wan]\nname = \"wan0\"\naddress = \"203.0.113.1/24\"\n\n[admin]\nlisten = \"off\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// natpass's log, read as it comes.
 #[derive(Clone, Default)]
 pub struct Log(pub Arc<Mutex<Vec<String>>>);
