@@ -456,6 +456,12 @@ impl<T: FrameSink> Plane<T> {
         self.ports[side as usize].neighbours.mac_of(self.next_hop(side, dst)?)
     }
 
+    /// Whether the next hop for IPv4 `dst` out of `side` is being asked for (an ARP request
+    /// sent, its answer expected).
+    pub fn next_hop_resolving(&self, side: Side, dst: Ipv4Addr) -> bool {
+        self.next_hop(side, dst).is_some_and(|hop| self.ports[side as usize].neighbours.is_resolving(hop))
+    }
+
     /// The next hop for `dst` out of `side`: itself when on-link, the gateway for the WAN.
     fn next_hop(&self, side: Side, dst: Ipv4Addr) -> Option<Ipv4Addr> {
         if self.ports[side as usize].config.net.contains(dst) {
@@ -914,9 +920,18 @@ mod tests {
         assert_eq!(out.len(), 1);
         let req = ArpPacket::new_checked(&out[0][14..]).unwrap();
         assert_eq!((req.operation(), req.target_ip(), req.sender_ip()), (arp::REQUEST, GATEWAY, ROUTER_WAN));
+        // What the fast path's writer peeks at: the server's next hop (the gateway) asked
+        // for, no MAC yet; the client not asked for at all.
+        assert_eq!(p.next_hop_mac(Side::Wan, SERVER), None);
+        assert!(p.next_hop_resolving(Side::Wan, SERVER));
+        assert!(!p.next_hop_resolving(Side::Lan, CLIENT));
+        let learned = p.neighbours_learned();
         // The gateway answers; the queued packet leaves, translated, to its MAC.
         let mut r = arp_frame(arp::REPLY, WAN_MAC, GW_MAC, GATEWAY, ROUTER_WAN);
         p.handle_frame(at_secs(1), Side::Wan, &mut r, RxMeta::default());
+        assert_eq!(p.next_hop_mac(Side::Wan, SERVER), Some(GW_MAC));
+        assert!(!p.next_hop_resolving(Side::Wan, SERVER));
+        assert_ne!(p.neighbours_learned(), learned, "a MAC address became known");
         let out = sent(&p, Side::Wan);
         assert_eq!(out.len(), 2);
         assert_eq!((&out[1][..6], &out[1][6..12]), (&GW_MAC[..], &WAN_MAC[..]));

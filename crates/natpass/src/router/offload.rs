@@ -176,10 +176,13 @@ impl Entries {
             self.by_key.insert(k, (*o, direction_to(m) == 0));
             self.pending.push((k, a));
         }
-        // Looked at again after a round in which a neighbour's address became known (the
-        // answer to the request this very packet made, say). Bounded: beyond that, the next
-        // scan or slow-path packet completes it.
-        if f.macs.contains(&None) && self.incomplete.len() < 1024 {
+        // Looked at again after a round in which a neighbour's address became known, when
+        // natpass is asking for a missing one (the request this very packet made, say). A
+        // one-way flow's LAN host is never asked: the scans complete such flows. Bounded:
+        // beyond that, the next scan or slow-path packet completes it.
+        let hops = [(Side::Lan, o.lan.addr), (Side::Wan, o.remote.addr)];
+        let asked = (0..2).any(|m| f.macs[m].is_none() && plane.next_hop_resolving(hops[m].0, hops[m].1));
+        if asked && self.incomplete.len() < 1024 {
             self.incomplete.push(*o);
         }
     }
