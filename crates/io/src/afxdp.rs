@@ -89,7 +89,6 @@ fn sys_err(call: &'static str, iface: &str) -> Error {
 // ---------------------------------------------------------------------------------------------
 // bpf(2)
 
-use crate::fastpath::BPF_MAP_UPDATE_ELEM;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
@@ -343,13 +342,7 @@ impl XdpProgram {
 
     /// Steers frames of `queue` to the socket `xsk_fd`.
     pub fn insert(&self, queue: u32, xsk_fd: RawFd) -> io::Result<()> {
-        let key = queue;
-        let value = xsk_fd as u32;
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, self.map.as_raw_fd() as u32);
-        put_u64(&mut a, 8, (&key as *const u32) as u64);
-        put_u64(&mut a, 16, (&value as *const u32) as u64);
-        bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+        crate::fastpath::update_elem(&self.map, &queue.to_ne_bytes(), &(xsk_fd as u32).to_ne_bytes())
     }
 
     /// Leaves the program attached when dropped, as a crash would (for tests).

@@ -33,7 +33,7 @@ use crate::afxdp::{BpfInsn, Error, bpf, if_index, owned, put_u32, put_u64};
 
 // The bpf(2) commands (shared with `afxdp`).
 const BPF_MAP_CREATE: libc::c_long = 0;
-pub(crate) const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
@@ -216,6 +216,15 @@ pub(crate) struct MapSpec {
     pub(crate) name: &'static str,
 }
 
+/// `BPF_MAP_UPDATE_ELEM`: `key` to `value` in `map` (each as long as the map's sizes).
+pub(crate) fn update_elem(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut a = [0u8; 128];
+    put_u32(&mut a, 0, map.as_raw_fd() as u32);
+    put_u64(&mut a, 8, key.as_ptr() as u64);
+    put_u64(&mut a, 16, value.as_ptr() as u64);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+}
+
 impl MapSpec {
     /// Creates the map; `iface` names what it is for in the error.
     pub(crate) fn create(&self, iface: &str) -> Result<OwnedFd, Error> {
@@ -364,22 +373,12 @@ impl FastPath {
         k[4..].copy_from_slice(&addr.octets());
         let mut v = [0u8; 8];
         v[..6].copy_from_slice(&mac);
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, self.arp.as_raw_fd() as u32);
-        put_u64(&mut a, 8, k.as_ptr() as u64);
-        put_u64(&mut a, 16, v.as_ptr() as u64);
-        bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+        update_elem(&self.arp, &k, &v)
     }
 
     /// Writes (or replaces) one direction's entry; its counters start at zero.
     pub fn insert(&self, key: &FlowKey, action: &FlowAction) -> io::Result<()> {
-        let k = key.encode();
-        let v = action.encode(key);
-        let mut a = [0u8; 128];
-        put_u32(&mut a, 0, self.map.as_raw_fd() as u32);
-        put_u64(&mut a, 8, k.as_ptr() as u64);
-        put_u64(&mut a, 16, v.as_ptr() as u64);
-        bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+        update_elem(&self.map, &key.encode(), &action.encode(key))
     }
 
     /// Writes (or replaces) many entries in one call. On failure, says how many of the first

@@ -220,13 +220,29 @@ impl Asm {
     }
     /// `bpf_skb_store_bytes(ctx, offset, r8 + from, len, 0)`.
     fn store_from_value(&mut self, offset: i32, from: i16, len: i32) {
+        self.store_from(8, offset, from, len);
+    }
+    /// `bpf_skb_store_bytes(ctx, offset, r10 + from, len, 0)`: from the stack.
+    fn store_from_stack(&mut self, offset: i32, from: i16, len: i32) {
+        self.store_from(10, offset, from, len);
+    }
+    fn store_from(&mut self, base: u8, offset: i32, from: i16, len: i32) {
         self.mov_x(1, 6);
         self.mov_k(2, offset);
-        self.mov_x(3, 8);
+        self.mov_x(3, base);
         self.alu_k(ADD, 3, i32::from(from));
         self.mov_k(4, len);
         self.mov_k(5, 0);
         self.call(SKB_STORE_BYTES);
+    }
+    /// `r8 = bpf_map_lookup_elem(map, r10 + key)`, going to `miss` when it is not there.
+    fn lookup(&mut self, map: i32, key: i16, miss: Label) {
+        self.ld_map(1, map);
+        self.mov_x(2, 10);
+        self.alu_k(ADD, 2, i32::from(key));
+        self.call(MAP_LOOKUP_ELEM);
+        self.jmp_k(JEQ, 0, 0, miss);
+        self.mov_x(8, 0);
     }
     fn finish(mut self) -> Vec<BpfInsn> {
         for (at, to) in std::mem::take(&mut self.fixups) {
@@ -269,37 +285,19 @@ fn arp_reply(a: &mut Asm, arp: i32) {
     a.stx(W, 10, KEY, 1);
     a.ldx(W, 1, 10, ARP_BUF + 38);
     a.stx(W, 10, KEY + 4, 1);
-    a.ld_map(1, arp);
-    a.mov_x(2, 10);
-    a.alu_k(ADD, 2, i32::from(KEY));
-    a.call(MAP_LOOKUP_ELEM);
-    a.jmp_k(JEQ, 0, 0, Label::NotArp);
-    a.mov_x(8, 0);
-    let store = |a: &mut Asm, offset: i32, from_stack: Option<i16>, len: i32| {
-        a.mov_x(1, 6);
-        a.mov_k(2, offset);
-        match from_stack {
-            Some(at) => {
-                a.mov_x(3, 10);
-                a.alu_k(ADD, 3, i32::from(at));
-            }
-            None => a.mov_x(3, 8),
-        }
-        a.mov_k(4, len);
-        a.mov_k(5, 0);
-        a.call(SKB_STORE_BYTES);
-    };
+    // The value (r8): the MAC address to answer with.
+    a.lookup(arp, KEY, Label::NotArp);
     // Ethernet: to the asker, from us. ARP: reply; we are the sender (our MAC, the address
     // asked for), the asker the target.
-    store(a, 0, Some(ARP_BUF + 22), 6);
-    store(a, 6, None, 6);
-    store(a, 22, None, 6);
-    store(a, 28, Some(ARP_BUF + 38), 4);
-    store(a, 32, Some(ARP_BUF + 22), 6);
-    store(a, 38, Some(ARP_BUF + 28), 4);
+    a.store_from_stack(0, ARP_BUF + 22, 6);
+    a.store_from_value(6, 0, 6);
+    a.store_from_value(22, 0, 6);
+    a.store_from_stack(28, ARP_BUF + 38, 4);
+    a.store_from_stack(32, ARP_BUF + 22, 6);
+    a.store_from_stack(38, ARP_BUF + 28, 4);
     a.mov_k(1, 0x0200);
     a.stx(H, 10, ARP_BUF + 20, 1);
-    store(a, 20, Some(ARP_BUF + 20), 2);
+    a.store_from_stack(20, ARP_BUF + 20, 2);
     a.ldx(W, 1, 6, SKB_IFINDEX);
     a.mov_k(2, 0);
     a.call(REDIRECT);
@@ -436,12 +434,7 @@ pub fn program(variant: Variant, flows: i32) -> Vec<BpfInsn> {
     a.stx(H, 10, KEY + 10, 1);
 
     a.label(Label::Lookup);
-    a.ld_map(1, flows);
-    a.mov_x(2, 10);
-    a.alu_k(ADD, 2, i32::from(KEY));
-    a.call(MAP_LOOKUP_ELEM);
-    a.jmp_k(JEQ, 0, 0, Label::Miss);
-    a.mov_x(8, 0);
+    a.lookup(flows, KEY, Label::Miss);
     // It must fit the egress MTU, unless it is a GSO super-frame (cut up on transmit).
     a.ldx(H, 1, 8, V_MTU);
     a.jmp_x(JLE, 9, 1, Label::Fits);

@@ -266,15 +266,13 @@ impl Router {
                 }
             },
         };
-        let mut turned_off = OffloadsTurnedOff::default();
-        let (io, mut plane) = match xdp {
-            Some((mut pair, t)) => {
-                turned_off = t;
+        let (io, mut plane, turned_off) = match xdp {
+            Some((mut pair, turned_off)) => {
                 let [l, w] = [xdp::interface(&lan.name)?, xdp::interface(&wan.name)?];
                 let link = link_config(port(&lan, l.mac, l.mtu), port(&wan, w.mac, w.mtu), &wan, ra);
                 let (lan_tx, wan_tx) = (pair.tx_queue(), pair.tx_queue());
                 let tx = |q| Sink::Xdp(afxdp::Tx(q));
-                (Io::Xdp(pair), Plane::new(link, engine, tx(lan_tx), tx(wan_tx)))
+                (Io::Xdp(pair), Plane::new(link, engine, tx(lan_tx), tx(wan_tx)), turned_off)
             }
             None => {
                 let version = match io.rx_ring {
@@ -300,7 +298,7 @@ impl Router {
                 let link = link_config(p(&lan, &lan_sock), p(&wan, &wan_sock), &wan, ra);
                 let tx = |s: &PacketSocket| Sink::Packet(afpacket::Tx(TxBatch::with_vnet_hdr(s.vnet_hdr())));
                 let plane = Plane::new(link, engine, tx(&lan_sock), tx(&wan_sock));
-                (Io::Packet([lan_sock, wan_sock]), plane)
+                (Io::Packet([lan_sock, wan_sock]), plane, OffloadsTurnedOff::default())
             }
         };
         // ARP for natpass's own addresses is answered by the tc program too, without waiting
@@ -315,8 +313,6 @@ impl Router {
                     warn!("fast path: ARP for {addr} stays natpass's own: {e}");
                 }
             }
-        }
-        if let Some(f) = &fast {
             info!(
                 "fast path on: established flows are forwarded by a tc program on {} and {} (tcx ingress), up to {} flows",
                 lan.name,
