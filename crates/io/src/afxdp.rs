@@ -8,9 +8,9 @@
 //!   and said so. The program passes to the kernel whatever has no socket, so one left behind
 //!   by a SIGKILL does not black-hole the interface. Dropping it detaches it (only if it is
 //!   still ours: `XDP_FLAGS_REPLACE`).
-//! - [`XdpPair`]: one UMEM (a memory area cut into 2 KiB chunks) and one socket per
-//!   interface (queue 0), the second bound with `XDP_SHARED_UMEM` to the first, each with its
-//!   own fill and completion rings. A frame received on one side can be sent from the other
+//! - [`XdpPair`]: one UMEM (a memory area cut into 2 KiB chunks) and one socket per receive
+//!   queue of each interface, all but the first bound with `XDP_SHARED_UMEM` to the first,
+//!   each with its own fill and completion rings; each side sends from its queue 0 socket. A frame received on one side can be sent from the other
 //!   by its UMEM address, so it is translated in place and never copied by natpass
 //!   ([`TxQueue::push_received`]). Zero-copy where the driver has it, copy mode otherwise;
 //!   `need_wakeup`; optional busy polling (`SO_PREFER_BUSY_POLL`).
@@ -53,13 +53,13 @@ pub enum Error {
         /// The kernel's extended ack message, if any.
         extack: String,
     },
-    /// The interface has more than one receive queue, and natpass's sockets serve queue 0
-    /// only: frames the NIC spread to the others would be lost.
+    /// The interface has more receive queues than natpass opens sockets for (one per queue,
+    /// up to the XSKMAP's [`MAX_QUEUES`]): frames the NIC spread to the others would be lost.
     #[error(
-        "{iface} has {queues} receive queues and AF_XDP here serves queue 0 only, so frames on the others would be lost: \
-         `ethtool -L {iface} combined 1` (or `rx 1`) first, or backend = \"af_packet\""
+        "{iface} has {queues} receive queues and AF_XDP here serves at most {MAX_QUEUES} (a socket on each), so frames on the others would be lost: \
+         `ethtool -L {iface} combined {MAX_QUEUES}` (or fewer) first, or backend = \"af_packet\""
     )]
-    MultiQueue {
+    TooManyQueues {
         /// The interface.
         iface: String,
         /// Its receive queues.
@@ -98,6 +98,8 @@ const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
 const XDP_PASS: i32 = 2;
 /// Entries of the XSKMAP: queue indexes served.
 const XSKMAP_ENTRIES: u32 = 64;
+/// The most receive queues an interface may have for AF_XDP: one socket on each.
+pub const MAX_QUEUES: usize = XSKMAP_ENTRIES as usize;
 
 /// One BPF instruction (`struct bpf_insn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -818,14 +820,17 @@ struct Xsk {
     fill: Ring,
     comp: Ring,
     iface: String,
+    /// Frames received on this socket.
+    received: u64,
 }
 
 impl Xsk {
-    /// A socket on `iface` queue 0: its rings, bound; `shared` is the socket whose UMEM it
-    /// shares (None: register `area` as a new UMEM).
+    /// A socket on `iface` queue `queue`: its rings, bound; `shared` is the socket whose UMEM
+    /// it shares (None: register `area` as a new UMEM).
     fn open(
         iface: &str,
         ifindex: u32,
+        queue: u32,
         area: &Area,
         opts: &XdpOptions,
         bind_flags: u16,
@@ -899,7 +904,7 @@ impl Xsk {
             sxdp_family: libc::AF_XDP as u16,
             sxdp_flags: if shared.is_some() { libc::XDP_SHARED_UMEM } else { bind_flags },
             sxdp_ifindex: ifindex,
-            sxdp_queue_id: 0,
+            sxdp_queue_id: queue,
             sxdp_shared_umem_fd: shared.map_or(0, |f| f as u32),
         };
         // SAFETY: binds to a sockaddr_xdp of the size given.
@@ -913,7 +918,7 @@ impl Xsk {
         if rc < 0 {
             return Err(sys_err("bind(AF_XDP)", iface));
         }
-        Ok(Self { fd, rx, tx, fill, comp, iface: iface.into() })
+        Ok(Self { fd, rx, tx, fill, comp, iface: iface.into(), received: 0 })
     }
 
     /// Kicks the kernel to send what the TX ring holds (copy mode sends only on a kick).
@@ -1072,11 +1077,14 @@ pub struct XdpStats {
     pub completed: u64,
 }
 
-/// Two AF_XDP sockets (LAN = 0, WAN = 1) on one shared UMEM, with the XDP program on each
-/// interface.
+/// AF_XDP sockets on two interfaces (LAN = 0, WAN = 1), one per receive queue, on one shared
+/// UMEM, with the XDP program on each interface. A side sends from its queue 0 socket.
 pub struct XdpPair {
     // Field order is drop order: sockets, then programs (detached), then the memory.
-    socks: [Xsk; 2],
+    /// Per side, the socket of each receive queue (index = queue).
+    socks: [Vec<Xsk>; 2],
+    /// Per side, the queue [`XdpPair::receive`] looks at first next time (round robin).
+    next_queue: [usize; 2],
     progs: [XdpProgram; 2],
     area: Rc<Area>,
     /// Chunks owned by no ring and no queue.
@@ -1095,7 +1103,8 @@ pub const RX_BATCH: u32 = 64;
 const TX_PER_KICK: u32 = 32;
 
 impl XdpPair {
-    /// Attaches the program to `ifaces` (LAN, WAN) and opens the two sockets on one UMEM.
+    /// Attaches the program to `ifaces` (LAN, WAN) and opens a socket on each of their receive
+    /// queues, all on one UMEM of `opts.frames` chunks per queue of the side with more.
     pub fn open(ifaces: [&str; 2], opts: XdpOptions) -> Result<Self, Error> {
         if !opts.ring_size.is_power_of_two() || opts.frames < 4 * opts.ring_size {
             return Err(Error::Sys {
@@ -1105,13 +1114,17 @@ impl XdpPair {
             });
         }
         let idx = [if_index(ifaces[0])?, if_index(ifaces[1])?];
-        for iface in ifaces {
-            match rx_queues(iface) {
-                Some(queues) if queues > 1 => return Err(Error::MultiQueue { iface: iface.into(), queues }),
-                _ => {}
+        let mut queues = [1usize; 2];
+        for (q, iface) in queues.iter_mut().zip(ifaces) {
+            *q = rx_queues(iface).unwrap_or(1).max(1);
+            if *q > MAX_QUEUES {
+                return Err(Error::TooManyQueues { iface: iface.into(), queues: *q });
             }
         }
-        let len = opts.frames as usize * CHUNK;
+        // Every socket's fill ring takes up to half a ring of chunks: the UMEM grows with the
+        // queues, so that transmit always has chunks left.
+        let frames = opts.frames as usize * queues[0].max(queues[1]);
+        let len = frames * CHUNK;
         // SAFETY: an anonymous private mapping; checked below.
         let base = unsafe {
             libc::mmap(
@@ -1131,27 +1144,34 @@ impl XdpPair {
         let (p1, r1) = XdpProgram::attach_with(ifaces[1], opts.mode, opts.flows)?;
         let copy = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
         let zc = libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP;
-        let (lan, zero_copy) = match opts.zero_copy {
-            true => match Xsk::open(ifaces[0], idx[0], &area, &opts, zc, None) {
+        let (first, zero_copy) = match opts.zero_copy {
+            true => match Xsk::open(ifaces[0], idx[0], 0, &area, &opts, zc, None) {
                 Ok(s) => (s, true),
-                Err(_) => (Xsk::open(ifaces[0], idx[0], &area, &opts, copy, None)?, false),
+                Err(_) => (Xsk::open(ifaces[0], idx[0], 0, &area, &opts, copy, None)?, false),
             },
-            false => (Xsk::open(ifaces[0], idx[0], &area, &opts, copy, None)?, false),
+            false => (Xsk::open(ifaces[0], idx[0], 0, &area, &opts, copy, None)?, false),
         };
-        let wan = Xsk::open(ifaces[1], idx[1], &area, &opts, 0, Some(lan.fd.as_raw_fd()))?;
-        p0.insert(0, lan.fd.as_raw_fd()).map_err(|cause| Error::Sys {
-            call: "XSKMAP update",
-            iface: ifaces[0].into(),
-            cause,
-        })?;
-        p1.insert(0, wan.fd.as_raw_fd()).map_err(|cause| Error::Sys {
-            call: "XSKMAP update",
-            iface: ifaces[1].into(),
-            cause,
-        })?;
-        let free: Vec<u64> = (0..u64::from(opts.frames)).rev().map(|i| i * CHUNK as u64).collect();
+        let owner = first.fd.as_raw_fd();
+        let mut socks: [Vec<Xsk>; 2] = [vec![first], Vec::new()];
+        for side in 0..2 {
+            for q in socks[side].len()..queues[side] {
+                let sock = Xsk::open(ifaces[side], idx[side], q as u32, &area, &opts, 0, Some(owner))?;
+                socks[side].push(sock);
+            }
+        }
+        for ((prog, iface), side) in [&p0, &p1].into_iter().zip(ifaces).zip(&socks) {
+            for (q, sock) in side.iter().enumerate() {
+                prog.insert(q as u32, sock.fd.as_raw_fd()).map_err(|cause| Error::Sys {
+                    call: "XSKMAP update",
+                    iface: iface.into(),
+                    cause,
+                })?;
+            }
+        }
+        let free: Vec<u64> = (0..frames as u64).rev().map(|i| i * CHUNK as u64).collect();
         let mut pair = Self {
-            socks: [lan, wan],
+            socks,
+            next_queue: [0; 2],
             progs: [p0, p1],
             area,
             free,
@@ -1163,7 +1183,9 @@ impl XdpPair {
         };
         // Half of each fill ring to start with; the rest of the chunks stay free for TX.
         for side in 0..2 {
-            pair.refill(side, opts.ring_size / 2);
+            for q in 0..pair.socks[side].len() {
+                pair.refill(side, q, opts.ring_size / 2);
+            }
         }
         Ok(pair)
     }
@@ -1183,15 +1205,27 @@ impl XdpPair {
         self.zero_copy
     }
 
-    /// Counters per side, with the kernel's drops.
+    /// Counters per side, with the kernel's drops (all queues).
     pub fn stats(&self) -> [XdpStats; 2] {
         let mut s = self.stats;
-        for (st, sock) in s.iter_mut().zip(&self.socks) {
-            if let Ok(k) = sock.statistics() {
-                st.kernel_rx_dropped = k.rx_dropped + k.rx_ring_full + k.rx_fill_ring_empty_descs;
-            }
+        for (st, side) in s.iter_mut().zip(&self.socks) {
+            st.kernel_rx_dropped = side
+                .iter()
+                .filter_map(|sock| sock.statistics().ok())
+                .map(|k| k.rx_dropped + k.rx_ring_full + k.rx_fill_ring_empty_descs)
+                .sum();
         }
         s
+    }
+
+    /// The receive queues served on each side (a socket on each).
+    pub fn queues(&self) -> [usize; 2] {
+        [self.socks[0].len(), self.socks[1].len()]
+    }
+
+    /// Frames received on each queue of `side` so far, by queue.
+    pub fn received_by_queue(&self, side: usize) -> Vec<u64> {
+        self.socks[side].iter().map(|s| s.received).collect()
     }
 
     /// A transmit queue for one side, with spare chunks from the free list.
@@ -1216,9 +1250,9 @@ impl XdpPair {
         }
     }
 
-    /// Puts up to `want` free chunks on `side`'s fill ring, waking the kernel when it asks.
-    fn refill(&mut self, side: usize, want: u32) {
-        let fill = &mut self.socks[side].fill;
+    /// Puts up to `want` free chunks on the fill ring of `side`'s queue `q`.
+    fn refill(&mut self, side: usize, q: usize, want: u32) {
+        let fill = &mut self.socks[side][q].fill;
         let n = fill.free_entries(want).min(want).min(self.free.len() as u32);
         for _ in 0..n {
             let Some(a) = self.free.pop() else { break };
@@ -1231,19 +1265,24 @@ impl XdpPair {
         }
     }
 
-    /// True when an RX ring has frames (no system call).
+    /// True when an RX ring of `side` has frames (no system call).
     pub fn ready(&mut self, side: usize) -> bool {
-        self.socks[side].rx.available() > 0
+        self.socks[side].iter_mut().any(|s| s.rx.available() > 0)
     }
 
     /// Hands up to [`RX_BATCH`] received frames of `side` to `f`, each as a mutable slice of
     /// its UMEM chunk; `f` says whether it queued the frame for sending. Returns how many.
+    /// The frames come from one receive queue, the queues taken in turn.
     pub fn receive(&mut self, side: usize, mut f: impl FnMut(&mut [u8]) -> Disposition) -> usize {
-        let rx = &mut self.socks[side].rx;
-        let n = rx.available().min(RX_BATCH);
-        if n == 0 {
+        let queues = self.socks[side].len();
+        let start = self.next_queue[side];
+        let Some(q) = (0..queues).map(|i| (start + i) % queues).find(|&q| self.socks[side][q].rx.available() > 0)
+        else {
             return 0;
-        }
+        };
+        self.next_queue[side] = (q + 1) % queues;
+        let rx = &mut self.socks[side][q].rx;
+        let n = rx.available().min(RX_BATCH);
         self.batch.clear();
         for i in 0..n {
             // SAFETY: entries [local, local + n) were produced by the kernel (available).
@@ -1270,11 +1309,12 @@ impl XdpPair {
             }
         }
         self.stats[side].rx += u64::from(n);
+        self.socks[side][q].received += u64::from(n);
         batch.clear();
         self.batch = batch;
-        self.refill(side, n.max(RX_BATCH));
-        if self.socks[side].fill.needs_wakeup() || self.busy_poll {
-            self.socks[side].kick_rx();
+        self.refill(side, q, n.max(RX_BATCH));
+        if self.socks[side][q].fill.needs_wakeup() || self.busy_poll {
+            self.socks[side][q].kick_rx();
         }
         n as usize
     }
@@ -1285,7 +1325,7 @@ impl XdpPair {
     pub fn transmit(&mut self, side: usize, q: &mut TxQueue) -> (usize, usize) {
         self.complete(side);
         let queued = q.pending.len();
-        let sock = &mut self.socks[side];
+        let sock = &mut self.socks[side][0];
         let n = sock.tx.free_entries(queued as u32).min(queued as u32) as usize;
         for &(addr, len) in &q.pending[..n] {
             let d = libc::xdp_desc { addr, len, options: 0 };
@@ -1309,7 +1349,7 @@ impl XdpPair {
 
     /// Drives copy-mode transmit: one kick per 32 frames still on the TX ring.
     fn kick(&mut self, side: usize) {
-        let sock = &mut self.socks[side];
+        let sock = &mut self.socks[side][0];
         let outstanding = sock.tx.outstanding();
         if outstanding == 0 || !(sock.tx.needs_wakeup() || self.busy_poll) {
             return;
@@ -1320,9 +1360,10 @@ impl XdpPair {
         }
     }
 
-    /// Takes completed TX chunks of `side` back into the free list.
+    /// Takes completed TX chunks of `side` back into the free list (only its queue 0 socket
+    /// sends).
     fn complete(&mut self, side: usize) {
-        let comp = &mut self.socks[side].comp;
+        let comp = &mut self.socks[side][0].comp;
         let n = comp.available();
         for i in 0..n {
             // SAFETY: entries [local, local + n) were produced by the kernel (available).
@@ -1341,8 +1382,10 @@ impl XdpPair {
         for side in 0..2 {
             self.complete(side);
             self.kick(side);
-            let want = self.socks[side].fill.size();
-            self.refill(side, want / 2);
+            for q in 0..self.socks[side].len() {
+                let want = self.socks[side][q].fill.size();
+                self.refill(side, q, want / 2);
+            }
         }
     }
 
@@ -1351,6 +1394,7 @@ impl XdpPair {
         let mut fds: Vec<libc::pollfd> = self
             .socks
             .iter()
+            .flatten()
             .map(|s| libc::pollfd { fd: s.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
             .collect();
         // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
@@ -1366,7 +1410,7 @@ impl XdpPair {
 
     /// Busy-polls both sockets once (drives NAPI in this thread when busy polling is on).
     pub fn poll_once(&self) {
-        for s in &self.socks {
+        for s in self.socks.iter().flatten() {
             s.kick_rx();
         }
     }
@@ -1378,7 +1422,7 @@ impl XdpPair {
 
     /// The interface names.
     pub fn names(&self) -> [&str; 2] {
-        [&self.socks[0].iface, &self.socks[1].iface]
+        [&self.socks[0][0].iface, &self.socks[1][0].iface]
     }
 }
 

@@ -1,6 +1,6 @@
 //! AF_XDP and the kernel fast path on veths in a network namespace of their own: the XDP
-//! program attached (replacing one a crash left behind) and detached, an interface with
-//! several receive queues refused, a frame that crosses
+//! program attached (replacing one a crash left behind) and detached, a socket on every
+//! receive queue of an interface (and too many queues refused), a frame that crosses
 //! from one interface to the other from the UMEM chunk it arrived in, and the fast path's tc
 //! program forwarding the flows in its map.
 //!
@@ -187,29 +187,69 @@ fn a_program_left_by_a_crash_passes_traffic_and_is_replaced() {
     assert_eq!(afxdp::attached_program("xl0").unwrap(), None);
 }
 
+/// Pins the calling thread to `cpu` (`taskset`, on its thread id).
+fn run_on_cpu(cpu: usize) {
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid = me.file_name().unwrap().to_string_lossy().into_owned();
+    sh(&format!("taskset -pc {cpu} {tid} >/dev/null"));
+}
+
 #[test]
-fn an_interface_with_several_receive_queues_is_refused_until_it_has_one() {
+fn every_receive_queue_gets_a_socket_and_its_frames_reach_natpass() {
     natpass_testkit::require!(prerequisites());
-    let name = "an_interface_with_several_receive_queues_is_refused_until_it_has_one";
+    let name = "every_receive_queue_gets_a_socket_and_its_frames_reach_natpass";
     if !in_namespace("npt-xdp-mq", name) {
         return;
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cpus >= 2, "needs two CPUs: a frame's queue here is its sender's CPU");
     sh(
         "ip link add xm0 numrxqueues 2 numtxqueues 2 type veth peer name xm1 && ip link set xm0 up && ip link set xm1 up",
     );
     assert_eq!(afxdp::rx_queues("xm0"), Some(2));
     assert_eq!(afxdp::rx_queues("xl0"), Some(1));
-    // Frames on queue 1 would pass to the kernel, which holds none of natpass's addresses.
-    let err = XdpPair::open(["xm0", "xw0"], XdpOptions::default()).err().expect("two queues refused");
-    let text = err.to_string();
-    assert!(matches!(err, afxdp::Error::MultiQueue { queues: 2, .. }), "{text}");
-    assert!(text.contains("ethtool -L xm0"), "the fix is named: {text}");
-    assert_eq!(afxdp::attached_program("xm0").unwrap(), None, "nothing left attached");
-    // The fix the message names.
-    sh("ethtool -L xm0 rx 1 tx 1");
-    assert_eq!(afxdp::rx_queues("xm0"), Some(1));
-    let pair = XdpPair::open(["xm0", "xw0"], XdpOptions::default()).unwrap();
+    let mut pair = XdpPair::open(["xm0", "xw0"], XdpOptions::default()).unwrap();
+    assert_eq!(pair.queues(), [2, 1]);
+    // A veth delivers a frame on the receive queue of the peer's transmit queue, which a
+    // packet socket picks from the sending CPU: frames sent from CPU 0 and from CPU 1 land on
+    // xm0's queues 0 and 1. Before natpass opened a socket per queue, queue 1's went to a
+    // kernel that holds none of natpass's addresses.
+    let peer = packet_socket("xm1");
+    let mac = afxdp::interface("xm0").unwrap().mac;
+    let mut seen = [0u32; 256];
+    for tag in 0..40u8 {
+        run_on_cpu(usize::from(tag % 2));
+        let mut batch = TxBatch::new();
+        let frame = udp_frame(mac, [2, 0, 0, 0, 1, 10], tag);
+        batch.push_with(frame.len(), |b| b.copy_from_slice(&frame));
+        assert_eq!(peer.send(&mut batch), 1);
+    }
+    let end = Instant::now() + Duration::from_secs(2);
+    while seen[..40].contains(&0) && Instant::now() < end {
+        pair.receive(0, |f| {
+            if f.len() >= 60 && f[59] < 40 && f[23] == 17 {
+                seen[usize::from(f[59])] += 1;
+            }
+            Disposition::Recycle
+        });
+        pair.wait(10).unwrap();
+    }
+    let missing: Vec<usize> = (0..40).filter(|&t| seen[t] == 0).collect();
+    let by_queue = pair.received_by_queue(0);
+    assert!(missing.is_empty(), "frames {missing:?} never reached natpass; by queue {by_queue:?}");
+    assert!(by_queue.iter().all(|&n| n > 0), "both queues carried frames: {by_queue:?}");
+    assert_eq!(pair.stats()[0].kernel_rx_dropped, 0);
     drop(pair);
+    assert_eq!(afxdp::attached_program("xm0").unwrap(), None, "detached on a clean stop");
+    // More queues than the XSKMAP has places for: refused, with the fix, nothing attached.
+    sh(
+        "ip link add xq0 numrxqueues 65 numtxqueues 65 type veth peer name xq1 && ip link set xq0 up && ip link set xq1 up",
+    );
+    let err = XdpPair::open(["xq0", "xw0"], XdpOptions::default()).err().expect("65 queues refused");
+    let text = err.to_string();
+    assert!(matches!(err, afxdp::Error::TooManyQueues { queues: 65, .. }), "{text}");
+    assert!(text.contains("ethtool -L xq0 combined 64"), "the fix is named: {text}");
+    assert_eq!(afxdp::attached_program("xq0").unwrap(), None, "nothing left attached");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -180,16 +180,19 @@ fn open_xdp(
     }
     let opts = XdpOptions { busy_poll: busy_poll.then_some((20, 64)), flows, ..XdpOptions::default() };
     let pair = XdpPair::open([&lan.name, &wan.name], opts)?;
-    for (l, r) in [lan, wan].iter().zip(pair.reports()) {
+    let queues = pair.queues();
+    for (i, (l, r)) in [lan, wan].iter().zip(pair.reports()).enumerate() {
         let why = r.native_refused.as_deref().map(|w| format!(" (native refused: {w})")).unwrap_or_default();
         if let Some(id) = r.replaced {
             warn!("{}: replaced XDP program id {id} found there (left by a crash?)", l.name);
         }
         info!(
-            "{}: AF_XDP, XDP program in {} mode{why}, {} mode{}",
+            "{}: AF_XDP, XDP program in {} mode{why}, {} mode, {} receive queue{}{}",
             l.name,
             r.mode,
             if pair.zero_copy() { "zero-copy" } else { "copy" },
+            queues[i],
+            if queues[i] == 1 { "" } else { "s (a socket on each)" },
             if busy_poll { ", busy polling" } else { "" }
         );
     }
