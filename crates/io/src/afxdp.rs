@@ -10,9 +10,9 @@
 //!   still ours: `XDP_FLAGS_REPLACE`).
 //! - [`XdpPair`]: one UMEM (a memory area cut into 2 KiB chunks) and one socket per receive
 //!   queue of each interface, all but the first bound with `XDP_SHARED_UMEM` to the first,
-//!   each with its own fill and completion rings; each side sends from its queue 0 socket. A frame received on one side can be sent from the other
-//!   by its UMEM address, so it is translated in place and never copied by natpass
-//!   ([`TxQueue::push_received`]). Zero-copy where the driver has it, copy mode otherwise;
+//!   each with its own fill and completion rings; each side sends from its queue 0 socket.
+//!   A frame received on one side can be sent from the other by its UMEM address, so it is
+//!   translated in place and never copied by natpass ([`TxQueue::push_received`]). Zero-copy where the driver has it, copy mode otherwise;
 //!   `need_wakeup`; optional busy polling (`SO_PREFER_BUSY_POLL`).
 //! - [`set_receive_offloads`]: GRO and LRO off (ethtool ioctls), because AF_XDP carries
 //!   frames, not GSO super-frames.
