@@ -72,6 +72,8 @@ ext_cmd() { # backend
   esac
 }
 results="$(pwd)/bench/results/$stamp.csv"
+# The harness's own log, kept for the fast path's flow counts (see the end).
+log="$(pwd)/bench/results/$stamp.log"
 export RESULTS="$results"
 head=$(git rev-parse --short HEAD)
 (cd "$PERF_DIR" && ./install_deps.sh >/dev/null && ./build.sh >/dev/null)
@@ -83,10 +85,11 @@ round() { # what: udp FLOWS | tcp
     [ $first = 1 ] && modes="nat ext"
     [ $first = 1 ] && [ "$1" = udp ] && [ "$XSK" = 1 ] && modes="nat xsk ext"
     first=0
+    echo "natpass-backend: $b" >>"$log"
     if [ "$1" = udp ]; then
-      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare "$modes" "$2" 1
+      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare "$modes" "$2" 1 2>&1 | tee -a "$log"
     else
-      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare-tcp "$modes" 1 1
+      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare-tcp "$modes" 1 1 2>&1 | tee -a "$log"
     fi
   done
 }
@@ -97,3 +100,23 @@ for r in $(seq 1 "$RUNS"); do
   if [ "$TCP" = 1 ]; then round tcp; fi
 done
 "$PERF_DIR/report.sh" "$results" | tee "bench/results/$stamp.md"
+# Whether a UDP run's flows were learnt decides its rate under a flood of new flows
+# (docs/BENCHMARKS.md): natpass's exit summary says how many flows its fast path held.
+awk '
+  /^natpass-backend: / { b = $2; n = "?" }
+  /fast path: [0-9]+ flows now/ { for (i = 1; i < NF; i++) if ($i == "path:") n = $(i + 1) }
+  / udp ext flows=/ {
+    f = d = s = ""
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /^flows=/) f = substr($i, 7)
+      if ($i ~ /^delivered=/) d = substr($i, 11)
+      if ($i ~ /^sent=/) s = substr($i, 6)
+    }
+    if (!hdr++) {
+      print "\nFlows in the fast path of natpass when each UDP run ended (from its exit summary):\n"
+      print "| backend | flows | in the fast path | delivered pps | generator sent pps |"
+      print "|---|---:|---:|---:|---:|"
+    }
+    printf "| %s | %s | %s | %s | %s |\n", b, f, n, d, s
+    n = "?"
+  }' "$log" | tee -a "bench/results/$stamp.md"
