@@ -19,7 +19,7 @@ impl Lab<'_> {
                 .and_then(|v| v.split('/').nth(1))
                 .and_then(|v| v.parse::<f64>().ok())
             {
-                rtts.push(avg);
+                rtts.push((avg, echo_times(&text)));
             }
             let size = self
                 .t
@@ -48,8 +48,17 @@ impl Lab<'_> {
         }
         let first = self.t.clients[0].clone();
         o.throughput_bps = self.iperf(&first, SERVER);
-        let rtt = rtts.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
-        o.note = format!("iperf3 TCP, first client; ping average RTT per client {rtt} ms");
+        let list = |f: &dyn Fn(&(f64, Vec<f64>)) -> Option<f64>| {
+            rtts.iter().map(|r| f(r).map_or("-".to_string(), |v| format!("{v:.3}"))).collect::<Vec<_>>().join(", ")
+        };
+        // A flow's first packet may wait for the router to wake up and resolve the next hop;
+        // the rest show the path as it stays.
+        o.note = format!(
+            "iperf3 TCP, first client; ping average RTT per client {} ms (first echo {}, the rest {})",
+            list(&|r| Some(r.0)),
+            list(&|r| r.1.first().copied()),
+            list(&|r| (r.1.len() > 1).then(|| r.1[1..].iter().sum::<f64>() / (r.1.len() - 1) as f64)),
+        );
         Ok(())
     }
 
@@ -87,5 +96,32 @@ impl Lab<'_> {
         filtering.dedup();
         o.note = format!("mapping must be endpoint-independent; filtering seen: {}", filtering.join(", "));
         Ok(())
+    }
+}
+
+/// The round-trip times of ping's echo replies in the order they came ("... time=0.087 ms").
+fn echo_times(ping_output: &str) -> Vec<f64> {
+    ping_output
+        .lines()
+        .filter_map(|l| l.split(" time=").nth(1))
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::echo_times;
+
+    #[test]
+    fn echo_times_are_read_in_order_and_the_summary_is_not_one() {
+        let out = "PING 203.0.113.10 (203.0.113.10) 56(84) bytes of data.\n\
+            64 bytes from 203.0.113.10: icmp_seq=1 ttl=63 time=0.515 ms\n\
+            64 bytes from 203.0.113.10: icmp_seq=2 ttl=63 time=0.108 ms\n\
+            64 bytes from 203.0.113.10: icmp_seq=3 ttl=63 time=1.02 ms\n\
+            \n--- 203.0.113.10 ping statistics ---\n\
+            3 packets transmitted, 3 received, 0% packet loss, time 405ms\n\
+            rtt min/avg/max/mdev = 0.108/0.547/1.020/0.373 ms\n";
+        assert_eq!(echo_times(out), vec![0.515, 0.108, 1.02]);
+        assert!(echo_times("").is_empty());
     }
 }
