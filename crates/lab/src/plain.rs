@@ -19,7 +19,7 @@ impl Lab<'_> {
                 .and_then(|v| v.split('/').nth(1))
                 .and_then(|v| v.parse::<f64>().ok())
             {
-                rtts.push((avg, echo_times(&text)));
+                rtts.push(PingRtt { avg, echoes: echo_times(&text) });
             }
             let size = self
                 .t
@@ -48,16 +48,16 @@ impl Lab<'_> {
         }
         let first = self.t.clients[0].clone();
         o.throughput_bps = self.iperf(&first, SERVER);
-        let list = |f: &dyn Fn(&(f64, Vec<f64>)) -> Option<f64>| {
+        let list = |f: fn(&PingRtt) -> Option<f64>| {
             rtts.iter().map(|r| f(r).map_or("-".to_string(), |v| format!("{v:.3}"))).collect::<Vec<_>>().join(", ")
         };
         // A flow's first packet may wait for the router to wake up and resolve the next hop;
         // the rest show the path as it stays.
         o.note = format!(
             "iperf3 TCP, first client; ping average RTT per client {} ms (first echo {}, the rest {})",
-            list(&|r| Some(r.0)),
-            list(&|r| r.1.first().copied()),
-            list(&|r| (r.1.len() > 1).then(|| r.1[1..].iter().sum::<f64>() / (r.1.len() - 1) as f64)),
+            list(|r| Some(r.avg)),
+            list(|r| r.echoes.first().copied()),
+            list(PingRtt::rest_mean),
         );
         Ok(())
     }
@@ -99,6 +99,20 @@ impl Lab<'_> {
     }
 }
 
+/// One client's ping: ping's own average and each echo's time, in order (ms).
+struct PingRtt {
+    avg: f64,
+    echoes: Vec<f64>,
+}
+
+impl PingRtt {
+    /// The mean of the echoes after the first, if there are any.
+    fn rest_mean(&self) -> Option<f64> {
+        let rest = self.echoes.get(1..).filter(|r| !r.is_empty())?;
+        Some(rest.iter().sum::<f64>() / rest.len() as f64)
+    }
+}
+
 /// The round-trip times of ping's echo replies in the order they came ("... time=0.087 ms").
 fn echo_times(ping_output: &str) -> Vec<f64> {
     ping_output
@@ -123,5 +137,8 @@ mod tests {
             rtt min/avg/max/mdev = 0.108/0.547/1.020/0.373 ms\n";
         assert_eq!(echo_times(out), vec![0.515, 0.108, 1.02]);
         assert!(echo_times("").is_empty());
+        let rtt = super::PingRtt { avg: 0.547, echoes: echo_times(out) };
+        assert_eq!(rtt.rest_mean(), Some((0.108 + 1.02) / 2.0));
+        assert_eq!(super::PingRtt { avg: 0.5, echoes: vec![0.5] }.rest_mean(), None);
     }
 }
