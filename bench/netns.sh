@@ -85,12 +85,10 @@ round() { # what: udp FLOWS | tcp
     [ $first = 1 ] && modes="nat ext"
     [ $first = 1 ] && [ "$1" = udp ] && [ "$XSK" = 1 ] && modes="nat xsk ext"
     first=0
+    local args=(compare "$modes" "${2:-}" 1)
+    [ "$1" = tcp ] && args=(compare-tcp "$modes" 1 1)
     echo "natpass-backend: $b" >>"$log"
-    if [ "$1" = udp ]; then
-      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare "$modes" "$2" 1 2>&1 | tee -a "$log"
-    else
-      EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" compare-tcp "$modes" 1 1 2>&1 | tee -a "$log"
-    fi
+    EXT_CMD=$(ext_cmd "$b") TAG="natpass-$b-$head" "$PERF_DIR/bench.sh" "${args[@]}" 2>&1 | tee -a "$log"
   done
 }
 for r in $(seq 1 "$RUNS"); do
