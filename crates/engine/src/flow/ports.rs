@@ -20,6 +20,14 @@ impl PortMap {
         Self { owner: vec![0; 65536], used: 0 }
     }
 
+    /// Writes every page of the array once (its values unchanged), so that the first
+    /// allocation in a page does not wait for the kernel to fault it in.
+    pub(crate) fn prefault(&mut self) {
+        for v in &mut self.owner {
+            *v = std::hint::black_box(*v);
+        }
+    }
+
     /// The mapping that owns `port`, if one does.
     #[inline]
     pub(crate) fn owner(&self, port: u16) -> Option<u32> {
