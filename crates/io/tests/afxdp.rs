@@ -469,8 +469,14 @@ fn established_flows_cross_in_the_kernel_and_everything_else_reaches_natpass() {
     assert_eq!(udp.packets, 1);
     assert_eq!(udp.bytes, 14 + 20 + 8 + 18);
     assert!(udp.last_ns > 0 && udp.last_ns <= fastpath::monotonic_ns());
-    // Removed: the next packet goes to natpass.
+    // The same counters read by key (as natpass reads a sparse map); a key with no entry is
+    // left out.
     let key = FlowKey { ifindex: lan.ifindex, src: LAN_HOST, dst: SERVER, protocol: 17, sport: 40000, dport: 443 };
+    let absent = FlowKey { sport: 40999, ..key };
+    let mut by_key = Vec::new();
+    fast.counters_of(&[absent, key], |k, c| by_key.push((k, c.packets, c.bytes, c.last_ns))).unwrap();
+    assert_eq!(by_key, vec![(key, udp.packets, udp.bytes, udp.last_ns)]);
+    // Removed: the next packet goes to natpass.
     fast.remove(&key).unwrap();
     send_one(&lan_host, &frame(lan.mac, 17, 40000, 443, 0, 0x72));
     assert_eq!(tagged(&mut natpass, 0x72, Duration::from_secs(1)).len(), 1);

@@ -78,6 +78,9 @@ struct Entries {
 #[derive(Default)]
 struct Pass {
     cursor: fastpath::ScanCursor,
+    /// When the map is sparse: the entries' keys, read one by one from `next` (a batch walks
+    /// the map's empty buckets too), instead of by `cursor`.
+    keys: Option<(Vec<FlowKey>, usize)>,
     /// Whether every flow read is checked (alive, same next hops), not only those that
     /// carried packets.
     full: bool,
@@ -335,11 +338,24 @@ impl Offloader {
             let changes = plane.neighbour_changes();
             let full = self.scans.is_multiple_of(4) || changes != self.neighbour_changes;
             self.neighbour_changes = changes;
-            self.pass = Some(Pass { full, gone_before: self.gone_packets, ..Pass::default() });
+            // A lookup by key costs a few hundred times a bucket's walk: by key while the map has
+            // fewer entries than a 256th of its buckets.
+            let keys = (self.entries.by_key.len() as u64) < self.fast.buckets() / 256;
+            let keys = keys.then(|| (self.entries.by_key.keys().copied().collect(), 0));
+            self.pass = Some(Pass { full, keys, gone_before: self.gone_packets, ..Pass::default() });
         }
         let Some(mut pass) = self.pass.take() else { return };
         let mut reports = std::mem::take(&mut pass.reports);
-        let done = match self.fast.scan_some(&mut pass.cursor, |k, c| reports.push((k, c))) {
+        let read = match &mut pass.keys {
+            Some((keys, next)) => {
+                let batch = &keys[*next..keys.len().min(*next + fastpath::ScanCursor::BATCH)];
+                *next += batch.len();
+                let done = *next == keys.len();
+                self.fast.counters_of(batch, |k, c| reports.push((k, c))).map(|()| done)
+            }
+            None => self.fast.scan_some(&mut pass.cursor, |k, c| reports.push((k, c))),
+        };
+        let done = match read {
             Ok(done) => done,
             Err(e) => {
                 // The pass is dropped; the next one begins a period later.
