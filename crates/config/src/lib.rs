@@ -231,12 +231,14 @@ struct Links {
 /// The socket backend of `natpass run` (`[interfaces] backend`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// AF_XDP where the kernel allows it, else AF_PACKET (the reason is logged).
+    /// The default: AF_XDP where its XDP program attaches in native mode, except on veth
+    /// (where an XDP program turns the peer's GSO off); else AF_PACKET, the reason logged.
+    #[default]
     Auto,
-    /// AF_XDP sockets with natpass's XDP program; refuse to start without them.
+    /// AF_XDP sockets with natpass's XDP program (native mode, else generic); refuse to
+    /// start without them.
     AfXdp,
     /// AF_PACKET sockets (TPACKET ring, `sendmmsg`).
-    #[default]
     AfPacket,
 }
 
@@ -927,16 +929,16 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
         }
     };
     let backend = match file.interfaces.as_ref().and_then(|l| l.backend.as_deref()) {
-        None | Some("af_packet") => Backend::AfPacket,
+        None | Some("auto") => Backend::Auto,
+        Some("af_packet") => Backend::AfPacket,
         Some("af_xdp") => Backend::AfXdp,
-        Some("auto") => Backend::Auto,
         Some(other) => {
             return Err(value_error(
                 text,
                 "interfaces",
                 "backend",
                 format!(
-                    "{other:?} is not a backend; use \"af_packet\" (the default), \"af_xdp\" or \"auto\" (AF_XDP where the kernel allows it)"
+                    "{other:?} is not a backend; use \"auto\" (the default: AF_XDP in native mode, except on veth, else AF_PACKET), \"af_packet\" or \"af_xdp\""
                 ),
             ));
         }
@@ -1031,7 +1033,11 @@ udp = 600
         assert_eq!(parse_config(&format!("[interfaces]\nrx_ring = \"v2\"\n{links}")).unwrap().rx_ring, RxRing::V2);
         let e = parse_config(&format!("[interfaces]\nrx_ring = \"v4\"\n{links}")).unwrap_err().to_string();
         assert!(e.starts_with("line 2: interfaces.rx_ring") && e.contains("\"v2\""), "{e}");
-        assert_eq!(parse_config(links).unwrap().backend, Backend::AfPacket);
+        assert_eq!(parse_config(links).unwrap().backend, Backend::Auto);
+        assert_eq!(
+            parse_config(&format!("[interfaces]\nbackend = \"af_packet\"\n{links}")).unwrap().backend,
+            Backend::AfPacket
+        );
         let c = parse_config(&format!("[interfaces]\nbackend = \"af_xdp\"\nbusy_poll = true\n{links}")).unwrap();
         assert_eq!((c.backend, c.busy_poll, c.fast_path), (Backend::AfXdp, true, true));
         let c = parse_config(&format!("[interfaces]\nfast_path = false\n{links}")).unwrap();

@@ -611,6 +611,27 @@ fn ethtool(s: &OwnedFd, iface: &str, cmd: u32, data: u32) -> Result<u32, Error> 
     Ok(v[1])
 }
 
+const ETHTOOL_GDRVINFO: u32 = 0x03;
+
+/// The name of `iface`'s driver, as `ethtool -i` gives it ("veth", "virtio_net", "ixgbe").
+pub fn driver(iface: &str) -> Result<String, Error> {
+    let s = ioctl_socket(iface)?;
+    // struct ethtool_drvinfo: u32 cmd, then driver[32], version[32], fw_version[32],
+    // bus_info[32], erom_version[32], reserved2[12] and five u32: 196 bytes.
+    let mut info = [0u32; 49];
+    info[0] = ETHTOOL_GDRVINFO;
+    let mut ifr = ifreq_for(iface)?;
+    ifr.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one struct ethtool_drvinfo (196 bytes)
+    // into `info`, which is that large and lives until the call returns.
+    if unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) } < 0 {
+        return Err(sys_err("SIOCETHTOOL(GDRVINFO)", iface));
+    }
+    let bytes: Vec<u8> = info[1..9].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
 /// Receive offloads of one interface (GRO and LRO), to restore them later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceiveOffloads {

@@ -238,7 +238,7 @@ pub struct Options {
     pub offloads: bool,
     /// natpass's receive ring: "v3" (blocks) or "v2" (per frame).
     pub rx_ring: String,
-    /// natpass's socket backend: "af_packet", "af_xdp" or "auto".
+    /// natpass's socket backend: "auto" (its default), "af_packet" or "af_xdp".
     pub backend: String,
 }
 

@@ -45,9 +45,10 @@ struct Cli {
     /// path) or v3 (TPACKET_V3 blocks).
     #[arg(long, value_parser = ["v3", "v2"], default_value = "v2")]
     rx_ring: String,
-    /// natpass's socket backend: AF_PACKET, AF_XDP (its own XDP program; GRO turned off on
-    /// the router's interfaces), or auto (AF_XDP where the kernel allows it).
-    #[arg(long, value_parser = ["af_packet", "af_xdp", "auto"], default_value = "af_packet")]
+    /// natpass's socket backend: auto (natpass's default: AF_XDP in native mode, except on
+    /// veth, so AF_PACKET in this lab), AF_PACKET, or AF_XDP (its own XDP program; GRO turned
+    /// off on the router's interfaces).
+    #[arg(long, value_parser = ["auto", "af_packet", "af_xdp"], default_value = "auto")]
     backend: String,
     /// The natpass binary to run as the router [default: `natpass` beside this program].
     #[arg(long, value_name = "PATH")]

@@ -3,7 +3,7 @@
 //! into the fast path in the round the ARP reply arrives, so every later request and every
 //! reply is forwarded by the kernel, and natpass's exit summary counts them.
 //!
-//! On AF_PACKET and on AF_XDP. In network namespaces this test creates and removes (a client,
+//! On the default backend (`auto`, which takes AF_PACKET on veths) and on AF_XDP. In network namespaces this test creates and removes (a client,
 //! the router, a server). Needs root, `ip`, `ping` and `python3`; without them it prints
 //! SKIPPED and why, or fails with `NATPASS_TEST_REQUIRE=all`.
 
@@ -16,16 +16,17 @@ use std::time::Duration;
 
 use common::{Net, config, prerequisites, start, stop};
 
+/// The default backend, `auto`, takes AF_PACKET on veths, and says why.
 #[test]
-fn a_pings_later_packets_go_by_the_fast_path_on_af_packet() {
+fn a_pings_later_packets_go_by_the_fast_path_on_the_default_backend_af_packet_on_veth() {
     natpass_testkit::require!(prerequisites());
-    later_packets_by_the_fast_path("af_packet", "fp");
+    later_packets_by_the_fast_path("auto", "af_packet", "fp");
 }
 
 #[test]
 fn a_pings_later_packets_go_by_the_fast_path_on_af_xdp() {
     natpass_testkit::require!(prerequisites());
-    later_packets_by_the_fast_path("af_xdp", "fx");
+    later_packets_by_the_fast_path("af_xdp", "af_xdp", "fx");
 }
 
 /// The number just before `after` in `line`.
@@ -34,13 +35,16 @@ fn number_before(line: &str, after: &str) -> u64 {
     line[..at].trim_end().rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-fn later_packets_by_the_fast_path(backend: &str, tag: &str) {
+fn later_packets_by_the_fast_path(configured: &str, backend: &str, tag: &str) {
     let net = Net::new(tag);
     let dir = std::env::temp_dir().join(format!("np{tag}{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = config(&dir, backend);
+    let config = config(&dir, configured);
     let (router, log) = start(&net, &[], &config);
     assert!(log.text().contains(&format!("({backend})")), "not on {backend}:\n{}", log.text());
+    if configured == "auto" {
+        assert!(log.text().contains("backend auto: AF_PACKET, on veth"), "no reason given:\n{}", log.text());
+    }
     assert!(log.text().contains("fast path on"), "no fast path:\n{}", log.text());
     // Five requests 0.2 s apart: natpass has never seen the server, so the first waits for
     // its ARP reply.
