@@ -228,8 +228,17 @@ impl Engine {
     /// resident memory (20 to 40 bytes per session of `max_sessions` and 768 KiB per public
     /// address) and some milliseconds; the tables stay empty. Without it, the engine behaves
     /// the same and its memory grows as flows come.
-    pub fn prefault_memory(&mut self) {
+    ///
+    /// Nothing is written when that size is over `budget` bytes (a `max_sessions` far above
+    /// what the machine's memory holds stays a limit, not an allocation). Returns the size,
+    /// and whether it was written.
+    pub fn prefault_memory(&mut self, budget: usize) -> (usize, bool) {
+        let bytes = self.table.prefault_bytes();
+        if bytes > budget {
+            return (bytes, false);
+        }
         self.table.prefault();
+        (bytes, true)
     }
 
     /// The view of the engine a passthrough module or the ICMP error builder works with.

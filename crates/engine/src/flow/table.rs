@@ -728,6 +728,12 @@ impl Table {
         (0..self.sessions.len() as u32).filter(move |&i| !dead[i as usize]).map(|i| self.info(i))
     }
 
+    /// The bytes [`Table::prefault`] writes: the two session indexes' buckets (a u32 and a
+    /// control byte each) and the port maps.
+    pub(crate) fn prefault_bytes(&self) -> usize {
+        (buckets(self.in2out.capacity()) + buckets(self.out2in.capacity())) * 5 + self.ports.len() * 3 * 65536 * 4
+    }
+
     /// Writes every page of the two session indexes and the port maps once, keeping them empty.
     ///
     /// Their memory comes from the allocator untouched, and a new flow writes a bucket at a
@@ -803,5 +809,16 @@ mod tests {
         assert_eq!(t.find_out(Proto::Udp, lan, remote), Some(s));
         assert_eq!(t.find_in(Proto::Udp, public, remote), Some(s));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn prefault_memory_says_its_size_and_writes_nothing_over_its_budget() {
+        let config = EngineConfig { max_sessions: 5000, ..EngineConfig::default() };
+        let mut e = crate::Engine::new(config, Instant::ZERO).unwrap();
+        // 8192 buckets per index (5000 × 8/7, a power of two), 5 bytes each; 3 port maps of
+        // 65 536 u32 for the one public address.
+        let want = 2 * 8192 * 5 + 3 * 65536 * 4;
+        assert_eq!(e.prefault_memory(want - 1), (want, false));
+        assert_eq!(e.prefault_memory(want), (want, true));
     }
 }

@@ -40,6 +40,9 @@ use crate::logging::Sampler;
 const HOUSEKEEPING_NS: u64 = 10_000_000;
 /// AF_XDP: how long the loop keeps spinning after the last frame before it sleeps in poll(2).
 pub const XDP_SPIN_NS: u64 = 50_000;
+/// The most session-table memory written at start ([`Engine::prefault_memory`]): enough for
+/// `max_sessions` up to 14 680 064 (16 M buckets per index, 160 MiB).
+const PREFAULT_BUDGET: usize = 256 << 20;
 
 /// How `natpass run` reaches its interfaces (`[interfaces]`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -269,12 +272,22 @@ impl Router {
         // Every page of the session tables written now, not on a new flow's first packet
         // (a page fault there cost 10-40 µs on a VM, two per new flow).
         let t0 = WallInstant::now();
-        engine.prefault_memory();
-        info!(
-            "session tables in memory ({} sessions) in {} ms",
-            engine.config().max_sessions,
-            t0.elapsed().as_millis()
-        );
+        let sessions = engine.config().max_sessions;
+        match engine.prefault_memory(PREFAULT_BUDGET) {
+            (bytes, true) => {
+                info!(
+                    "session tables in memory ({sessions} sessions, {} MiB) in {} ms",
+                    bytes >> 20,
+                    t0.elapsed().as_millis()
+                )
+            }
+            (bytes, false) => info!(
+                "session tables left to grow as flows come: {} MiB for {sessions} sessions is more than the {} MiB \
+                 written at start (a new flow's first packet may then wait for a page fault)",
+                bytes >> 20,
+                PREFAULT_BUDGET >> 20
+            ),
+        }
         let mut fast = None;
         if io.fast_path {
             match natpass_io::fastpath::FastPath::open(&[&lan.name, &wan.name], capacity) {
