@@ -165,7 +165,6 @@ impl Drop for OffloadsTurnedOff {
     }
 }
 
-/// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
 /// Why `backend = "auto"` takes AF_PACKET on interfaces with these drivers, if it does.
 ///
 /// A veth with an XDP program attached turns its peer's GSO off (`veth_fix_features`), so a
@@ -181,6 +180,7 @@ pub(crate) fn auto_keeps_af_packet(drivers: [&str; 2]) -> Option<String> {
     })
 }
 
+/// Opens AF_XDP on both links, GRO and LRO turned off first (AF_XDP carries single frames).
 fn open_xdp(
     lan: &Link,
     wan: &Link,
