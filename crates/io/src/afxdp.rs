@@ -601,14 +601,21 @@ const ETH_FLAG_LRO: u32 = 1 << 15;
 fn ethtool(s: &OwnedFd, iface: &str, cmd: u32, data: u32) -> Result<u32, Error> {
     // struct ethtool_value { u32 cmd; u32 data; }
     let mut v = [cmd, data];
+    ethtool_ioctl(s, iface, &mut v)?;
+    Ok(v[1])
+}
+
+/// One SIOCETHTOOL call on `iface`: `buf` starts with the command and must be as large as
+/// the struct the kernel writes back for it.
+fn ethtool_ioctl(s: &OwnedFd, iface: &str, buf: &mut [u32]) -> Result<(), Error> {
     let mut ifr = ifreq_for(iface)?;
-    ifr.ifr_ifru.ifru_data = v.as_mut_ptr().cast();
-    // SAFETY: SIOCETHTOOL reads the command from, and writes the value into, `v`, which lives
-    // until the call returns.
+    ifr.ifr_ifru.ifru_data = buf.as_mut_ptr().cast();
+    // SAFETY: SIOCETHTOOL reads the command from, and writes its struct into, `buf`, which
+    // each caller sizes for its command and which lives until the call returns.
     if unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) } < 0 {
         return Err(sys_err("SIOCETHTOOL", iface));
     }
-    Ok(v[1])
+    Ok(())
 }
 
 const ETHTOOL_GDRVINFO: u32 = 0x03;
@@ -620,13 +627,7 @@ pub fn driver(iface: &str) -> Result<String, Error> {
     // bus_info[32], erom_version[32], reserved2[12] and five u32: 196 bytes.
     let mut info = [0u32; 49];
     info[0] = ETHTOOL_GDRVINFO;
-    let mut ifr = ifreq_for(iface)?;
-    ifr.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one struct ethtool_drvinfo (196 bytes)
-    // into `info`, which is that large and lives until the call returns.
-    if unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) } < 0 {
-        return Err(sys_err("SIOCETHTOOL(GDRVINFO)", iface));
-    }
+    ethtool_ioctl(&s, iface, &mut info)?;
     let bytes: Vec<u8> = info[1..9].iter().flat_map(|w| w.to_ne_bytes()).collect();
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())

@@ -763,16 +763,14 @@ impl Table {
     /// Bytes held by the table's own structures (sessions, indexes, mappings, ports, hosts).
     pub(crate) fn heap_bytes(&self) -> usize {
         let sess = self.sessions.capacity() * core::mem::size_of::<Session>();
-        // Each bucket is a u32 and a control byte.
-        let idx =
-            (buckets(self.in2out.capacity()) + buckets(self.out2in.capacity()) + buckets(self.map_index.capacity()))
-                * 5;
+        // The session indexes and the port maps; the mapping index's buckets are a u32 and a
+        // control byte each too.
+        let indexes_and_ports = self.prefault_bytes() + buckets(self.map_index.capacity()) * 5;
         let maps = self.mappings.capacity() * core::mem::size_of::<Mapping>();
-        let ports = self.ports.len() * 3 * 65536 * 4;
         let hosts = self.hosts.capacity() * (core::mem::size_of::<(u32, Host)>() + 1);
         let windows = self.tcp_windows.capacity() * (core::mem::size_of::<(u32, TcpWindow)>() + 1);
         let free = (self.free.capacity() + self.map_free.capacity()) * 4;
-        sess + idx + maps + ports + hosts + windows + free + 2 * SLOTS as usize * 4
+        sess + indexes_and_ports + maps + hosts + windows + free + 2 * SLOTS as usize * 4
     }
 }
 
